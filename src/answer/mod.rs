@@ -1,0 +1,675 @@
+//! Answering one question from a [`Snapshot`]: pure, no I/O.
+//!
+//! Names are matched label by label against the Kubernetes DNS schema
+//! (`[_port._proto.][endpoint.]<svc>.<ns>.svc.<zone>`, `<ip>.<ns>.pod.<zone>`,
+//! reverse names), case-insensitively. Owner names keep the question's spelling.
+
+use std::net::IpAddr;
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+
+use crate::cluster::ServiceKind;
+use crate::index::names::{parse_dashed_ip, parse_reverse_v4, parse_reverse_v6};
+use crate::index::{ServiceRecords, Snapshot};
+
+/// The schema version this server implements (`dns-version.<zone>` TXT).
+pub const SCHEMA_VERSION: &str = "1.1.0";
+/// TTL of the `dns-version` record, as in the specification's example and CoreDNS.
+pub const SCHEMA_VERSION_TTL: u32 = 28800;
+/// Longest CNAME chain followed inside our zones.
+const MAX_CNAME_CHAIN: usize = 8;
+
+/// How `<a-b-c-d>.<ns>.pod.<zone>` names are answered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum PodsMode {
+    /// The whole `pod` subtree is NXDOMAIN.
+    Disabled,
+    /// Any well-formed address in an existing namespace answers (kubeadm's choice).
+    #[default]
+    Insecure,
+    /// Only addresses of pods that exist in that namespace answer.
+    Verified,
+}
+
+impl std::fmt::Display for PodsMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PodsMode::Disabled => "disabled",
+            PodsMode::Insecure => "insecure",
+            PodsMode::Verified => "verified",
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ZoneKind {
+    Cluster,
+    ReverseV4,
+    ReverseV6,
+}
+
+/// The static part of what the answers depend on.
+#[derive(Clone, Debug)]
+pub struct ZoneConfig {
+    /// Served zones, longest first: the cluster zones, then `in-addr.arpa.` and `ip6.arpa.`.
+    zones: Vec<(Name, ZoneKind)>,
+    /// The first cluster zone: PTR targets live there.
+    primary: Name,
+    pub ttl: u32,
+    pub pods: PodsMode,
+    pub ignore_empty_service: bool,
+    /// Addresses `ns.dns.<zone>` answers with.
+    pub ns_ips: Vec<IpAddr>,
+}
+
+impl ZoneConfig {
+    /// `cluster_zones` must be non-empty, lower-case, fully qualified names.
+    pub fn new(cluster_zones: &[Name], ttl: u32, pods: PodsMode) -> Self {
+        let mut zones: Vec<(Name, ZoneKind)> = cluster_zones
+            .iter()
+            .map(|z| (z.to_lowercase(), ZoneKind::Cluster))
+            .collect();
+        for (text, kind) in [
+            ("in-addr.arpa.", ZoneKind::ReverseV4),
+            ("ip6.arpa.", ZoneKind::ReverseV6),
+        ] {
+            if let Ok(name) = Name::from_ascii(text) {
+                zones.push((name, kind));
+            }
+        }
+        let primary = zones.first().map(|(z, _)| z.clone()).unwrap_or_default();
+        zones.sort_by_key(|(z, _)| std::cmp::Reverse(z.num_labels()));
+        ZoneConfig {
+            zones,
+            primary,
+            ttl,
+            pods,
+            ignore_empty_service: false,
+            ns_ips: Vec::new(),
+        }
+    }
+
+    /// Every served zone, cluster zones first.
+    pub fn zone_names(&self) -> impl Iterator<Item = &Name> {
+        let cluster = self.zones.iter().filter(|(_, k)| *k == ZoneKind::Cluster);
+        let reverse = self.zones.iter().filter(|(_, k)| *k != ZoneKind::Cluster);
+        cluster.chain(reverse).map(|(z, _)| z)
+    }
+
+    pub fn cluster_zones(&self) -> impl Iterator<Item = &Name> {
+        self.zones
+            .iter()
+            .filter(|(_, k)| *k == ZoneKind::Cluster)
+            .map(|(z, _)| z)
+    }
+
+    fn find_zone(&self, qname: &Name) -> Option<(&Name, ZoneKind)> {
+        self.zones
+            .iter()
+            .find(|(zone, _)| zone.zone_of(qname))
+            .map(|(zone, kind)| (zone, *kind))
+    }
+
+    /// Whether a name falls in one of the served zones.
+    pub fn is_authoritative_for(&self, qname: &Name) -> bool {
+        self.find_zone(qname).is_some()
+    }
+}
+
+/// A complete answer: header code plus the three record sections.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Answer {
+    pub rcode: ResponseCode,
+    /// Set for every answer from our zones; unset for REFUSED.
+    pub authoritative: bool,
+    pub answers: Vec<Record>,
+    pub authority: Vec<Record>,
+    pub additionals: Vec<Record>,
+}
+
+impl Answer {
+    fn refused() -> Self {
+        Answer {
+            rcode: ResponseCode::Refused,
+            ..Answer::default()
+        }
+    }
+}
+
+/// What one name resolves to, before the negative-answer decoration.
+enum Found {
+    /// The name does not exist.
+    NxDomain,
+    /// The name exists; these records (possibly none) are of the asked type.
+    Records {
+        answers: Vec<Record>,
+        additionals: Vec<Record>,
+    },
+    /// An ExternalName alias: answer the CNAME and follow it.
+    Alias(Record, Name),
+    ServFail,
+}
+
+impl Found {
+    fn nodata() -> Self {
+        Found::Records {
+            answers: Vec::new(),
+            additionals: Vec::new(),
+        }
+    }
+
+    fn records(answers: Vec<Record>) -> Self {
+        Found::Records {
+            answers,
+            additionals: Vec::new(),
+        }
+    }
+}
+
+/// Answers `qname`/`qtype` from the snapshot.
+pub fn answer(config: &ZoneConfig, snapshot: &Snapshot, qname: &Name, qtype: RecordType) -> Answer {
+    let mut answer = Answer::default();
+    let mut name = qname.clone();
+    for _ in 0..MAX_CNAME_CHAIN {
+        let Some((zone, kind)) = config.find_zone(&name) else {
+            if answer.answers.is_empty() {
+                return Answer::refused();
+            }
+            // A CNAME out of our zones: the client's resolver follows it.
+            return answer;
+        };
+        answer.authoritative = true;
+        let lookup = Lookup {
+            config,
+            snapshot,
+            qname: &name,
+            zone,
+            qtype,
+        };
+        match lookup.find(kind) {
+            Found::Alias(cname, target) => {
+                answer.answers.push(cname);
+                if qtype == RecordType::CNAME {
+                    return answer;
+                }
+                name = target;
+            }
+            Found::Records {
+                answers,
+                additionals,
+            } => {
+                if answers.is_empty() {
+                    answer.authority.push(lookup.soa());
+                }
+                answer.answers.extend(answers);
+                answer.additionals.extend(additionals);
+                return answer;
+            }
+            Found::NxDomain => {
+                answer.rcode = ResponseCode::NXDomain;
+                answer.authority.push(lookup.soa());
+                return answer;
+            }
+            Found::ServFail => {
+                return Answer {
+                    rcode: ResponseCode::ServFail,
+                    ..Answer::default()
+                };
+            }
+        }
+    }
+    tracing::debug!(%qname, "CNAME chain too long");
+    Answer {
+        rcode: ResponseCode::ServFail,
+        ..Answer::default()
+    }
+}
+
+/// The labels of `name` in front of `zone`, left to right, lower-cased on compare.
+fn relative_labels<'n>(name: &'n Name, zone: &Name) -> Vec<&'n [u8]> {
+    let count = usize::from(name.num_labels() - zone.num_labels());
+    name.iter().take(count).collect()
+}
+
+fn label_is(label: &[u8], text: &str) -> bool {
+    label.eq_ignore_ascii_case(text.as_bytes())
+}
+
+fn lower_str(label: &[u8]) -> Option<String> {
+    std::str::from_utf8(label)
+        .ok()
+        .map(|s| s.to_ascii_lowercase())
+}
+
+fn is_address_type(qtype: RecordType, ip: &IpAddr) -> bool {
+    match qtype {
+        RecordType::A => ip.is_ipv4(),
+        RecordType::AAAA => ip.is_ipv6(),
+        RecordType::ANY => true,
+        _ => false,
+    }
+}
+
+fn address_rdata(ip: IpAddr) -> RData {
+    match ip {
+        IpAddr::V4(v4) => RData::A(A(v4)),
+        IpAddr::V6(v6) => RData::AAAA(AAAA(v6)),
+    }
+}
+
+struct Lookup<'a> {
+    config: &'a ZoneConfig,
+    snapshot: &'a Snapshot,
+    qname: &'a Name,
+    zone: &'a Name,
+    qtype: RecordType,
+}
+
+impl Lookup<'_> {
+    fn record(&self, rdata: RData) -> Record {
+        Record::from_rdata(self.qname.clone(), self.config.ttl, rdata)
+    }
+
+    /// A name under the matched zone, e.g. `web-0.nginx.default.svc` + zone.
+    fn zone_name(&self, relative: &str) -> Option<Name> {
+        Name::from_ascii(relative).ok()?.append_domain(self.zone).ok()
+    }
+
+    /// The zone's SOA, its owner spelled as in the question.
+    fn soa(&self) -> Record {
+        let owner = self.qname.trim_to(usize::from(self.zone.num_labels()));
+        let mname = self.zone_name("ns.dns").unwrap_or_else(|| self.zone.clone());
+        let rname = self
+            .zone_name("hostmaster")
+            .unwrap_or_else(|| self.zone.clone());
+        let ttl = self.config.ttl;
+        let soa = SOA::new(
+            mname,
+            rname,
+            self.snapshot.serial,
+            7200,
+            1800,
+            86400,
+            ttl,
+        );
+        Record::from_rdata(owner, ttl.min(300), RData::SOA(soa))
+    }
+
+    fn find(&self, kind: ZoneKind) -> Found {
+        let labels = relative_labels(self.qname, self.zone);
+        match kind {
+            ZoneKind::Cluster => self.find_cluster(&labels),
+            ZoneKind::ReverseV4 => self.find_reverse(&labels, parse_reverse_v4(&labels)),
+            ZoneKind::ReverseV6 => self.find_reverse(&labels, parse_reverse_v6(&labels)),
+        }
+    }
+
+    fn apex(&self) -> Found {
+        match self.qtype {
+            RecordType::SOA => Found::records(vec![self.soa()]),
+            RecordType::NS | RecordType::ANY => {
+                let Some(ns) = self.zone_name("ns.dns") else {
+                    return Found::ServFail;
+                };
+                let mut answers = vec![self.record(RData::NS(NS(ns.clone())))];
+                if self.qtype == RecordType::ANY {
+                    answers.insert(0, self.soa());
+                }
+                let additionals = self
+                    .config
+                    .ns_ips
+                    .iter()
+                    .map(|ip| Record::from_rdata(ns.clone(), self.config.ttl, address_rdata(*ip)))
+                    .collect();
+                Found::Records {
+                    answers,
+                    additionals,
+                }
+            }
+            _ => Found::nodata(),
+        }
+    }
+
+    fn find_cluster(&self, labels: &[&[u8]]) -> Found {
+        let Some((last, rest)) = labels.split_last() else {
+            return self.apex();
+        };
+        if label_is(last, "svc") {
+            self.find_service(rest)
+        } else if label_is(last, "pod") {
+            self.find_pod(rest)
+        } else if label_is(last, "dns-version") && rest.is_empty() {
+            match self.qtype {
+                RecordType::TXT | RecordType::ANY => Found::records(vec![Record::from_rdata(
+                    self.qname.clone(),
+                    SCHEMA_VERSION_TTL,
+                    RData::TXT(TXT::new(vec![SCHEMA_VERSION.to_string()])),
+                )]),
+                _ => Found::nodata(),
+            }
+        } else if label_is(last, "dns") {
+            match rest {
+                [] => Found::nodata(),
+                [ns] if label_is(ns, "ns") => Found::records(
+                    self.config
+                        .ns_ips
+                        .iter()
+                        .filter(|ip| is_address_type(self.qtype, ip))
+                        .map(|ip| self.record(address_rdata(*ip)))
+                        .collect(),
+                ),
+                _ => Found::NxDomain,
+            }
+        } else {
+            Found::NxDomain
+        }
+    }
+
+    fn find_service(&self, labels: &[&[u8]]) -> Found {
+        // labels: [prefix...] <svc> <ns>
+        let Some((ns, rest)) = labels.split_last() else {
+            return Found::nodata(); // svc.<zone>
+        };
+        let Some(ns) = lower_str(ns) else {
+            return Found::NxDomain;
+        };
+        if !self.snapshot.namespace_exists(&ns) {
+            return Found::NxDomain;
+        }
+        let Some((svc, prefix)) = rest.split_last() else {
+            return Found::nodata(); // <ns>.svc.<zone>
+        };
+        let Some(svc) = lower_str(svc) else {
+            return Found::NxDomain;
+        };
+        let Some(service) = self.snapshot.service(&format!("{svc}.{ns}")) else {
+            return Found::NxDomain;
+        };
+        let no_endpoints = service.endpoints.is_empty();
+        let hidden = match service.kind {
+            ServiceKind::Headless => no_endpoints,
+            ServiceKind::ClusterIp(_) => no_endpoints && self.config.ignore_empty_service,
+            ServiceKind::ExternalName(_) => false,
+        };
+        if hidden {
+            return Found::NxDomain;
+        }
+        let base = format!("{svc}.{ns}.svc");
+        if let ServiceKind::ExternalName(target) = &service.kind {
+            return match (prefix, target) {
+                ([], Some(target)) => self.alias(target),
+                ([], None) => Found::nodata(),
+                _ => Found::NxDomain,
+            };
+        }
+        match prefix {
+            [] => self.service_name(service, &base),
+            [label] if label.starts_with(b"_") => {
+                // `_proto.<svc>`: an empty non-terminal when a named port uses that protocol.
+                let proto = &label[1..];
+                let exists = self
+                    .srv_targets(service, &base, None, None, Some(proto))
+                    .iter()
+                    .any(|t| t.named);
+                if exists { Found::nodata() } else { Found::NxDomain }
+            }
+            [label] => self.endpoint_name(service, &base, label),
+            [port, proto] if port.starts_with(b"_") && proto.starts_with(b"_") => {
+                self.srv_answer(service, &base, None, Some(&port[1..]), Some(&proto[1..]))
+            }
+            [port, proto, endpoint] if port.starts_with(b"_") && proto.starts_with(b"_") => {
+                if !service.endpoints.iter().any(|e| label_is(endpoint, &e.label)) {
+                    return Found::NxDomain;
+                }
+                self.srv_answer(
+                    service,
+                    &base,
+                    Some(endpoint),
+                    Some(&port[1..]),
+                    Some(&proto[1..]),
+                )
+            }
+            _ => Found::NxDomain,
+        }
+    }
+
+    fn alias(&self, target: &str) -> Found {
+        match Name::from_ascii(format!("{target}.")) {
+            Ok(target) => Found::Alias(self.record(RData::CNAME(CNAME(target.clone()))), target),
+            Err(_) => Found::nodata(),
+        }
+    }
+
+    /// `<svc>.<ns>.svc.<zone>` itself.
+    fn service_name(&self, service: &ServiceRecords, base: &str) -> Found {
+        match self.qtype {
+            RecordType::A | RecordType::AAAA | RecordType::ANY => {
+                let mut ips: Vec<IpAddr> = Vec::new();
+                let candidates: Box<dyn Iterator<Item = IpAddr>> = match &service.kind {
+                    ServiceKind::ClusterIp(cluster_ips) => Box::new(cluster_ips.iter().copied()),
+                    _ => Box::new(service.endpoints.iter().map(|e| e.ip)),
+                };
+                for ip in candidates {
+                    if is_address_type(self.qtype, &ip) && !ips.contains(&ip) {
+                        ips.push(ip);
+                    }
+                }
+                Found::records(ips.into_iter().map(|ip| self.record(address_rdata(ip))).collect())
+            }
+            RecordType::SRV => self.srv_answer(service, base, None, None, None),
+            _ => Found::nodata(),
+        }
+    }
+
+    /// `<endpoint>.<svc>.<ns>.svc.<zone>`.
+    fn endpoint_name(&self, service: &ServiceRecords, base: &str, label: &[u8]) -> Found {
+        let mut matching = service
+            .endpoints
+            .iter()
+            .filter(|e| label_is(label, &e.label))
+            .peekable();
+        if matching.peek().is_none() {
+            return Found::NxDomain;
+        }
+        match self.qtype {
+            RecordType::A | RecordType::AAAA | RecordType::ANY => Found::records(
+                matching
+                    .filter(|e| is_address_type(self.qtype, &e.ip))
+                    .map(|e| self.record(address_rdata(e.ip)))
+                    .collect(),
+            ),
+            RecordType::SRV => self.srv_answer(service, base, Some(label), None, None),
+            _ => Found::nodata(),
+        }
+    }
+
+    /// SRV targets for a service, optionally narrowed to one endpoint, port name or protocol.
+    /// ClusterIP services point at the service name with the Service port; headless
+    /// services (and endpoint names) point at each endpoint with the EndpointSlice port.
+    fn srv_targets(
+        &self,
+        service: &ServiceRecords,
+        base: &str,
+        endpoint: Option<&[u8]>,
+        port_name: Option<&[u8]>,
+        proto: Option<&[u8]>,
+    ) -> Vec<SrvTarget> {
+        let port_matches = |port: &crate::cluster::PortInfo| {
+            let name_ok = match port_name {
+                Some(wanted) => port.name.as_deref().is_some_and(|n| label_is(wanted, n)),
+                None => true,
+            };
+            let proto_ok = proto.is_none_or(|wanted| label_is(wanted, &port.protocol));
+            name_ok && proto_ok
+        };
+        let mut targets: Vec<SrvTarget> = Vec::new();
+        let mut push = |relative: String, port: &crate::cluster::PortInfo, ips: Vec<IpAddr>| {
+            if let Some(existing) = targets
+                .iter_mut()
+                .find(|t| t.relative == relative && t.port == port.port)
+            {
+                for ip in ips {
+                    if !existing.ips.contains(&ip) {
+                        existing.ips.push(ip);
+                    }
+                }
+            } else {
+                targets.push(SrvTarget {
+                    relative,
+                    port: port.port,
+                    named: port.name.is_some(),
+                    ips,
+                });
+            }
+        };
+        match (&service.kind, endpoint) {
+            (ServiceKind::ClusterIp(cluster_ips), None) => {
+                for port in service.ports.iter().filter(|p| port_matches(p)) {
+                    push(base.to_string(), port, cluster_ips.clone());
+                }
+            }
+            _ => {
+                let endpoints = service
+                    .endpoints
+                    .iter()
+                    .filter(|e| endpoint.is_none_or(|wanted| label_is(wanted, &e.label)));
+                for e in endpoints {
+                    for port in e.ports.iter().filter(|p| port_matches(p)) {
+                        push(format!("{}.{base}", e.label), port, vec![e.ip]);
+                    }
+                }
+            }
+        }
+        targets
+    }
+
+    fn srv_answer(
+        &self,
+        service: &ServiceRecords,
+        base: &str,
+        endpoint: Option<&[u8]>,
+        port_name: Option<&[u8]>,
+        proto: Option<&[u8]>,
+    ) -> Found {
+        let targets = self.srv_targets(service, base, endpoint, port_name, proto);
+        let named_lookup = port_name.is_some();
+        if named_lookup && targets.is_empty() {
+            return Found::NxDomain;
+        }
+        if self.qtype != RecordType::SRV && self.qtype != RecordType::ANY {
+            return Found::nodata();
+        }
+        if targets.is_empty() {
+            return Found::nodata();
+        }
+        // CoreDNS: priority 0, weight 100 split evenly over the records.
+        let weight = u16::try_from(100 / targets.len()).unwrap_or(0);
+        let mut answers = Vec::with_capacity(targets.len());
+        let mut additionals = Vec::new();
+        let mut seen_targets: Vec<&str> = Vec::new();
+        for target in &targets {
+            let Some(name) = self.zone_name(&target.relative) else {
+                continue;
+            };
+            answers.push(self.record(RData::SRV(SRV::new(0, weight, target.port, name.clone()))));
+            if seen_targets.contains(&target.relative.as_str()) {
+                continue;
+            }
+            seen_targets.push(&target.relative);
+            for ip in &target.ips {
+                additionals.push(Record::from_rdata(
+                    name.clone(),
+                    self.config.ttl,
+                    address_rdata(*ip),
+                ));
+            }
+        }
+        Found::Records {
+            answers,
+            additionals,
+        }
+    }
+
+    fn find_pod(&self, labels: &[&[u8]]) -> Found {
+        // labels: [<ip>] <ns>
+        let Some((ns, rest)) = labels.split_last() else {
+            return Found::nodata(); // pod.<zone>
+        };
+        if self.config.pods == PodsMode::Disabled {
+            return Found::NxDomain;
+        }
+        let Some(ns) = lower_str(ns) else {
+            return Found::NxDomain;
+        };
+        if !self.snapshot.namespace_exists(&ns) {
+            return Found::NxDomain;
+        }
+        let [label] = rest else {
+            return if rest.is_empty() {
+                Found::nodata()
+            } else {
+                Found::NxDomain
+            };
+        };
+        let Some(ip) = std::str::from_utf8(label).ok().and_then(parse_dashed_ip) else {
+            return Found::NxDomain;
+        };
+        if self.config.pods == PodsMode::Verified && !self.snapshot.pod_exists(&ns, &ip) {
+            return Found::NxDomain;
+        }
+        if is_address_type(self.qtype, &ip) {
+            Found::records(vec![self.record(address_rdata(ip))])
+        } else {
+            Found::nodata()
+        }
+    }
+
+    fn find_reverse(&self, labels: &[&[u8]], ip: Option<IpAddr>) -> Found {
+        if labels.is_empty() {
+            return self.apex();
+        }
+        let Some(ip) = ip else {
+            return Found::NxDomain;
+        };
+        let targets = self.snapshot.ptr_targets(&ip);
+        let Some(first) = targets.first() else {
+            return Found::NxDomain;
+        };
+        if !matches!(self.qtype, RecordType::PTR | RecordType::ANY) {
+            return Found::nodata();
+        }
+        // A ClusterIP belongs to one service; an endpoint address may back several.
+        let owners: &[_] = if first.is_endpoint {
+            targets
+        } else {
+            std::slice::from_ref(first)
+        };
+        let mut answers: Vec<Record> = Vec::with_capacity(owners.len());
+        for owner in owners {
+            let Some(target) = Name::from_ascii(format!("{}.svc", owner.relative))
+                .ok()
+                .and_then(|n| n.append_domain(&self.config.primary).ok())
+            else {
+                continue;
+            };
+            let rdata = RData::PTR(PTR(target));
+            if !answers.iter().any(|r| r.data == rdata) {
+                answers.push(self.record(rdata));
+            }
+        }
+        Found::records(answers)
+    }
+}
+
+struct SrvTarget {
+    relative: String,
+    port: u16,
+    named: bool,
+    ips: Vec<IpAddr>,
+}
+
+#[cfg(test)]
+mod tests;

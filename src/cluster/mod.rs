@@ -1,0 +1,82 @@
+//! Kubernetes objects reduced to what DNS needs.
+//!
+//! Every source (manifest files today, the API server later) converts the
+//! k8s-openapi objects it receives into these compact values before anything
+//! is kept, so the index never holds managed fields, annotations or pod specs.
+
+mod convert;
+
+pub use convert::{ConvertError, endpoint_slice_info, namespace_name, pod_info, service_info};
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// The label that ties an EndpointSlice to its Service.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// A port as DNS sees it: `_name._protocol` plus the number.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PortInfo {
+    /// Lower-cased port name; `None` for unnamed ports (they get no `_name._proto` SRV).
+    pub name: Option<Box<str>>,
+    /// Lower-cased protocol (`tcp`, `udp`, `sctp`).
+    pub protocol: Box<str>,
+    pub port: u16,
+}
+
+/// What a Service publishes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServiceKind {
+    /// ClusterIP, NodePort and LoadBalancer services: their cluster IPs (both families when dual-stack).
+    ClusterIp(Vec<IpAddr>),
+    /// `clusterIP: None`: the ready endpoints are the answer.
+    Headless,
+    /// `type: ExternalName`: a CNAME to this lower-cased name, or `None` when the
+    /// external name is an IP address or not a valid domain name (nothing is served then).
+    ExternalName(Option<Box<str>>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceInfo {
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
+    pub kind: ServiceKind,
+    pub ports: Vec<PortInfo>,
+}
+
+/// One ready address of an EndpointSlice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndpointInfo {
+    /// The endpoint's `hostname`, lower-cased, when it has one.
+    pub hostname: Option<Box<str>>,
+    pub ip: IpAddr,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndpointSliceInfo {
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
+    /// From the `kubernetes.io/service-name` label; a slice without it serves nothing.
+    pub service: Option<Arc<str>>,
+    /// Ready endpoints only (`conditions.ready` true or absent).
+    pub endpoints: Vec<EndpointInfo>,
+    /// The slice's ports (target ports), shared by all its endpoints.
+    pub ports: Arc<[PortInfo]>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodInfo {
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
+    /// `status.podIPs` (or `status.podIP`).
+    pub ips: Vec<IpAddr>,
+}
+
+/// Any object a source hands to the index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClusterObject {
+    Service(ServiceInfo),
+    EndpointSlice(EndpointSliceInfo),
+    Pod(PodInfo),
+    Namespace(Arc<str>),
+}

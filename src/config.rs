@@ -1,0 +1,289 @@
+//! Settings: the TOML file, overridden by command-line flags, validated into one struct.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hickory_proto::rr::Name;
+use serde::Deserialize;
+
+use crate::answer::PodsMode;
+
+/// Largest TTL accepted, as CoreDNS's `ttl` option.
+pub const MAX_TTL: u32 = 3600;
+pub const DEFAULT_TTL: u32 = 5;
+pub const DEFAULT_ZONE: &str = "cluster.local";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:5353";
+pub const DEFAULT_POLL_MS: u64 = 1000;
+
+/// The configuration file as written. Every key is optional; unknown keys are refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub zones: Option<Vec<String>>,
+    pub listen: Option<Vec<String>>,
+    pub ttl: Option<u32>,
+    pub pods: Option<PodsMode>,
+    pub ignore_empty_service: Option<bool>,
+    pub manifests: Option<PathBuf>,
+    pub manifests_poll_interval_ms: Option<u64>,
+}
+
+/// Values given on the command line; each one overrides the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub zones: Vec<String>,
+    pub listen: Vec<String>,
+    pub ttl: Option<u32>,
+    pub pods: Option<PodsMode>,
+    pub manifests: Option<PathBuf>,
+}
+
+/// Validated settings the server runs with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Cluster zones, lower case, fully qualified; the first is the primary.
+    pub zones: Vec<Name>,
+    pub listen: Vec<SocketAddr>,
+    pub ttl: u32,
+    pub pods: PodsMode,
+    pub ignore_empty_service: bool,
+    pub manifests: Option<PathBuf>,
+    pub manifests_poll_interval: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {}: cannot read: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {}: {message}", path.display())]
+    Parse { path: PathBuf, message: String },
+    #[error("{origin}: key `{key}`: {message}")]
+    Invalid {
+        origin: String,
+        key: &'static str,
+        message: String,
+    },
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })
+    }
+}
+
+impl Settings {
+    /// Merges the file (if any) and the flags, flags winning, and validates the result.
+    pub fn resolve(file: Option<(&Path, FileConfig)>, flags: Overrides) -> Result<Self, ConfigError> {
+        let (file_path, file) = match file {
+            Some((path, config)) => (Some(path), config),
+            None => (None, FileConfig::default()),
+        };
+        let file_origin = file_path
+            .map(|p| format!("config file {}", p.display()))
+            .unwrap_or_default();
+        let origin = |from_flag: bool, flag: &str| {
+            if from_flag || file_path.is_none() {
+                format!("flag --{flag}")
+            } else {
+                file_origin.clone()
+            }
+        };
+        let invalid = |origin: String, key: &'static str, message: String| ConfigError::Invalid {
+            origin,
+            key,
+            message,
+        };
+
+        let zones_from_flag = !flags.zones.is_empty();
+        let zone_texts = if zones_from_flag {
+            flags.zones
+        } else {
+            file.zones.unwrap_or_else(|| vec![DEFAULT_ZONE.to_string()])
+        };
+        if zone_texts.is_empty() {
+            return Err(invalid(origin(false, "zone"), "zones", "at least one zone is required".into()));
+        }
+        let mut zones = Vec::new();
+        for text in &zone_texts {
+            let zone = parse_zone(text)
+                .map_err(|message| invalid(origin(zones_from_flag, "zone"), "zones", message))?;
+            if !zones.contains(&zone) {
+                zones.push(zone);
+            }
+        }
+
+        let listen_from_flag = !flags.listen.is_empty();
+        let listen_texts = if listen_from_flag {
+            flags.listen
+        } else {
+            file.listen.unwrap_or_else(|| vec![DEFAULT_LISTEN.to_string()])
+        };
+        if listen_texts.is_empty() {
+            return Err(invalid(origin(false, "listen"), "listen", "at least one address is required".into()));
+        }
+        let mut listen = Vec::new();
+        for text in &listen_texts {
+            let addr = parse_listen(text)
+                .map_err(|message| invalid(origin(listen_from_flag, "listen"), "listen", message))?;
+            if !listen.contains(&addr) {
+                listen.push(addr);
+            }
+        }
+
+        let ttl_from_flag = flags.ttl.is_some();
+        let ttl = flags.ttl.or(file.ttl).unwrap_or(DEFAULT_TTL);
+        if ttl > MAX_TTL {
+            return Err(invalid(
+                origin(ttl_from_flag, "ttl"),
+                "ttl",
+                format!("{ttl} is above the maximum of {MAX_TTL} seconds"),
+            ));
+        }
+
+        let poll_ms = file.manifests_poll_interval_ms.unwrap_or(DEFAULT_POLL_MS);
+        if !(10..=3_600_000).contains(&poll_ms) {
+            return Err(invalid(
+                file_origin.clone(),
+                "manifests_poll_interval_ms",
+                format!("{poll_ms} is outside 10..=3600000"),
+            ));
+        }
+
+        // A relative path in the file is relative to the file, so the file can move with its data.
+        let manifests = match (flags.manifests, file.manifests, file_path) {
+            (Some(dir), _, _) => Some(dir),
+            (None, Some(dir), Some(path)) if dir.is_relative() => {
+                Some(path.parent().unwrap_or(Path::new(".")).join(dir))
+            }
+            (None, dir, _) => dir,
+        };
+
+        Ok(Settings {
+            zones,
+            listen,
+            ttl,
+            pods: flags.pods.or(file.pods).unwrap_or_default(),
+            ignore_empty_service: file.ignore_empty_service.unwrap_or(false),
+            manifests,
+            manifests_poll_interval: Duration::from_millis(poll_ms),
+        })
+    }
+}
+
+fn parse_zone(text: &str) -> Result<Name, String> {
+    let trimmed = text.trim().trim_end_matches('.');
+    if trimmed.is_empty() {
+        return Err(format!("{text:?} is not a zone: the root zone cannot be served"));
+    }
+    let mut name = Name::from_ascii(trimmed).map_err(|e| format!("{text:?} is not a domain name: {e}"))?;
+    name.set_fqdn(true);
+    Ok(name.to_lowercase())
+}
+
+/// `ADDR:PORT`, `[V6]:PORT`, a bare address (port 53) or `:PORT` (all IPv4 interfaces).
+pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    if let Ok(ip) = text.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, 53));
+    }
+    if let Some(port) = text.strip_prefix(':')
+        && let Ok(port) = port.parse::<u16>()
+    {
+        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port));
+    }
+    Err(format!("{text:?} is not an address: expected ADDR:PORT, [IPV6]:PORT or ADDR"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from_file(text: &str) -> Result<Settings, ConfigError> {
+        let path = Path::new("/etc/cluster-dns/cluster-dns.toml");
+        let file = FileConfig::parse(path, text)?;
+        Settings::resolve(Some((path, file)), Overrides::default())
+    }
+
+    #[test]
+    fn defaults() {
+        let s = Settings::resolve(None, Overrides::default()).unwrap();
+        assert_eq!(s.zones, vec![Name::from_ascii("cluster.local.").unwrap()]);
+        assert_eq!(s.listen, vec!["127.0.0.1:5353".parse().unwrap()]);
+        assert_eq!(s.ttl, 5);
+        assert_eq!(s.pods, PodsMode::Insecure);
+        assert_eq!(s.manifests, None);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_the_file_and_key() {
+        let err = from_file("ttl = 5\nzone = [\"x\"]\n").unwrap_err().to_string();
+        assert!(err.starts_with("config file /etc/cluster-dns/cluster-dns.toml:"), "{err}");
+        assert!(err.contains("unknown field `zone`"), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let err = from_file("ttl = 4000\n").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "config file /etc/cluster-dns/cluster-dns.toml: key `ttl`: 4000 is above the maximum of 3600 seconds"
+        );
+        let err = from_file("pods = \"sometimes\"\n").unwrap_err().to_string();
+        assert!(err.contains("unknown variant `sometimes`"), "{err}");
+        let err = from_file("listen = [\"localhost:53\"]\n").unwrap_err().to_string();
+        assert!(err.contains("key `listen`"), "{err}");
+        let err = from_file("zones = [\".\"]\n").unwrap_err().to_string();
+        assert!(err.contains("key `zones`"), "{err}");
+    }
+
+    #[test]
+    fn flags_override_the_file_and_name_themselves() {
+        let path = Path::new("c.toml");
+        let file = FileConfig::parse(path, "ttl = 30\nlisten = [\"127.0.0.1:53\"]\nmanifests = \"m\"\n").unwrap();
+        let flags = Overrides {
+            ttl: Some(7),
+            ..Overrides::default()
+        };
+        let s = Settings::resolve(Some((path, file)), flags).unwrap();
+        assert_eq!(s.ttl, 7);
+        assert_eq!(s.listen, vec!["127.0.0.1:53".parse().unwrap()]);
+        assert_eq!(s.manifests, Some(PathBuf::from("m")));
+        let err = Settings::resolve(
+            None,
+            Overrides {
+                ttl: Some(9999),
+                ..Overrides::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("flag --ttl: key `ttl`"), "{err}");
+    }
+
+    #[test]
+    fn listen_forms() {
+        assert_eq!(parse_listen("[::1]:5353").unwrap(), "[::1]:5353".parse().unwrap());
+        assert_eq!(parse_listen("10.0.0.1").unwrap(), "10.0.0.1:53".parse().unwrap());
+        assert_eq!(parse_listen(":53").unwrap(), "0.0.0.0:53".parse().unwrap());
+        assert!(parse_listen("nonsense").is_err());
+    }
+}

@@ -1,0 +1,453 @@
+//! The record index: cluster objects in, an immutable [`Snapshot`] out.
+//!
+//! The [`IndexWriter`] owns the compact cluster state. Every change recomputes
+//! only the records of the one service it touches and patches a persistent
+//! (structurally shared) snapshot, so publishing costs O(1) and an update costs
+//! time proportional to that service, never to the cluster. Readers load the
+//! published `Arc<Snapshot>` through [`arc_swap`] and never wait for a writer.
+
+pub mod names;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+
+use crate::cluster::{
+    ClusterObject, EndpointSliceInfo, PodInfo, PortInfo, ServiceInfo, ServiceKind,
+};
+
+/// Where queries find the current snapshot.
+pub type SharedSnapshot = Arc<ArcSwap<Snapshot>>;
+
+/// A ready endpoint address of a service, with the name it answers under.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// `hostname`, else the dashed address (lower case).
+    pub label: Box<str>,
+    pub ip: IpAddr,
+    /// Ports of the EndpointSlice the address came from.
+    pub ports: Arc<[PortInfo]>,
+}
+
+/// Everything DNS serves for one service, derived from the Service and all its slices.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceRecords {
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
+    pub kind: ServiceKind,
+    pub ports: Vec<PortInfo>,
+    /// Ready endpoints of all slices, in slice-name order, without duplicates.
+    pub endpoints: Vec<Endpoint>,
+}
+
+impl ServiceRecords {
+    pub fn build<'a>(
+        service: &ServiceInfo,
+        slices: impl IntoIterator<Item = &'a EndpointSliceInfo>,
+    ) -> Self {
+        let mut endpoints: Vec<Endpoint> = Vec::new();
+        for slice in slices {
+            for endpoint in &slice.endpoints {
+                let label: Box<str> = match &endpoint.hostname {
+                    Some(hostname) => hostname.clone(),
+                    None => names::dashed_ip(endpoint.ip).into_boxed_str(),
+                };
+                // The same address may sit in two slices while the controller moves it.
+                if endpoints
+                    .iter()
+                    .any(|e| e.ip == endpoint.ip && e.label == label)
+                {
+                    continue;
+                }
+                endpoints.push(Endpoint {
+                    label,
+                    ip: endpoint.ip,
+                    ports: slice.ports.clone(),
+                });
+            }
+        }
+        ServiceRecords {
+            namespace: service.namespace.clone(),
+            name: service.name.clone(),
+            kind: service.kind.clone(),
+            ports: service.ports.clone(),
+            endpoints,
+        }
+    }
+
+    pub fn is_headless(&self) -> bool {
+        self.kind == ServiceKind::Headless
+    }
+
+    /// Addresses whose reverse names point at this service, with the endpoint
+    /// label (`None` for a ClusterIP).
+    fn ptr_owners(&self) -> impl Iterator<Item = (IpAddr, Option<&str>)> {
+        let cluster_ips: &[IpAddr] = match &self.kind {
+            ServiceKind::ClusterIp(ips) => ips,
+            _ => &[],
+        };
+        let endpoints = match self.kind {
+            ServiceKind::ExternalName(_) => &[][..],
+            _ => &self.endpoints[..],
+        };
+        cluster_ips
+            .iter()
+            .map(|ip| (*ip, None))
+            .chain(endpoints.iter().map(|e| (e.ip, Some(&*e.label))))
+    }
+}
+
+/// One owner of a reverse name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PtrTarget {
+    /// ClusterIP owners sort (and answer) before endpoint owners.
+    pub is_endpoint: bool,
+    /// The name in front of `.svc.<zone>`: `svc.ns` or `label.svc.ns`.
+    pub relative: Arc<str>,
+    service: Arc<str>,
+}
+
+/// An immutable view of every record, cheap to clone and to publish.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// Keyed by `"<svc>.<ns>"`, lower case: the name as it appears in the question.
+    services: imbl::HashMap<Arc<str>, Arc<ServiceRecords>>,
+    namespaces: imbl::HashSet<Arc<str>>,
+    reverse: imbl::HashMap<IpAddr, Arc<[PtrTarget]>>,
+    /// Pod addresses and the namespaces that have a pod with that address.
+    pod_ips: imbl::HashMap<IpAddr, Arc<[Arc<str>]>>,
+    /// Unix time of the last change, for the SOA serial.
+    pub serial: u32,
+}
+
+impl Snapshot {
+    /// Looks a service up by its key `"<svc>.<ns>"` (lower case).
+    pub fn service(&self, key: &str) -> Option<&Arc<ServiceRecords>> {
+        self.services.get(key)
+    }
+
+    pub fn namespace_exists(&self, namespace: &str) -> bool {
+        self.namespaces.contains(namespace)
+    }
+
+    pub fn ptr_targets(&self, ip: &IpAddr) -> &[PtrTarget] {
+        self.reverse.get(ip).map(|t| &t[..]).unwrap_or(&[])
+    }
+
+    pub fn pod_exists(&self, namespace: &str, ip: &IpAddr) -> bool {
+        self.pod_ips
+            .get(ip)
+            .is_some_and(|namespaces| namespaces.iter().any(|ns| &**ns == namespace))
+    }
+
+    pub fn services(&self) -> impl Iterator<Item = &Arc<ServiceRecords>> {
+        self.services.values()
+    }
+
+    pub fn reverse_entries(&self) -> impl Iterator<Item = (&IpAddr, &Arc<[PtrTarget]>)> {
+        self.reverse.iter()
+    }
+
+    pub fn pod_entries(&self) -> impl Iterator<Item = (&IpAddr, &Arc<[Arc<str>]>)> {
+        self.pod_ips.iter()
+    }
+
+    pub fn service_count(&self) -> usize {
+        self.services.len()
+    }
+}
+
+fn key(name: &str, namespace: &str) -> Arc<str> {
+    Arc::from(format!("{name}.{namespace}"))
+}
+
+/// Owns the cluster state and keeps a snapshot in step with it.
+#[derive(Default)]
+pub struct IndexWriter {
+    services: HashMap<Arc<str>, ServiceInfo>,
+    slices: HashMap<Arc<str>, EndpointSliceInfo>,
+    slices_by_service: HashMap<Arc<str>, BTreeSet<Arc<str>>>,
+    pods: HashMap<Arc<str>, PodInfo>,
+    explicit_namespaces: HashSet<Arc<str>>,
+    namespace_refs: HashMap<Arc<str>, usize>,
+    snapshot: Snapshot,
+    dirty: bool,
+}
+
+impl IndexWriter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Builds a writer holding all these objects.
+    pub fn from_objects(objects: impl IntoIterator<Item = ClusterObject>) -> Self {
+        let mut writer = Self::new();
+        for object in objects {
+            writer.apply(object);
+        }
+        writer
+    }
+
+    pub fn apply(&mut self, object: ClusterObject) {
+        match object {
+            ClusterObject::Service(service) => self.upsert_service(service),
+            ClusterObject::EndpointSlice(slice) => self.upsert_slice(slice),
+            ClusterObject::Pod(pod) => self.upsert_pod(pod),
+            ClusterObject::Namespace(namespace) => self.upsert_namespace(namespace),
+        }
+    }
+
+    pub fn upsert_service(&mut self, service: ServiceInfo) {
+        let key = key(&service.name, &service.namespace);
+        let namespace = service.namespace.clone();
+        if self.services.insert(key.clone(), service).is_none() {
+            self.add_namespace_ref(&namespace);
+        }
+        self.refresh_service(&key);
+    }
+
+    pub fn remove_service(&mut self, namespace: &str, name: &str) {
+        let key = key(name, namespace);
+        if let Some(service) = self.services.remove(&key) {
+            self.drop_namespace_ref(&service.namespace);
+            self.refresh_service(&key);
+        }
+    }
+
+    pub fn upsert_slice(&mut self, slice: EndpointSliceInfo) {
+        let slice_key = key(&slice.name, &slice.namespace);
+        let new_owner = slice.service.as_ref().map(|s| key(s, &slice.namespace));
+        let namespace = slice.namespace.clone();
+        let old = self.slices.insert(slice_key.clone(), slice);
+        let old_owner = match &old {
+            Some(old) => old.service.as_ref().map(|s| key(s, &old.namespace)),
+            None => {
+                self.add_namespace_ref(&namespace);
+                None
+            }
+        };
+        if old_owner != new_owner
+            && let Some(owner) = &old_owner
+        {
+            self.unlink_slice(owner, &slice_key);
+            self.refresh_service(owner);
+        }
+        if let Some(owner) = &new_owner {
+            self.slices_by_service
+                .entry(owner.clone())
+                .or_default()
+                .insert(slice_key);
+            self.refresh_service(owner);
+        }
+    }
+
+    pub fn remove_slice(&mut self, namespace: &str, name: &str) {
+        let slice_key = key(name, namespace);
+        let Some(old) = self.slices.remove(&slice_key) else {
+            return;
+        };
+        self.drop_namespace_ref(&old.namespace);
+        if let Some(service) = &old.service {
+            let owner = key(service, &old.namespace);
+            self.unlink_slice(&owner, &slice_key);
+            self.refresh_service(&owner);
+        }
+    }
+
+    pub fn upsert_pod(&mut self, pod: PodInfo) {
+        let pod_key = key(&pod.name, &pod.namespace);
+        let namespace = pod.namespace.clone();
+        match self.pods.insert(pod_key, pod.clone()) {
+            Some(old) => self.unindex_pod(&old),
+            None => self.add_namespace_ref(&namespace),
+        }
+        self.index_pod(&pod);
+    }
+
+    pub fn remove_pod(&mut self, namespace: &str, name: &str) {
+        if let Some(old) = self.pods.remove(&key(name, namespace)) {
+            self.unindex_pod(&old);
+            self.drop_namespace_ref(&old.namespace);
+        }
+    }
+
+    pub fn upsert_namespace(&mut self, namespace: Arc<str>) {
+        if self.explicit_namespaces.insert(namespace.clone()) {
+            self.sync_namespace(&namespace);
+        }
+    }
+
+    pub fn remove_namespace(&mut self, namespace: &str) {
+        if let Some(namespace) = self.explicit_namespaces.take(namespace) {
+            self.sync_namespace(&namespace);
+        }
+    }
+
+    /// The current snapshot, stamped with a new serial if anything changed.
+    pub fn snapshot(&mut self) -> Snapshot {
+        if self.dirty {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            // Serials only move forward, even within one second or if the clock steps back.
+            let now = u32::try_from(now).unwrap_or(u32::MAX);
+            self.snapshot.serial = now.max(self.snapshot.serial.wrapping_add(1));
+            self.dirty = false;
+        }
+        self.snapshot.clone()
+    }
+
+    /// Publishes the current snapshot for readers.
+    pub fn publish(&mut self, shared: &ArcSwap<Snapshot>) {
+        shared.store(Arc::new(self.snapshot()));
+    }
+
+    fn unlink_slice(&mut self, owner: &Arc<str>, slice_key: &Arc<str>) {
+        if let Some(set) = self.slices_by_service.get_mut(owner) {
+            set.remove(slice_key);
+            if set.is_empty() {
+                self.slices_by_service.remove(owner);
+            }
+        }
+    }
+
+    /// Recomputes one service's records and patches the snapshot.
+    fn refresh_service(&mut self, key: &Arc<str>) {
+        let new = self.services.get(key).map(|service| {
+            let slice_keys = self.slices_by_service.get(key);
+            // Slice-name order keeps answers stable across rebuilds.
+            let slices: BTreeMap<&str, &EndpointSliceInfo> = slice_keys
+                .into_iter()
+                .flatten()
+                .filter_map(|k| self.slices.get(k).map(|s| (&*s.name, s)))
+                .collect();
+            Arc::new(ServiceRecords::build(service, slices.into_values()))
+        });
+        let old = match &new {
+            Some(records) => self.snapshot.services.insert(key.clone(), records.clone()),
+            None => self.snapshot.services.remove(key),
+        };
+        if old == new {
+            return;
+        }
+        self.dirty = true;
+        if let Some(old) = &old {
+            for (ip, _) in old.ptr_owners() {
+                self.remove_ptr(ip, key);
+            }
+        }
+        if let Some(new) = &new {
+            let base = format!("{}.{}", new.name, new.namespace);
+            for (ip, label) in new.ptr_owners() {
+                let relative: Arc<str> = match label {
+                    Some(label) => Arc::from(format!("{label}.{base}")),
+                    None => Arc::from(base.as_str()),
+                };
+                self.add_ptr(
+                    ip,
+                    PtrTarget {
+                        is_endpoint: label.is_some(),
+                        relative,
+                        service: key.clone(),
+                    },
+                );
+            }
+        }
+    }
+
+    fn remove_ptr(&mut self, ip: IpAddr, service: &Arc<str>) {
+        if let Some(targets) = self.snapshot.reverse.get(&ip) {
+            let kept: Vec<PtrTarget> = targets
+                .iter()
+                .filter(|t| &t.service != service)
+                .cloned()
+                .collect();
+            if kept.is_empty() {
+                self.snapshot.reverse.remove(&ip);
+            } else if kept.len() != targets.len() {
+                self.snapshot.reverse.insert(ip, kept.into());
+            }
+        }
+    }
+
+    fn add_ptr(&mut self, ip: IpAddr, target: PtrTarget) {
+        let mut targets: Vec<PtrTarget> = self
+            .snapshot
+            .reverse
+            .get(&ip)
+            .map(|t| t.to_vec())
+            .unwrap_or_default();
+        if let Err(position) = targets.binary_search(&target) {
+            targets.insert(position, target);
+        }
+        self.snapshot.reverse.insert(ip, targets.into());
+    }
+
+    fn index_pod(&mut self, pod: &PodInfo) {
+        for ip in &pod.ips {
+            let mut namespaces: Vec<Arc<str>> = self
+                .snapshot
+                .pod_ips
+                .get(ip)
+                .map(|n| n.to_vec())
+                .unwrap_or_default();
+            namespaces.push(pod.namespace.clone());
+            self.snapshot.pod_ips.insert(*ip, namespaces.into());
+        }
+        self.dirty |= !pod.ips.is_empty();
+    }
+
+    fn unindex_pod(&mut self, pod: &PodInfo) {
+        for ip in &pod.ips {
+            if let Some(namespaces) = self.snapshot.pod_ips.get(ip) {
+                let mut namespaces = namespaces.to_vec();
+                // Remove one occurrence: host-network pods share an address.
+                if let Some(position) = namespaces.iter().position(|n| *n == pod.namespace) {
+                    namespaces.remove(position);
+                }
+                if namespaces.is_empty() {
+                    self.snapshot.pod_ips.remove(ip);
+                } else {
+                    self.snapshot.pod_ips.insert(*ip, namespaces.into());
+                }
+            }
+        }
+        self.dirty |= !pod.ips.is_empty();
+    }
+
+    fn add_namespace_ref(&mut self, namespace: &Arc<str>) {
+        *self.namespace_refs.entry(namespace.clone()).or_default() += 1;
+        self.sync_namespace(namespace);
+    }
+
+    fn drop_namespace_ref(&mut self, namespace: &Arc<str>) {
+        if let Some(count) = self.namespace_refs.get_mut(namespace) {
+            *count -= 1;
+            if *count == 0 {
+                self.namespace_refs.remove(namespace);
+            }
+        }
+        self.sync_namespace(namespace);
+    }
+
+    /// A namespace exists while it is declared or anything lives in it.
+    fn sync_namespace(&mut self, namespace: &Arc<str>) {
+        let exists = self.explicit_namespaces.contains(namespace)
+            || self.namespace_refs.contains_key(namespace);
+        let listed = self.snapshot.namespaces.contains(namespace);
+        if exists && !listed {
+            self.snapshot.namespaces.insert(namespace.clone());
+            self.dirty = true;
+        } else if !exists && listed {
+            self.snapshot.namespaces.remove(namespace);
+            self.dirty = true;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

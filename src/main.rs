@@ -1,0 +1,40 @@
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use clap::Parser;
+use cluster_dns::cli::{Cli, Command};
+use cluster_dns::run;
+use tracing_subscriber::EnvFilter;
+
+/// hickory-server logs every query at info level; keep its noise out by default.
+const DEFAULT_LOG_FILTER: &str = "info,hickory_server=warn,hickory_proto=warn,hickory_net=warn";
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+
+    let result = match &cli.command {
+        Command::Zone(args) => run::zone(args).map(|text| {
+            let _ = std::io::stdout().write_all(text.as_bytes());
+        }),
+        Command::Serve(args) => match tokio::runtime::Runtime::new() {
+            Ok(runtime) => runtime.block_on(run::serve(args)),
+            Err(error) => {
+                eprintln!("cluster-dns: cannot start the async runtime: {error}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! The two commands, wiring settings, sources, index and sockets together.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::answer::ZoneConfig;
+use crate::cli::CommonArgs;
+use crate::config::{ConfigError, FileConfig, Settings};
+use crate::index::{IndexWriter, SharedSnapshot, Snapshot};
+use crate::server::{self, DnsHandler};
+use crate::source::manifests::{self, ManifestError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{}", join(.0))]
+    Manifests(Vec<ManifestError>),
+    #[error(
+        "no source of cluster objects: pass --manifests DIR or set `manifests` in the config file"
+    )]
+    NoSource,
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the DNS server stopped: {0}")]
+    Server(String),
+}
+
+fn join(errors: &[ManifestError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+pub fn settings(args: &CommonArgs) -> Result<Settings, ConfigError> {
+    let file = match &args.config {
+        Some(path) => Some((path.as_path(), FileConfig::load(path)?)),
+        None => None,
+    };
+    Settings::resolve(file, args.overrides())
+}
+
+fn zone_config(settings: &Settings) -> ZoneConfig {
+    let mut zone = ZoneConfig::new(&settings.zones, settings.ttl, settings.pods);
+    zone.ignore_empty_service = settings.ignore_empty_service;
+    zone.ns_ips = settings
+        .listen
+        .iter()
+        .map(SocketAddr::ip)
+        .filter(|ip| !ip.is_unspecified())
+        .collect();
+    zone.ns_ips.dedup();
+    zone
+}
+
+fn manifests_dir(settings: &Settings) -> Result<PathBuf, RunError> {
+    settings.manifests.clone().ok_or(RunError::NoSource)
+}
+
+fn load_snapshot(dir: &std::path::Path) -> Result<Snapshot, RunError> {
+    let objects = manifests::load_dir(dir).map_err(RunError::Manifests)?;
+    Ok(IndexWriter::from_objects(objects).snapshot())
+}
+
+/// `cluster-dns zone`
+pub fn zone(args: &CommonArgs) -> Result<String, RunError> {
+    let settings = settings(args)?;
+    let snapshot = load_snapshot(&manifests_dir(&settings)?)?;
+    Ok(crate::zonefile::render(&zone_config(&settings), &snapshot))
+}
+
+/// `cluster-dns serve`: runs until SIGINT or SIGTERM.
+pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
+    let settings = settings(args)?;
+    let dir = manifests_dir(&settings)?;
+    let snapshot = load_snapshot(&dir)?;
+    tracing::info!(
+        dir = %dir.display(),
+        services = snapshot.service_count(),
+        "loaded manifests"
+    );
+    let shared: SharedSnapshot = Arc::new(ArcSwap::from_pointee(snapshot));
+
+    let mut listeners = Vec::new();
+    for addr in &settings.listen {
+        let listener = server::bind(*addr)
+            .await
+            .map_err(|source| RunError::Bind { addr: *addr, source })?;
+        listeners.push(listener);
+    }
+    let bound: Vec<String> = listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .map(|a| a.to_string())
+        .collect();
+
+    let zone = Arc::new(zone_config(&settings));
+    let mut dns = server::start(DnsHandler::new(zone, shared.clone()), listeners);
+    let watcher = tokio::spawn(manifests::watch(
+        dir,
+        settings.manifests_poll_interval,
+        shared,
+    ));
+    let zones: Vec<String> = settings.zones.iter().map(ToString::to_string).collect();
+    tracing::info!(
+        zones = %zones.join(","),
+        "listening on {} (udp, tcp)",
+        bound.join(" ")
+    );
+
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    watcher.abort();
+    dns.shutdown_gracefully()
+        .await
+        .map_err(|e| RunError::Server(e.to_string()))
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(error) => {
+            tracing::warn!(%error, "cannot watch SIGTERM; stopping on Ctrl-C only");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

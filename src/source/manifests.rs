@@ -1,0 +1,370 @@
+//! Cluster objects from manifest files: `*.yaml`, `*.yml` and `*.json` under a
+//! directory, multi-document YAML and `kind: List` included, re-read when they change.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use serde_json::Value;
+
+use crate::cluster::{self, ClusterObject};
+use crate::index::{IndexWriter, SharedSnapshot};
+
+/// A manifest that could not be used, with enough detail to find and fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("{}: cannot read: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: document {document} (line {line}){item}: {reason}", path.display())]
+    Document {
+        path: PathBuf,
+        /// 1-based position of the YAML document in the file.
+        document: usize,
+        /// Line where the document starts.
+        line: usize,
+        /// `, items[3]` inside a List, else empty.
+        item: String,
+        reason: String,
+    },
+}
+
+/// Every object of every manifest under `dir`, or every problem found.
+pub fn load_dir(dir: &Path) -> Result<Vec<ClusterObject>, Vec<ManifestError>> {
+    let files = manifest_files(dir).map_err(|source| {
+        vec![ManifestError::Read {
+            path: dir.to_path_buf(),
+            source,
+        }]
+    })?;
+    let mut objects = Vec::new();
+    let mut errors = Vec::new();
+    for path in files {
+        match std::fs::read_to_string(&path) {
+            Ok(text) => match parse_file(&path, &text) {
+                Ok(found) => objects.extend(found),
+                Err(found) => errors.extend(found),
+            },
+            Err(source) => errors.push(ManifestError::Read { path, source }),
+        }
+    }
+    if errors.is_empty() {
+        Ok(objects)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Manifest files under `dir`, recursively, sorted. Hidden entries are skipped:
+/// editors' swap files, and the `..data` twins of a ConfigMap volume.
+fn manifest_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        for entry in std::fs::read_dir(&current)? {
+            let entry = entry?;
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let path = entry.path();
+            // Follows symlinks, as a ConfigMap volume needs.
+            let Ok(metadata) = std::fs::metadata(&path) else {
+                continue;
+            };
+            if metadata.is_dir() {
+                pending.push(path);
+            } else if is_manifest(&path) {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn is_manifest(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml" | "json")
+    )
+}
+
+/// Splits YAML text into documents at `---` lines, with each one's 1-based start line.
+fn yaml_documents(text: &str) -> Vec<(usize, String)> {
+    let mut documents: Vec<(usize, String)> = Vec::new();
+    let mut current = String::new();
+    let mut start = 1;
+    for (index, line) in text.lines().enumerate() {
+        let is_marker = line == "---"
+            || line.starts_with("--- ")
+            || line.starts_with("---\t")
+            || line == "...";
+        if is_marker {
+            documents.push((start, std::mem::take(&mut current)));
+            start = index + 1;
+            if let Some(rest) = line.strip_prefix("---") {
+                current.push_str(rest);
+                current.push('\n');
+            }
+        } else {
+            current.push_str(line);
+            current.push('\n');
+        }
+    }
+    documents.push((start, current));
+    documents
+}
+
+/// Parses one manifest file's text into objects (pure: no I/O).
+pub fn parse_file(path: &Path, text: &str) -> Result<Vec<ClusterObject>, Vec<ManifestError>> {
+    let mut objects = Vec::new();
+    let mut errors = Vec::new();
+    let is_json = path.extension().and_then(|e| e.to_str()) == Some("json");
+    let documents = if is_json {
+        vec![(1, text.to_string())]
+    } else {
+        yaml_documents(text)
+    };
+    let mut number = 0;
+    for (line, body) in documents {
+        if body.trim().is_empty() {
+            continue;
+        }
+        number += 1;
+        let error = |item: String, reason: String| ManifestError::Document {
+            path: path.to_path_buf(),
+            document: number,
+            line,
+            item,
+            reason,
+        };
+        let value: Result<Value, String> = if is_json {
+            serde_json::from_str(&body).map_err(|e| e.to_string())
+        } else {
+            serde_saphyr::from_str(&body).map_err(|e| e.to_string())
+        };
+        match value {
+            Ok(value) => {
+                if let Err((item, reason)) = collect_objects(value, String::new(), &mut objects) {
+                    errors.push(error(item, reason));
+                }
+            }
+            Err(reason) => errors.push(error(String::new(), reason)),
+        }
+    }
+    if errors.is_empty() {
+        Ok(objects)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Turns one document (an object or a List of them) into cluster objects.
+fn collect_objects(
+    value: Value,
+    item: String,
+    out: &mut Vec<ClusterObject>,
+) -> Result<(), (String, String)> {
+    let Value::Object(mut map) = value else {
+        if value.is_null() {
+            return Ok(());
+        }
+        return Err((item, "not a Kubernetes object: expected a mapping with apiVersion and kind".into()));
+    };
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_string();
+    let api_version = text(map.get("apiVersion"));
+    let kind = text(map.get("kind"));
+    if kind.is_empty() || api_version.is_empty() {
+        return Err((item, "missing apiVersion or kind".into()));
+    }
+    if kind == "List" || kind.ends_with("List") {
+        let items = match map.remove("items") {
+            Some(Value::Array(items)) => items,
+            None | Some(Value::Null) => Vec::new(),
+            Some(_) => return Err((item, format!("{kind}: items is not a list"))),
+        };
+        for (index, entry) in items.into_iter().enumerate() {
+            collect_objects(entry, format!("{item}, items[{index}]"), out)?;
+        }
+        return Ok(());
+    }
+    let value = Value::Object(map);
+    let bad = |e: &dyn std::fmt::Display| (item.clone(), format!("{kind}: {e}"));
+    let object = match (api_version.as_str(), kind.as_str()) {
+        ("v1", "Service") => {
+            let service: Service = serde_json::from_value(value).map_err(|e| bad(&e))?;
+            ClusterObject::Service(cluster::service_info(&service).map_err(|e| bad(&e))?)
+        }
+        ("discovery.k8s.io/v1", "EndpointSlice") => {
+            let slice: EndpointSlice = serde_json::from_value(value).map_err(|e| bad(&e))?;
+            ClusterObject::EndpointSlice(
+                cluster::endpoint_slice_info(&slice).map_err(|e| bad(&e))?,
+            )
+        }
+        ("v1", "Pod") => {
+            let pod: Pod = serde_json::from_value(value).map_err(|e| bad(&e))?;
+            ClusterObject::Pod(cluster::pod_info(&pod).map_err(|e| bad(&e))?)
+        }
+        ("v1", "Namespace") => {
+            let namespace: Namespace = serde_json::from_value(value).map_err(|e| bad(&e))?;
+            ClusterObject::Namespace(cluster::namespace_name(&namespace).map_err(|e| bad(&e))?)
+        }
+        _ => {
+            tracing::debug!(api_version, kind, "skipping an object DNS does not use");
+            return Ok(());
+        }
+    };
+    out.push(object);
+    Ok(())
+}
+
+/// What identifies the directory's state: every manifest's path, size, mtime and inode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fingerprint(Vec<(PathBuf, u64, Option<SystemTime>, u64)>);
+
+pub fn fingerprint(dir: &Path) -> Fingerprint {
+    use std::os::unix::fs::MetadataExt;
+    let files = manifest_files(dir).unwrap_or_default();
+    Fingerprint(
+        files
+            .into_iter()
+            .map(|path| match std::fs::metadata(&path) {
+                Ok(m) => (path, m.len(), m.modified().ok(), m.ino()),
+                Err(_) => (path, 0, None, 0),
+            })
+            .collect(),
+    )
+}
+
+/// Logs every problem, one line each.
+pub fn report(errors: &[ManifestError]) {
+    for error in errors {
+        tracing::error!("{error}");
+    }
+}
+
+/// Loads the directory into a fresh index snapshot and publishes it.
+/// On any error the previous snapshot stays.
+pub fn reload(dir: &Path, shared: &SharedSnapshot, previous_serial: u32) -> Result<(), ()> {
+    match load_dir(dir) {
+        Ok(objects) => {
+            let count = objects.len();
+            let mut writer = IndexWriter::from_objects(objects);
+            let mut snapshot = writer.snapshot();
+            snapshot.serial = snapshot.serial.max(previous_serial.wrapping_add(1));
+            tracing::info!(
+                dir = %dir.display(),
+                objects = count,
+                services = snapshot.service_count(),
+                "loaded manifests"
+            );
+            shared.store(std::sync::Arc::new(snapshot));
+            Ok(())
+        }
+        Err(errors) => {
+            report(&errors);
+            Err(())
+        }
+    }
+}
+
+/// Polls the directory and reloads it whenever a manifest is added, changed or removed.
+/// Polling (rather than inotify) also sees a ConfigMap volume's symlink swap.
+pub async fn watch(dir: PathBuf, interval: Duration, shared: SharedSnapshot) {
+    let mut seen = fingerprint(&dir);
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let dir_for_scan = dir.clone();
+        let Ok(current) = tokio::task::spawn_blocking(move || fingerprint(&dir_for_scan)).await
+        else {
+            continue;
+        };
+        if current == seen {
+            continue;
+        }
+        seen = current;
+        tracing::info!(dir = %dir.display(), "manifests changed, reloading");
+        let dir_for_load = dir.clone();
+        let shared = shared.clone();
+        let serial = shared.load().serial;
+        let result =
+            tokio::task::spawn_blocking(move || reload(&dir_for_load, &shared, serial)).await;
+        if !matches!(result, Ok(Ok(()))) {
+            tracing::warn!(dir = %dir.display(), "keeping the last good records");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Vec<ClusterObject>, Vec<ManifestError>> {
+        parse_file(Path::new("test.yaml"), text)
+    }
+
+    #[test]
+    fn multi_document_yaml_and_lists() {
+        let objects = parse(
+            "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {clusterIP: None}\n---\n\
+             ---\napiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Namespace\n  metadata: {name: team}\n\
+             - apiVersion: apps/v1\n  kind: StatefulSet\n  metadata: {name: web}\n",
+        )
+        .expect("parses");
+        assert_eq!(objects.len(), 2);
+        assert!(matches!(&objects[0], ClusterObject::Service(s) if &*s.name == "a"));
+        assert!(matches!(&objects[1], ClusterObject::Namespace(n) if &**n == "team"));
+    }
+
+    #[test]
+    fn errors_name_file_document_line_and_reason() {
+        let errors = parse(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: ok}\n---\n\
+             apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{port: eighty}]}\n",
+        )
+        .expect_err("second document is bad");
+        assert_eq!(errors.len(), 1);
+        let text = errors[0].to_string();
+        assert!(text.starts_with("test.yaml: document 2 (line 4): Service:"), "{text}");
+        assert!(text.contains("eighty") || text.contains("invalid"), "{text}");
+    }
+
+    #[test]
+    fn yaml_syntax_errors_are_reported_not_panicked() {
+        let errors = parse("apiVersion: v1\nkind: Service\nmetadata: {name: [\n").expect_err("bad");
+        assert!(errors[0].to_string().contains("test.yaml: document 1"));
+        let errors = parse("- just\n- a list\n").expect_err("not an object");
+        assert!(errors[0].to_string().contains("not a Kubernetes object"));
+        let errors = parse("kind: Service\n").expect_err("no apiVersion");
+        assert!(errors[0].to_string().contains("missing apiVersion or kind"));
+    }
+
+    #[test]
+    fn list_items_are_located() {
+        let errors = parse(
+            "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n  metadata: {name: p}\n\
+             - apiVersion: v1\n  kind: Pod\n  metadata: {namespace: x}\n",
+        )
+        .expect_err("second pod has no name");
+        assert!(
+            errors[0].to_string().contains("document 1 (line 1), items[1]: Pod: Pod has no metadata.name"),
+            "{}",
+            errors[0]
+        );
+    }
+
+    #[test]
+    fn json_files_parse() {
+        let objects = parse_file(
+            Path::new("x.json"),
+            r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"j"}}"#,
+        )
+        .expect("parses");
+        assert_eq!(objects.len(), 1);
+    }
+}
