@@ -127,7 +127,7 @@ mod tests {
         assert_eq!(parse_reverse_v4(&[b"1", b"2", b"3"]), None);
         assert_eq!(parse_reverse_v4(&[b"1", b"2", b"3", b"256"]), None);
         assert_eq!(parse_reverse_v4(&[b"01", b"2", b"3", b"4"]), None);
-        assert_eq!(parse_reverse_v6(&[b"g"; 32]), None);
-        assert_eq!(parse_reverse_v6(&[b"1"; 31]), None);
+        assert_eq!(parse_reverse_v6(&[&b"g"[..]; 32]), None);
+        assert_eq!(parse_reverse_v6(&[&b"1"[..]; 31]), None);
     }
 }
