@@ -8,7 +8,11 @@ use crate::answer::PodsMode;
 use crate::config::Overrides;
 
 #[derive(Debug, Parser)]
-#[command(name = "cluster-dns", version, about = "Kubernetes cluster DNS server, a drop-in for CoreDNS")]
+#[command(
+    name = "cluster-dns",
+    version,
+    about = "Kubernetes cluster DNS server, a drop-in for CoreDNS"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

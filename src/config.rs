@@ -88,7 +88,10 @@ impl FileConfig {
 
 impl Settings {
     /// Merges the file (if any) and the flags, flags winning, and validates the result.
-    pub fn resolve(file: Option<(&Path, FileConfig)>, flags: Overrides) -> Result<Self, ConfigError> {
+    pub fn resolve(
+        file: Option<(&Path, FileConfig)>,
+        flags: Overrides,
+    ) -> Result<Self, ConfigError> {
         let (file_path, file) = match file {
             Some((path, config)) => (Some(path), config),
             None => (None, FileConfig::default()),
@@ -116,7 +119,11 @@ impl Settings {
             file.zones.unwrap_or_else(|| vec![DEFAULT_ZONE.to_string()])
         };
         if zone_texts.is_empty() {
-            return Err(invalid(origin(false, "zone"), "zones", "at least one zone is required".into()));
+            return Err(invalid(
+                origin(false, "zone"),
+                "zones",
+                "at least one zone is required".into(),
+            ));
         }
         let mut zones = Vec::new();
         for text in &zone_texts {
@@ -131,15 +138,21 @@ impl Settings {
         let listen_texts = if listen_from_flag {
             flags.listen
         } else {
-            file.listen.unwrap_or_else(|| vec![DEFAULT_LISTEN.to_string()])
+            file.listen
+                .unwrap_or_else(|| vec![DEFAULT_LISTEN.to_string()])
         };
         if listen_texts.is_empty() {
-            return Err(invalid(origin(false, "listen"), "listen", "at least one address is required".into()));
+            return Err(invalid(
+                origin(false, "listen"),
+                "listen",
+                "at least one address is required".into(),
+            ));
         }
         let mut listen = Vec::new();
         for text in &listen_texts {
-            let addr = parse_listen(text)
-                .map_err(|message| invalid(origin(listen_from_flag, "listen"), "listen", message))?;
+            let addr = parse_listen(text).map_err(|message| {
+                invalid(origin(listen_from_flag, "listen"), "listen", message)
+            })?;
             if !listen.contains(&addr) {
                 listen.push(addr);
             }
@@ -188,9 +201,12 @@ impl Settings {
 fn parse_zone(text: &str) -> Result<Name, String> {
     let trimmed = text.trim().trim_end_matches('.');
     if trimmed.is_empty() {
-        return Err(format!("{text:?} is not a zone: the root zone cannot be served"));
+        return Err(format!(
+            "{text:?} is not a zone: the root zone cannot be served"
+        ));
     }
-    let mut name = Name::from_ascii(trimmed).map_err(|e| format!("{text:?} is not a domain name: {e}"))?;
+    let mut name =
+        Name::from_ascii(trimmed).map_err(|e| format!("{text:?} is not a domain name: {e}"))?;
     name.set_fqdn(true);
     Ok(name.to_lowercase())
 }
@@ -201,7 +217,11 @@ pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
     if let Ok(addr) = text.parse::<SocketAddr>() {
         return Ok(addr);
     }
-    if let Ok(ip) = text.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+    if let Ok(ip) = text
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    {
         return Ok(SocketAddr::new(ip, 53));
     }
     if let Some(port) = text.strip_prefix(':')
@@ -209,7 +229,9 @@ pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
     {
         return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port));
     }
-    Err(format!("{text:?} is not an address: expected ADDR:PORT, [IPV6]:PORT or ADDR"))
+    Err(format!(
+        "{text:?} is not an address: expected ADDR:PORT, [IPV6]:PORT or ADDR"
+    ))
 }
 
 #[cfg(test)]
@@ -234,8 +256,13 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_refused_with_the_file_and_key() {
-        let err = from_file("ttl = 5\nzone = [\"x\"]\n").unwrap_err().to_string();
-        assert!(err.starts_with("config file /etc/cluster-dns/cluster-dns.toml:"), "{err}");
+        let err = from_file("ttl = 5\nzone = [\"x\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("config file /etc/cluster-dns/cluster-dns.toml:"),
+            "{err}"
+        );
         assert!(err.contains("unknown field `zone`"), "{err}");
         assert!(err.contains("line 2"), "{err}");
     }
@@ -249,7 +276,9 @@ mod tests {
         );
         let err = from_file("pods = \"sometimes\"\n").unwrap_err().to_string();
         assert!(err.contains("unknown variant `sometimes`"), "{err}");
-        let err = from_file("listen = [\"localhost:53\"]\n").unwrap_err().to_string();
+        let err = from_file("listen = [\"localhost:53\"]\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("key `listen`"), "{err}");
         let err = from_file("zones = [\".\"]\n").unwrap_err().to_string();
         assert!(err.contains("key `zones`"), "{err}");
@@ -258,7 +287,11 @@ mod tests {
     #[test]
     fn flags_override_the_file_and_name_themselves() {
         let path = Path::new("c.toml");
-        let file = FileConfig::parse(path, "ttl = 30\nlisten = [\"127.0.0.1:53\"]\nmanifests = \"m\"\n").unwrap();
+        let file = FileConfig::parse(
+            path,
+            "ttl = 30\nlisten = [\"127.0.0.1:53\"]\nmanifests = \"m\"\n",
+        )
+        .unwrap();
         let flags = Overrides {
             ttl: Some(7),
             ..Overrides::default()
@@ -281,8 +314,14 @@ mod tests {
 
     #[test]
     fn listen_forms() {
-        assert_eq!(parse_listen("[::1]:5353").unwrap(), "[::1]:5353".parse().unwrap());
-        assert_eq!(parse_listen("10.0.0.1").unwrap(), "10.0.0.1:53".parse().unwrap());
+        assert_eq!(
+            parse_listen("[::1]:5353").unwrap(),
+            "[::1]:5353".parse().unwrap()
+        );
+        assert_eq!(
+            parse_listen("10.0.0.1").unwrap(),
+            "10.0.0.1:53".parse().unwrap()
+        );
         assert_eq!(parse_listen(":53").unwrap(), "0.0.0.0:53".parse().unwrap());
         assert!(parse_listen("nonsense").is_err());
     }

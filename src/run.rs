@@ -91,9 +91,10 @@ pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
 
     let mut listeners = Vec::new();
     for addr in &settings.listen {
-        let listener = server::bind(*addr)
-            .await
-            .map_err(|source| RunError::Bind { addr: *addr, source })?;
+        let listener = server::bind(*addr).await.map_err(|source| RunError::Bind {
+            addr: *addr,
+            source,
+        })?;
         listeners.push(listener);
     }
     let bound: Vec<String> = listeners

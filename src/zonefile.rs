@@ -42,7 +42,11 @@ pub fn render(config: &ZoneConfig, snapshot: &Snapshot) -> String {
                 }
                 let ports = match service.kind {
                     ServiceKind::ClusterIp(_) => service.ports.iter().collect::<Vec<_>>(),
-                    _ => service.endpoints.iter().flat_map(|e| e.ports.iter()).collect(),
+                    _ => service
+                        .endpoints
+                        .iter()
+                        .flat_map(|e| e.ports.iter())
+                        .collect(),
                 };
                 let named: BTreeSet<String> = ports
                     .iter()
@@ -51,8 +55,7 @@ pub fn render(config: &ZoneConfig, snapshot: &Snapshot) -> String {
                 for port in named {
                     queries.push((format!("{port}.{base}"), RecordType::SRV));
                 }
-                let labels: BTreeSet<&str> =
-                    service.endpoints.iter().map(|e| &*e.label).collect();
+                let labels: BTreeSet<&str> = service.endpoints.iter().map(|e| &*e.label).collect();
                 for label in labels {
                     for qtype in [RecordType::A, RecordType::AAAA, RecordType::SRV] {
                         queries.push((format!("{label}.{base}"), qtype));
@@ -62,7 +65,11 @@ pub fn render(config: &ZoneConfig, snapshot: &Snapshot) -> String {
             if config.pods != PodsMode::Disabled {
                 for (ip, namespaces) in snapshot.pod_entries() {
                     for namespace in namespaces.iter() {
-                        let qtype = if ip.is_ipv4() { RecordType::A } else { RecordType::AAAA };
+                        let qtype = if ip.is_ipv4() {
+                            RecordType::A
+                        } else {
+                            RecordType::AAAA
+                        };
                         queries.push((apex(&format!("{}.{namespace}.pod", dashed_ip(*ip))), qtype));
                     }
                 }

@@ -149,7 +149,7 @@ enum Found {
         additionals: Vec<Record>,
     },
     /// An ExternalName alias: answer the CNAME and follow it.
-    Alias(Record, Name),
+    Alias(Box<Record>, Name),
     ServFail,
 }
 
@@ -191,7 +191,7 @@ pub fn answer(config: &ZoneConfig, snapshot: &Snapshot, qname: &Name, qtype: Rec
         };
         match lookup.find(kind) {
             Found::Alias(cname, target) => {
-                answer.answers.push(cname);
+                answer.answers.push(*cname);
                 if qtype == RecordType::CNAME {
                     return answer;
                 }
@@ -275,26 +275,23 @@ impl Lookup<'_> {
 
     /// A name under the matched zone, e.g. `web-0.nginx.default.svc` + zone.
     fn zone_name(&self, relative: &str) -> Option<Name> {
-        Name::from_ascii(relative).ok()?.append_domain(self.zone).ok()
+        Name::from_ascii(relative)
+            .ok()?
+            .append_domain(self.zone)
+            .ok()
     }
 
     /// The zone's SOA, its owner spelled as in the question.
     fn soa(&self) -> Record {
         let owner = self.qname.trim_to(usize::from(self.zone.num_labels()));
-        let mname = self.zone_name("ns.dns").unwrap_or_else(|| self.zone.clone());
+        let mname = self
+            .zone_name("ns.dns")
+            .unwrap_or_else(|| self.zone.clone());
         let rname = self
             .zone_name("hostmaster")
             .unwrap_or_else(|| self.zone.clone());
         let ttl = self.config.ttl;
-        let soa = SOA::new(
-            mname,
-            rname,
-            self.snapshot.serial,
-            7200,
-            1800,
-            86400,
-            ttl,
-        );
+        let soa = SOA::new(mname, rname, self.snapshot.serial, 7200, 1800, 86400, ttl);
         Record::from_rdata(owner, ttl.min(300), RData::SOA(soa))
     }
 
@@ -414,14 +411,22 @@ impl Lookup<'_> {
                     .srv_targets(service, &base, None, None, Some(proto))
                     .iter()
                     .any(|t| t.named);
-                if exists { Found::nodata() } else { Found::NxDomain }
+                if exists {
+                    Found::nodata()
+                } else {
+                    Found::NxDomain
+                }
             }
             [label] => self.endpoint_name(service, &base, label),
             [port, proto] if port.starts_with(b"_") && proto.starts_with(b"_") => {
                 self.srv_answer(service, &base, None, Some(&port[1..]), Some(&proto[1..]))
             }
             [port, proto, endpoint] if port.starts_with(b"_") && proto.starts_with(b"_") => {
-                if !service.endpoints.iter().any(|e| label_is(endpoint, &e.label)) {
+                if !service
+                    .endpoints
+                    .iter()
+                    .any(|e| label_is(endpoint, &e.label))
+                {
                     return Found::NxDomain;
                 }
                 self.srv_answer(
@@ -438,7 +443,10 @@ impl Lookup<'_> {
 
     fn alias(&self, target: &str) -> Found {
         match Name::from_ascii(format!("{target}.")) {
-            Ok(target) => Found::Alias(self.record(RData::CNAME(CNAME(target.clone()))), target),
+            Ok(target) => Found::Alias(
+                Box::new(self.record(RData::CNAME(CNAME(target.clone())))),
+                target,
+            ),
             Err(_) => Found::nodata(),
         }
     }
@@ -457,7 +465,11 @@ impl Lookup<'_> {
                         ips.push(ip);
                     }
                 }
-                Found::records(ips.into_iter().map(|ip| self.record(address_rdata(ip))).collect())
+                Found::records(
+                    ips.into_iter()
+                        .map(|ip| self.record(address_rdata(ip)))
+                        .collect(),
+                )
             }
             RecordType::SRV => self.srv_answer(service, base, None, None, None),
             _ => Found::nodata(),

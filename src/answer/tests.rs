@@ -56,7 +56,11 @@ fn cluster() -> Snapshot {
         "default",
         "myweb",
         ServiceKind::ClusterIp(vec![ip("10.96.0.20"), ip("fd00::20")]),
-        vec![port(Some("http"), "tcp", 80), port(None, "tcp", 9090), port(Some("dns"), "udp", 53)],
+        vec![
+            port(Some("http"), "tcp", 80),
+            port(None, "tcp", 9090),
+            port(Some("dns"), "udp", 53),
+        ],
     ));
     w.upsert_slice(slice(
         "default",
@@ -76,15 +80,25 @@ fn cluster() -> Snapshot {
         "default",
         "nginx-v4",
         "nginx",
-        &[("10.244.1.10", Some("web-0")), ("10.244.2.11", Some("web-1")), ("10.244.3.12", None)],
-        vec![port(Some("web"), "tcp", 8080), port(Some("metrics"), "tcp", 9113)],
+        &[
+            ("10.244.1.10", Some("web-0")),
+            ("10.244.2.11", Some("web-1")),
+            ("10.244.3.12", None),
+        ],
+        vec![
+            port(Some("web"), "tcp", 8080),
+            port(Some("metrics"), "tcp", 9113),
+        ],
     ));
     w.upsert_slice(slice(
         "default",
         "nginx-v6",
         "nginx",
         &[("fd00::10", Some("web-0")), ("fd00:1::", None)],
-        vec![port(Some("web"), "tcp", 8080), port(Some("metrics"), "tcp", 9113)],
+        vec![
+            port(Some("web"), "tcp", 8080),
+            port(Some("metrics"), "tcp", 9113),
+        ],
     ));
     // A headless service with no ready endpoint, and an empty ClusterIP service.
     w.upsert_service(service("default", "idle", ServiceKind::Headless, vec![]));
@@ -113,7 +127,12 @@ fn cluster() -> Snapshot {
         ServiceKind::ExternalName(Some("missing.default.svc.cluster.local".into())),
         vec![],
     ));
-    w.upsert_service(service("shop", "byip", ServiceKind::ExternalName(None), vec![]));
+    w.upsert_service(service(
+        "shop",
+        "byip",
+        ServiceKind::ExternalName(None),
+        vec![],
+    ));
     w.upsert_service(service(
         "shop",
         "loop",
@@ -122,7 +141,13 @@ fn cluster() -> Snapshot {
     ));
     // An endpoint address shared by a headless service in another namespace.
     w.upsert_service(service("other", "peer", ServiceKind::Headless, vec![]));
-    w.upsert_slice(slice("other", "peer-1", "peer", &[("10.244.1.10", Some("web-0"))], vec![]));
+    w.upsert_slice(slice(
+        "other",
+        "peer-1",
+        "peer",
+        &[("10.244.1.10", Some("web-0"))],
+        vec![],
+    ));
     w.upsert_pod(PodInfo {
         namespace: "default".into(),
         name: "web-0".into(),
@@ -133,7 +158,10 @@ fn cluster() -> Snapshot {
 
 fn config() -> ZoneConfig {
     let mut c = ZoneConfig::new(
-        &[Name::from_ascii("cluster.local.").unwrap(), Name::from_ascii("example.internal.").unwrap()],
+        &[
+            Name::from_ascii("cluster.local.").unwrap(),
+            Name::from_ascii("example.internal.").unwrap(),
+        ],
         5,
         PodsMode::Insecure,
     );
@@ -178,7 +206,10 @@ fn assert_nodata(answer: &Answer) {
 #[test]
 fn s5_dns_version_txt() {
     let a = ask("dns-version.cluster.local.", RecordType::TXT);
-    assert_eq!(lines(&a.answers), vec!["dns-version.cluster.local. 28800 IN TXT 1.1.0"]);
+    assert_eq!(
+        lines(&a.answers),
+        vec!["dns-version.cluster.local. 28800 IN TXT 1.1.0"]
+    );
     assert!(a.authoritative);
     assert_nodata(&ask("dns-version.cluster.local.", RecordType::A));
 }
@@ -186,7 +217,10 @@ fn s5_dns_version_txt() {
 #[test]
 fn s6_s7_cluster_ip_a_and_aaaa() {
     let a = ask("myweb.default.svc.cluster.local.", RecordType::A);
-    assert_eq!(lines(&a.answers), vec!["myweb.default.svc.cluster.local. 5 IN A 10.96.0.20"]);
+    assert_eq!(
+        lines(&a.answers),
+        vec!["myweb.default.svc.cluster.local. 5 IN A 10.96.0.20"]
+    );
     assert!(a.authority.is_empty());
     let a = ask("myweb.default.svc.cluster.local.", RecordType::AAAA);
     assert_eq!(rdatas(&a), vec!["fd00::20"]);
@@ -195,8 +229,14 @@ fn s6_s7_cluster_ip_a_and_aaaa() {
 
 #[test]
 fn s8_cluster_ip_srv_for_named_ports() {
-    let a = ask("_http._tcp.myweb.default.svc.cluster.local.", RecordType::SRV);
-    assert_eq!(rdatas(&a), vec!["0 100 80 myweb.default.svc.cluster.local."]);
+    let a = ask(
+        "_http._tcp.myweb.default.svc.cluster.local.",
+        RecordType::SRV,
+    );
+    assert_eq!(
+        rdatas(&a),
+        vec!["0 100 80 myweb.default.svc.cluster.local."]
+    );
     assert_eq!(
         lines(&a.additionals),
         vec![
@@ -204,16 +244,37 @@ fn s8_cluster_ip_srv_for_named_ports() {
             "myweb.default.svc.cluster.local. 5 IN AAAA fd00::20"
         ]
     );
-    let a = ask("_dns._udp.myweb.default.svc.cluster.local.", RecordType::SRV);
-    assert_eq!(rdatas(&a), vec!["0 100 53 myweb.default.svc.cluster.local."]);
+    let a = ask(
+        "_dns._udp.myweb.default.svc.cluster.local.",
+        RecordType::SRV,
+    );
+    assert_eq!(
+        rdatas(&a),
+        vec!["0 100 53 myweb.default.svc.cluster.local."]
+    );
     // Wrong protocol, unknown port name: the name does not exist.
-    assert_nxdomain(&ask("_http._udp.myweb.default.svc.cluster.local.", RecordType::SRV));
-    assert_nxdomain(&ask("_grpc._tcp.myweb.default.svc.cluster.local.", RecordType::SRV));
+    assert_nxdomain(&ask(
+        "_http._udp.myweb.default.svc.cluster.local.",
+        RecordType::SRV,
+    ));
+    assert_nxdomain(&ask(
+        "_grpc._tcp.myweb.default.svc.cluster.local.",
+        RecordType::SRV,
+    ));
     // The name exists, the type does not.
-    assert_nodata(&ask("_http._tcp.myweb.default.svc.cluster.local.", RecordType::A));
+    assert_nodata(&ask(
+        "_http._tcp.myweb.default.svc.cluster.local.",
+        RecordType::A,
+    ));
     // `_tcp.<svc>` is an empty non-terminal above `_http._tcp.<svc>`.
-    assert_nodata(&ask("_tcp.myweb.default.svc.cluster.local.", RecordType::SRV));
-    assert_nxdomain(&ask("_sctp.myweb.default.svc.cluster.local.", RecordType::SRV));
+    assert_nodata(&ask(
+        "_tcp.myweb.default.svc.cluster.local.",
+        RecordType::SRV,
+    ));
+    assert_nxdomain(&ask(
+        "_sctp.myweb.default.svc.cluster.local.",
+        RecordType::SRV,
+    ));
 }
 
 #[test]
@@ -222,13 +283,19 @@ fn s9_cluster_ip_ptr_v4_and_v6() {
     assert_eq!(rdatas(&a), vec!["myweb.default.svc.cluster.local."]);
     assert!(a.authoritative);
     let v6 = "0.2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa.";
-    assert_eq!(rdatas(&ask(v6, RecordType::PTR)), vec!["myweb.default.svc.cluster.local."]);
+    assert_eq!(
+        rdatas(&ask(v6, RecordType::PTR)),
+        vec!["myweb.default.svc.cluster.local."]
+    );
 }
 
 #[test]
 fn s10_headless_answers_every_ready_address() {
     let a = ask("nginx.default.svc.cluster.local.", RecordType::A);
-    assert_eq!(rdatas(&a), vec!["10.244.1.10", "10.244.2.11", "10.244.3.12"]);
+    assert_eq!(
+        rdatas(&a),
+        vec!["10.244.1.10", "10.244.2.11", "10.244.3.12"]
+    );
     let a = ask("nginx.default.svc.cluster.local.", RecordType::AAAA);
     assert_eq!(rdatas(&a), vec!["fd00::10", "fd00:1::"]);
 }
@@ -242,18 +309,42 @@ fn s11_headless_without_ready_endpoints_is_nxdomain() {
 #[test]
 fn s12_endpoint_names_use_hostname_or_dashed_ip() {
     let a = ask("web-0.nginx.default.svc.cluster.local.", RecordType::A);
-    assert_eq!(lines(&a.answers), vec!["web-0.nginx.default.svc.cluster.local. 5 IN A 10.244.1.10"]);
+    assert_eq!(
+        lines(&a.answers),
+        vec!["web-0.nginx.default.svc.cluster.local. 5 IN A 10.244.1.10"]
+    );
     let a = ask("web-0.nginx.default.svc.cluster.local.", RecordType::AAAA);
     assert_eq!(rdatas(&a), vec!["fd00::10"]);
-    assert_eq!(rdatas(&ask("10-244-3-12.nginx.default.svc.cluster.local.", RecordType::A)), vec!["10.244.3.12"]);
-    assert_eq!(rdatas(&ask("fd00-1--0.nginx.default.svc.cluster.local.", RecordType::AAAA)), vec!["fd00:1::"]);
-    assert_nodata(&ask("web-1.nginx.default.svc.cluster.local.", RecordType::AAAA));
-    assert_nxdomain(&ask("web-9.nginx.default.svc.cluster.local.", RecordType::A));
+    assert_eq!(
+        rdatas(&ask(
+            "10-244-3-12.nginx.default.svc.cluster.local.",
+            RecordType::A
+        )),
+        vec!["10.244.3.12"]
+    );
+    assert_eq!(
+        rdatas(&ask(
+            "fd00-1--0.nginx.default.svc.cluster.local.",
+            RecordType::AAAA
+        )),
+        vec!["fd00:1::"]
+    );
+    assert_nodata(&ask(
+        "web-1.nginx.default.svc.cluster.local.",
+        RecordType::AAAA,
+    ));
+    assert_nxdomain(&ask(
+        "web-9.nginx.default.svc.cluster.local.",
+        RecordType::A,
+    ));
 }
 
 #[test]
 fn s13_c33_headless_srv_is_endpoints_times_ports_with_the_slice_port() {
-    let a = ask("_web._tcp.nginx.default.svc.cluster.local.", RecordType::SRV);
+    let a = ask(
+        "_web._tcp.nginx.default.svc.cluster.local.",
+        RecordType::SRV,
+    );
     assert_eq!(
         rdatas(&a),
         vec![
@@ -265,21 +356,36 @@ fn s13_c33_headless_srv_is_endpoints_times_ports_with_the_slice_port() {
         "web-0 has two addresses but is one target"
     );
     // The additional section carries every address of every target.
-    assert!(lines(&a.additionals).contains(&"web-0.nginx.default.svc.cluster.local. 5 IN AAAA fd00::10".to_string()));
+    assert!(
+        lines(&a.additionals)
+            .contains(&"web-0.nginx.default.svc.cluster.local. 5 IN AAAA fd00::10".to_string())
+    );
     assert_eq!(a.additionals.len(), 5);
     // Endpoint-scoped SRV names work too.
-    let a = ask("_metrics._tcp.web-1.nginx.default.svc.cluster.local.", RecordType::SRV);
-    assert_eq!(rdatas(&a), vec!["0 100 9113 web-1.nginx.default.svc.cluster.local."]);
+    let a = ask(
+        "_metrics._tcp.web-1.nginx.default.svc.cluster.local.",
+        RecordType::SRV,
+    );
+    assert_eq!(
+        rdatas(&a),
+        vec!["0 100 9113 web-1.nginx.default.svc.cluster.local."]
+    );
 }
 
 #[test]
 fn s14_headless_ptr_and_c36_one_per_service() {
     let a = ask("12.3.244.10.in-addr.arpa.", RecordType::PTR);
-    assert_eq!(rdatas(&a), vec!["10-244-3-12.nginx.default.svc.cluster.local."]);
+    assert_eq!(
+        rdatas(&a),
+        vec!["10-244-3-12.nginx.default.svc.cluster.local."]
+    );
     let a = ask("10.1.244.10.in-addr.arpa.", RecordType::PTR);
     assert_eq!(
         rdatas(&a),
-        vec!["web-0.nginx.default.svc.cluster.local.", "web-0.peer.other.svc.cluster.local."]
+        vec![
+            "web-0.nginx.default.svc.cluster.local.",
+            "web-0.peer.other.svc.cluster.local."
+        ]
     );
     assert_nodata(&ask("10.1.244.10.in-addr.arpa.", RecordType::A));
     assert_nxdomain(&ask("99.1.244.10.in-addr.arpa.", RecordType::PTR));
@@ -290,7 +396,10 @@ fn s14_headless_ptr_and_c36_one_per_service() {
 #[test]
 fn s15_c35_external_name_is_a_cname() {
     let a = ask("db.shop.svc.cluster.local.", RecordType::A);
-    assert_eq!(lines(&a.answers), vec!["db.shop.svc.cluster.local. 5 IN CNAME db.example.com."]);
+    assert_eq!(
+        lines(&a.answers),
+        vec!["db.shop.svc.cluster.local. 5 IN CNAME db.example.com."]
+    );
     assert_eq!(a.rcode, ResponseCode::NoError);
     assert!(a.authoritative);
     // An in-zone target is chased.
@@ -303,37 +412,91 @@ fn s15_c35_external_name_is_a_cname() {
         ]
     );
     // CNAME questions get only the CNAME.
-    assert_eq!(ask("web.shop.svc.cluster.local.", RecordType::CNAME).answers.len(), 1);
+    assert_eq!(
+        ask("web.shop.svc.cluster.local.", RecordType::CNAME)
+            .answers
+            .len(),
+        1
+    );
     // A chased target that does not exist: NXDOMAIN with the CNAME (RFC 6604).
     let a = ask("gone.shop.svc.cluster.local.", RecordType::A);
     assert_eq!(a.rcode, ResponseCode::NXDomain);
     assert_eq!(a.answers.len(), 1);
     // Names below an ExternalName do not exist; an IP-valued one serves nothing.
     assert_nxdomain(&ask("x.db.shop.svc.cluster.local.", RecordType::A));
-    assert_nxdomain(&ask("_http._tcp.db.shop.svc.cluster.local.", RecordType::SRV));
+    assert_nxdomain(&ask(
+        "_http._tcp.db.shop.svc.cluster.local.",
+        RecordType::SRV,
+    ));
     assert_nodata(&ask("byip.shop.svc.cluster.local.", RecordType::A));
     // A loop ends in SERVFAIL, not a hang.
-    assert_eq!(ask("loop.shop.svc.cluster.local.", RecordType::A).rcode, ResponseCode::ServFail);
+    assert_eq!(
+        ask("loop.shop.svc.cluster.local.", RecordType::A).rcode,
+        ResponseCode::ServFail
+    );
 }
 
 #[test]
 fn c8_c9_c10_pod_modes() {
     let name = "10-244-1-10.default.pod.cluster.local.";
     let mut c = config();
-    assert_eq!(rdatas(&ask_with(&c, name, RecordType::A)), vec!["10.244.1.10"]);
+    assert_eq!(
+        rdatas(&ask_with(&c, name, RecordType::A)),
+        vec!["10.244.1.10"]
+    );
     // Insecure answers any address in an existing namespace.
-    assert_eq!(rdatas(&ask_with(&c, "10-9-9-9.default.pod.cluster.local.", RecordType::A)), vec!["10.9.9.9"]);
-    assert_eq!(rdatas(&ask_with(&c, "fd00--10.default.pod.cluster.local.", RecordType::AAAA)), vec!["fd00::10"]);
+    assert_eq!(
+        rdatas(&ask_with(
+            &c,
+            "10-9-9-9.default.pod.cluster.local.",
+            RecordType::A
+        )),
+        vec!["10.9.9.9"]
+    );
+    assert_eq!(
+        rdatas(&ask_with(
+            &c,
+            "fd00--10.default.pod.cluster.local.",
+            RecordType::AAAA
+        )),
+        vec!["fd00::10"]
+    );
     assert_nodata(&ask_with(&c, name, RecordType::AAAA));
-    assert_nxdomain(&ask_with(&c, "10-9-9-9.nowhere.pod.cluster.local.", RecordType::A));
-    assert_nxdomain(&ask_with(&c, "not-an-ip.default.pod.cluster.local.", RecordType::A));
+    assert_nxdomain(&ask_with(
+        &c,
+        "10-9-9-9.nowhere.pod.cluster.local.",
+        RecordType::A,
+    ));
+    assert_nxdomain(&ask_with(
+        &c,
+        "not-an-ip.default.pod.cluster.local.",
+        RecordType::A,
+    ));
     assert_nodata(&ask_with(&c, "default.pod.cluster.local.", RecordType::A));
 
     c.pods = PodsMode::Verified;
-    assert_eq!(rdatas(&ask_with(&c, name, RecordType::A)), vec!["10.244.1.10"]);
-    assert_eq!(rdatas(&ask_with(&c, "fd00--10.default.pod.cluster.local.", RecordType::AAAA)), vec!["fd00::10"]);
-    assert_nxdomain(&ask_with(&c, "10-9-9-9.default.pod.cluster.local.", RecordType::A));
-    assert_nxdomain(&ask_with(&c, "10-244-1-10.other.pod.cluster.local.", RecordType::A));
+    assert_eq!(
+        rdatas(&ask_with(&c, name, RecordType::A)),
+        vec!["10.244.1.10"]
+    );
+    assert_eq!(
+        rdatas(&ask_with(
+            &c,
+            "fd00--10.default.pod.cluster.local.",
+            RecordType::AAAA
+        )),
+        vec!["fd00::10"]
+    );
+    assert_nxdomain(&ask_with(
+        &c,
+        "10-9-9-9.default.pod.cluster.local.",
+        RecordType::A,
+    ));
+    assert_nxdomain(&ask_with(
+        &c,
+        "10-244-1-10.other.pod.cluster.local.",
+        RecordType::A,
+    ));
 
     c.pods = PodsMode::Disabled;
     assert_nxdomain(&ask_with(&c, name, RecordType::A));
@@ -349,19 +512,38 @@ fn c13_ttl_and_soa_timers() {
     assert_eq!(a.answers[0].ttl, 600);
     let soa = &ask_with(&c, "nope.default.svc.cluster.local.", RecordType::A).authority[0];
     assert_eq!(soa.ttl, 300, "SOA TTL is min(ttl, 300)");
-    let RData::SOA(data) = &soa.data else { panic!("not a SOA") };
+    let RData::SOA(data) = &soa.data else {
+        panic!("not a SOA")
+    };
     assert_eq!(data.minimum, 600);
     assert_eq!((data.refresh, data.retry, data.expire), (7200, 1800, 86400));
-    assert_eq!(ask_with(&c, "dns-version.cluster.local.", RecordType::TXT).answers[0].ttl, 28800);
+    assert_eq!(
+        ask_with(&c, "dns-version.cluster.local.", RecordType::TXT).answers[0].ttl,
+        28800
+    );
 }
 
 #[test]
 fn c16_ignore_empty_service() {
-    assert_eq!(rdatas(&ask("lonely.default.svc.cluster.local.", RecordType::A)), vec!["10.96.0.30"]);
+    assert_eq!(
+        rdatas(&ask("lonely.default.svc.cluster.local.", RecordType::A)),
+        vec!["10.96.0.30"]
+    );
     let mut c = config();
     c.ignore_empty_service = true;
-    assert_nxdomain(&ask_with(&c, "lonely.default.svc.cluster.local.", RecordType::A));
-    assert_eq!(rdatas(&ask_with(&c, "myweb.default.svc.cluster.local.", RecordType::A)), vec!["10.96.0.20"]);
+    assert_nxdomain(&ask_with(
+        &c,
+        "lonely.default.svc.cluster.local.",
+        RecordType::A,
+    ));
+    assert_eq!(
+        rdatas(&ask_with(
+            &c,
+            "myweb.default.svc.cluster.local.",
+            RecordType::A
+        )),
+        vec!["10.96.0.20"]
+    );
 }
 
 #[test]
@@ -375,9 +557,18 @@ fn c25_c26_apex_soa_and_ns() {
         )]
     );
     let a = ask("cluster.local.", RecordType::NS);
-    assert_eq!(lines(&a.answers), vec!["cluster.local. 5 IN NS ns.dns.cluster.local."]);
-    assert_eq!(lines(&a.additionals), vec!["ns.dns.cluster.local. 5 IN A 10.96.0.10"]);
-    assert_eq!(rdatas(&ask("ns.dns.cluster.local.", RecordType::A)), vec!["10.96.0.10"]);
+    assert_eq!(
+        lines(&a.answers),
+        vec!["cluster.local. 5 IN NS ns.dns.cluster.local."]
+    );
+    assert_eq!(
+        lines(&a.additionals),
+        vec!["ns.dns.cluster.local. 5 IN A 10.96.0.10"]
+    );
+    assert_eq!(
+        rdatas(&ask("ns.dns.cluster.local.", RecordType::A)),
+        vec!["10.96.0.10"]
+    );
     assert_nodata(&ask("ns.dns.cluster.local.", RecordType::AAAA));
     assert_nodata(&ask("dns.cluster.local.", RecordType::A));
     assert_nodata(&ask("cluster.local.", RecordType::A));
@@ -395,7 +586,10 @@ fn c27_c28_nxdomain_and_nodata_shapes() {
     assert_nxdomain(&ask("nope.default.svc.cluster.local.", RecordType::A));
     assert_nxdomain(&ask("nope.empty.svc.cluster.local.", RecordType::A));
     assert_nxdomain(&ask("myweb.default.other.cluster.local.", RecordType::A));
-    assert_nxdomain(&ask("a.b.c.d.myweb.default.svc.cluster.local.", RecordType::A));
+    assert_nxdomain(&ask(
+        "a.b.c.d.myweb.default.svc.cluster.local.",
+        RecordType::A,
+    ));
     assert_nxdomain(&ask("x.dns.cluster.local.", RecordType::A));
     // The SOA in the authority section is the zone's.
     let a = ask("nope.default.svc.cluster.local.", RecordType::A);
@@ -412,12 +606,22 @@ fn c29_wildcards_are_literal() {
 #[test]
 fn s2_c30_case_insensitive_and_spelling_kept() {
     let a = ask("MyWeb.DEFAULT.svc.Cluster.Local.", RecordType::A);
-    assert_eq!(lines(&a.answers), vec!["MyWeb.DEFAULT.svc.Cluster.Local. 5 IN A 10.96.0.20"]);
+    assert_eq!(
+        lines(&a.answers),
+        vec!["MyWeb.DEFAULT.svc.Cluster.Local. 5 IN A 10.96.0.20"]
+    );
     let a = ask("WEB-0.Nginx.default.SVC.cluster.local.", RecordType::A);
     assert_eq!(rdatas(&a), vec!["10.244.1.10"]);
     let a = ask("Nope.default.svc.CLUSTER.local.", RecordType::A);
     assert_eq!(a.authority[0].name.to_string(), "CLUSTER.local.");
-    assert_eq!(rdatas(&ask("_HTTP._TCP.myweb.default.svc.cluster.local.", RecordType::SRV)).len(), 1);
+    assert_eq!(
+        rdatas(&ask(
+            "_HTTP._TCP.myweb.default.svc.cluster.local.",
+            RecordType::SRV
+        ))
+        .len(),
+        1
+    );
 }
 
 #[test]
@@ -445,12 +649,18 @@ fn c32_c38_plain_srv_lists_every_port_once() {
 
 #[test]
 fn c34_endpoint_names_under_cluster_ip_services() {
-    let a = ask("10-244-1-20.myweb.default.svc.cluster.local.", RecordType::A);
+    let a = ask(
+        "10-244-1-20.myweb.default.svc.cluster.local.",
+        RecordType::A,
+    );
     assert_eq!(rdatas(&a), vec!["10.244.1.20"]);
     let a = ask("21.1.244.10.in-addr.arpa.", RecordType::PTR);
     assert_nxdomain(&a);
     let a = ask("20.1.244.10.in-addr.arpa.", RecordType::PTR);
-    assert_eq!(rdatas(&a), vec!["10-244-1-20.myweb.default.svc.cluster.local."]);
+    assert_eq!(
+        rdatas(&a),
+        vec!["10-244-1-20.myweb.default.svc.cluster.local."]
+    );
 }
 
 #[test]
@@ -459,7 +669,10 @@ fn other_zones_are_refused_and_every_cluster_zone_answers() {
     assert_eq!(a.rcode, ResponseCode::Refused);
     assert!(!a.authoritative);
     assert!(a.authority.is_empty());
-    assert_eq!(rdatas(&ask("myweb.default.svc.example.internal.", RecordType::A)), vec!["10.96.0.20"]);
+    assert_eq!(
+        rdatas(&ask("myweb.default.svc.example.internal.", RecordType::A)),
+        vec!["10.96.0.20"]
+    );
     // PTR targets use the primary zone.
     assert_eq!(
         rdatas(&ask("20.0.96.10.in-addr.arpa.", RecordType::PTR)),

@@ -262,7 +262,10 @@ mod tests {
     fn external_name_is_validated() {
         let s = service(json!({"metadata": {"name": "db"},
             "spec": {"type": "ExternalName", "externalName": "DB.Example.com."}}));
-        assert_eq!(s.kind, ServiceKind::ExternalName(Some("db.example.com".into())));
+        assert_eq!(
+            s.kind,
+            ServiceKind::ExternalName(Some("db.example.com".into()))
+        );
         let s = service(json!({"metadata": {"name": "db"},
             "spec": {"type": "ExternalName", "externalName": "10.1.2.3"}}));
         assert_eq!(s.kind, ServiceKind::ExternalName(None));

@@ -112,7 +112,11 @@ mod tests {
         for text in ["10.96.0.10", "fd00:10:96::a", "2001:db8::1"] {
             let addr = ip(text);
             let name = reverse_name(addr);
-            let labels: Vec<&[u8]> = name.trim_end_matches('.').split('.').map(str::as_bytes).collect();
+            let labels: Vec<&[u8]> = name
+                .trim_end_matches('.')
+                .split('.')
+                .map(str::as_bytes)
+                .collect();
             let parsed = match addr {
                 IpAddr::V4(_) => parse_reverse_v4(&labels[..4]),
                 IpAddr::V6(_) => parse_reverse_v6(&labels[..32]),

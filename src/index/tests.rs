@@ -22,7 +22,12 @@ fn service(ns: &str, name: &str, kind: ServiceKind) -> ServiceInfo {
     }
 }
 
-fn slice(ns: &str, name: &str, svc: Option<&str>, eps: &[(&str, Option<&str>)]) -> EndpointSliceInfo {
+fn slice(
+    ns: &str,
+    name: &str,
+    svc: Option<&str>,
+    eps: &[(&str, Option<&str>)],
+) -> EndpointSliceInfo {
     EndpointSliceInfo {
         namespace: ns.into(),
         name: name.into(),
@@ -42,15 +47,38 @@ fn slice(ns: &str, name: &str, svc: Option<&str>, eps: &[(&str, Option<&str>)]) 
 fn slices_of_a_service_merge_in_name_order_without_duplicates() {
     let mut w = IndexWriter::new();
     w.upsert_service(service("ns", "web", ServiceKind::Headless));
-    w.upsert_slice(slice("ns", "web-b", Some("web"), &[("fd00::2", Some("web-1"))]));
-    w.upsert_slice(slice("ns", "web-a", Some("web"), &[("10.0.0.1", Some("web-0")), ("10.0.0.2", None)]));
-    w.upsert_slice(slice("ns", "web-c", Some("web"), &[("10.0.0.1", Some("web-0"))]));
+    w.upsert_slice(slice(
+        "ns",
+        "web-b",
+        Some("web"),
+        &[("fd00::2", Some("web-1"))],
+    ));
+    w.upsert_slice(slice(
+        "ns",
+        "web-a",
+        Some("web"),
+        &[("10.0.0.1", Some("web-0")), ("10.0.0.2", None)],
+    ));
+    w.upsert_slice(slice(
+        "ns",
+        "web-c",
+        Some("web"),
+        &[("10.0.0.1", Some("web-0"))],
+    ));
     let snap = w.snapshot();
     let records = snap.service("web.ns").expect("service indexed");
-    let got: Vec<(&str, IpAddr)> = records.endpoints.iter().map(|e| (&*e.label, e.ip)).collect();
+    let got: Vec<(&str, IpAddr)> = records
+        .endpoints
+        .iter()
+        .map(|e| (&*e.label, e.ip))
+        .collect();
     assert_eq!(
         got,
-        vec![("web-0", ip("10.0.0.1")), ("10-0-0-2", ip("10.0.0.2")), ("web-1", ip("fd00::2"))]
+        vec![
+            ("web-0", ip("10.0.0.1")),
+            ("10-0-0-2", ip("10.0.0.2")),
+            ("web-1", ip("fd00::2"))
+        ]
     );
     assert_eq!(records.endpoints[0].ports[0].port, 8080);
 }
@@ -60,7 +88,10 @@ fn a_slice_seen_before_its_service_is_used_when_the_service_arrives() {
     let mut w = IndexWriter::new();
     w.upsert_slice(slice("ns", "s1", Some("web"), &[("10.0.0.1", None)]));
     assert!(w.snapshot().service("web.ns").is_none());
-    assert!(w.snapshot().namespace_exists("ns"), "a slice implies its namespace");
+    assert!(
+        w.snapshot().namespace_exists("ns"),
+        "a slice implies its namespace"
+    );
     w.upsert_service(service("ns", "web", ServiceKind::Headless));
     assert_eq!(w.snapshot().service("web.ns").unwrap().endpoints.len(), 1);
 }
@@ -71,13 +102,21 @@ fn relabelled_and_removed_slices_move_their_endpoints() {
     w.upsert_service(service("ns", "a", ServiceKind::Headless));
     w.upsert_service(service("ns", "b", ServiceKind::Headless));
     w.upsert_slice(slice("ns", "s", Some("a"), &[("10.0.0.1", None)]));
-    assert_eq!(w.snapshot().ptr_targets(&ip("10.0.0.1"))[0].relative.as_ref(), "10-0-0-1.a.ns");
+    assert_eq!(
+        w.snapshot().ptr_targets(&ip("10.0.0.1"))[0]
+            .relative
+            .as_ref(),
+        "10-0-0-1.a.ns"
+    );
     w.upsert_slice(slice("ns", "s", Some("b"), &[("10.0.0.1", None)]));
     let snap = w.snapshot();
     assert!(snap.service("a.ns").unwrap().endpoints.is_empty());
     assert_eq!(snap.service("b.ns").unwrap().endpoints.len(), 1);
     assert_eq!(snap.ptr_targets(&ip("10.0.0.1")).len(), 1);
-    assert_eq!(snap.ptr_targets(&ip("10.0.0.1"))[0].relative.as_ref(), "10-0-0-1.b.ns");
+    assert_eq!(
+        snap.ptr_targets(&ip("10.0.0.1"))[0].relative.as_ref(),
+        "10-0-0-1.b.ns"
+    );
     w.remove_slice("ns", "s");
     let snap = w.snapshot();
     assert!(snap.service("b.ns").unwrap().endpoints.is_empty());
@@ -89,7 +128,11 @@ fn ptr_owners_list_cluster_ips_first_and_follow_removal() {
     let mut w = IndexWriter::new();
     w.upsert_service(service("ns", "z-headless", ServiceKind::Headless));
     w.upsert_slice(slice("ns", "h", Some("z-headless"), &[("10.0.0.9", None)]));
-    w.upsert_service(service("ns", "a-cluster", ServiceKind::ClusterIp(vec![ip("10.0.0.9")])));
+    w.upsert_service(service(
+        "ns",
+        "a-cluster",
+        ServiceKind::ClusterIp(vec![ip("10.0.0.9")]),
+    ));
     let snap = w.snapshot();
     let owners = snap.ptr_targets(&ip("10.0.0.9"));
     assert_eq!(owners.len(), 2);
@@ -130,7 +173,10 @@ fn pods_are_indexed_by_address_and_namespace() {
         ips: vec![ip("10.1.0.6")],
         ..pod
     });
-    assert!(!w.snapshot().pod_exists("ns", &ip("10.1.0.5")), "a pod's old address goes");
+    assert!(
+        !w.snapshot().pod_exists("ns", &ip("10.1.0.5")),
+        "a pod's old address goes"
+    );
     w.remove_pod("ns", "p");
     assert!(!w.snapshot().pod_exists("ns", &ip("10.1.0.6")));
 }
@@ -138,11 +184,18 @@ fn pods_are_indexed_by_address_and_namespace() {
 #[test]
 fn published_snapshots_do_not_change_and_serials_grow() {
     let mut w = IndexWriter::new();
-    w.upsert_service(service("ns", "web", ServiceKind::ClusterIp(vec![ip("10.96.0.1")])));
+    w.upsert_service(service(
+        "ns",
+        "web",
+        ServiceKind::ClusterIp(vec![ip("10.96.0.1")]),
+    ));
     let before = w.snapshot();
     w.remove_service("ns", "web");
     let after = w.snapshot();
-    assert!(before.service("web.ns").is_some(), "readers keep what they loaded");
+    assert!(
+        before.service("web.ns").is_some(),
+        "readers keep what they loaded"
+    );
     assert!(after.service("web.ns").is_none());
     assert!(after.serial > before.serial);
     let same = w.snapshot();

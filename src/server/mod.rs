@@ -150,10 +150,7 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<Listener> {
 }
 
 /// Starts serving on the listeners; the returned server runs until shut down.
-pub fn start(
-    handler: DnsHandler,
-    listeners: Vec<Listener>,
-) -> hickory_server::Server<DnsHandler> {
+pub fn start(handler: DnsHandler, listeners: Vec<Listener>) -> hickory_server::Server<DnsHandler> {
     let mut server = hickory_server::Server::new(handler);
     for listener in listeners {
         server.register_socket(listener.udp);

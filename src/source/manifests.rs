@@ -98,10 +98,8 @@ fn yaml_documents(text: &str) -> Vec<(usize, String)> {
     let mut current = String::new();
     let mut start = 1;
     for (index, line) in text.lines().enumerate() {
-        let is_marker = line == "---"
-            || line.starts_with("--- ")
-            || line.starts_with("---\t")
-            || line == "...";
+        let is_marker =
+            line == "---" || line.starts_with("--- ") || line.starts_with("---\t") || line == "...";
         if is_marker {
             documents.push((start, std::mem::take(&mut current)));
             start = index + 1;
@@ -172,7 +170,10 @@ fn collect_objects(
         if value.is_null() {
             return Ok(());
         }
-        return Err((item, "not a Kubernetes object: expected a mapping with apiVersion and kind".into()));
+        return Err((
+            item,
+            "not a Kubernetes object: expected a mapping with apiVersion and kind".into(),
+        ));
     };
     let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_string();
     let api_version = text(map.get("apiVersion"));
@@ -200,9 +201,7 @@ fn collect_objects(
         }
         ("discovery.k8s.io/v1", "EndpointSlice") => {
             let slice: EndpointSlice = serde_json::from_value(value).map_err(|e| bad(&e))?;
-            ClusterObject::EndpointSlice(
-                cluster::endpoint_slice_info(&slice).map_err(|e| bad(&e))?,
-            )
+            ClusterObject::EndpointSlice(cluster::endpoint_slice_info(&slice).map_err(|e| bad(&e))?)
         }
         ("v1", "Pod") => {
             let pod: Pod = serde_json::from_value(value).map_err(|e| bad(&e))?;
@@ -246,29 +245,25 @@ pub fn report(errors: &[ManifestError]) {
     }
 }
 
-/// Loads the directory into a fresh index snapshot and publishes it.
-/// On any error the previous snapshot stays.
-pub fn reload(dir: &Path, shared: &SharedSnapshot, previous_serial: u32) -> Result<(), ()> {
-    match load_dir(dir) {
-        Ok(objects) => {
-            let count = objects.len();
-            let mut writer = IndexWriter::from_objects(objects);
-            let mut snapshot = writer.snapshot();
-            snapshot.serial = snapshot.serial.max(previous_serial.wrapping_add(1));
-            tracing::info!(
-                dir = %dir.display(),
-                objects = count,
-                services = snapshot.service_count(),
-                "loaded manifests"
-            );
-            shared.store(std::sync::Arc::new(snapshot));
-            Ok(())
-        }
-        Err(errors) => {
-            report(&errors);
-            Err(())
-        }
-    }
+/// Loads the directory into a fresh index snapshot and publishes it, returning
+/// the number of objects. On any error the previous snapshot stays.
+pub fn reload(
+    dir: &Path,
+    shared: &SharedSnapshot,
+    previous_serial: u32,
+) -> Result<usize, Vec<ManifestError>> {
+    let objects = load_dir(dir)?;
+    let count = objects.len();
+    let mut snapshot = IndexWriter::from_objects(objects).snapshot();
+    snapshot.serial = snapshot.serial.max(previous_serial.wrapping_add(1));
+    tracing::info!(
+        dir = %dir.display(),
+        objects = count,
+        services = snapshot.service_count(),
+        "loaded manifests"
+    );
+    shared.store(std::sync::Arc::new(snapshot));
+    Ok(count)
 }
 
 /// Polls the directory and reloads it whenever a manifest is added, changed or removed.
@@ -294,8 +289,15 @@ pub async fn watch(dir: PathBuf, interval: Duration, shared: SharedSnapshot) {
         let serial = shared.load().serial;
         let result =
             tokio::task::spawn_blocking(move || reload(&dir_for_load, &shared, serial)).await;
-        if !matches!(result, Ok(Ok(()))) {
-            tracing::warn!(dir = %dir.display(), "keeping the last good records");
+        match result {
+            Ok(Ok(_)) => {}
+            Ok(Err(errors)) => {
+                report(&errors);
+                tracing::warn!(dir = %dir.display(), "keeping the last good records");
+            }
+            Err(error) => {
+                tracing::error!(%error, dir = %dir.display(), "reload failed; keeping the last good records");
+            }
         }
     }
 }
@@ -330,8 +332,14 @@ mod tests {
         .expect_err("second document is bad");
         assert_eq!(errors.len(), 1);
         let text = errors[0].to_string();
-        assert!(text.starts_with("test.yaml: document 2 (line 4): Service:"), "{text}");
-        assert!(text.contains("eighty") || text.contains("invalid"), "{text}");
+        assert!(
+            text.starts_with("test.yaml: document 2 (line 4): Service:"),
+            "{text}"
+        );
+        assert!(
+            text.contains("eighty") || text.contains("invalid"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -352,7 +360,9 @@ mod tests {
         )
         .expect_err("second pod has no name");
         assert!(
-            errors[0].to_string().contains("document 1 (line 1), items[1]: Pod: Pod has no metadata.name"),
+            errors[0]
+                .to_string()
+                .contains("document 1 (line 1), items[1]: Pod: Pod has no metadata.name"),
             "{}",
             errors[0]
         );

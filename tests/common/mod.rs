@@ -1,0 +1,220 @@
+//! Test harness: runs the real `cluster-dns` binary on a loopback port and
+//! talks DNS to it over UDP and TCP with hickory-proto messages.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+use hickory_proto::rr::{Name, RecordType};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_cluster-dns");
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+pub const IO_TIMEOUT: Duration = Duration::from_secs(3);
+
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    /// Starts `cluster-dns serve` on an ephemeral loopback port with these extra arguments.
+    pub fn start(args: &[&str]) -> Server {
+        let mut child = Command::new(BIN)
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cluster-dns starts");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line
+                    .split("listening on ")
+                    .nth(1)
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .and_then(|a| a.parse::<SocketAddr>().ok())
+                {
+                    let _ = tx.send(addr);
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let addr = match rx.recv_timeout(START_TIMEOUT) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "server did not start listening; log:\n{}",
+                    log.lock().unwrap().join("\n")
+                );
+            }
+        };
+        Server { child, addr, log }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// Waits (bounded) until the log has a line containing `needle`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.log().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        false
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    pub fn udp(&self, name: &str, qtype: RecordType) -> Message {
+        query_udp(self.addr, &message(name, qtype, Some(1232)))
+    }
+
+    pub fn tcp(&self, name: &str, qtype: RecordType) -> Message {
+        query_tcp(self.addr, &message(name, qtype, None))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A query for `name`/`qtype`, with an EDNS OPT advertising `payload` if given.
+pub fn message(name: &str, qtype: RecordType, payload: Option<u16>) -> Message {
+    let mut msg = Message::new(rand_id(), MessageType::Query, OpCode::Query);
+    msg.metadata.recursion_desired = true;
+    msg.add_query(Query::query(
+        Name::from_ascii(name).expect("valid name"),
+        qtype,
+    ));
+    if let Some(payload) = payload {
+        let mut edns = Edns::new();
+        edns.set_max_payload(payload);
+        msg.set_edns(edns);
+    }
+    msg
+}
+
+fn rand_id() -> u16 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(7);
+    (nanos % 65_521) as u16
+}
+
+/// Sends raw bytes over UDP; the reply's bytes, or `None` on timeout.
+pub fn udp_raw(addr: SocketAddr, bytes: &[u8], timeout: Duration) -> Option<Vec<u8>> {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind client socket");
+    socket.set_read_timeout(Some(timeout)).unwrap();
+    socket.send_to(bytes, addr).expect("send");
+    let mut buf = vec![0u8; 65_535];
+    match socket.recv_from(&mut buf) {
+        Ok((len, _)) => {
+            buf.truncate(len);
+            Some(buf)
+        }
+        Err(_) => None,
+    }
+}
+
+pub fn query_udp_raw(addr: SocketAddr, msg: &Message) -> Vec<u8> {
+    let bytes = msg.to_vec().expect("encode query");
+    // One retry: UDP on a loaded CI machine may drop a datagram.
+    for _ in 0..2 {
+        if let Some(reply) = udp_raw(addr, &bytes, IO_TIMEOUT) {
+            return reply;
+        }
+    }
+    panic!("no UDP answer from {addr}");
+}
+
+pub fn query_udp(addr: SocketAddr, msg: &Message) -> Message {
+    let reply = Message::from_vec(&query_udp_raw(addr, msg)).expect("decodable reply");
+    assert_eq!(reply.metadata.id, msg.metadata.id, "reply id matches");
+    reply
+}
+
+pub fn tcp_connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("TCP connect");
+    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    stream
+}
+
+pub fn tcp_send(stream: &mut TcpStream, msg: &Message) {
+    let bytes = msg.to_vec().expect("encode query");
+    let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&bytes);
+    stream.write_all(&framed).expect("TCP write");
+}
+
+pub fn tcp_receive(stream: &mut TcpStream) -> Message {
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len).expect("TCP length");
+    let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    stream.read_exact(&mut body).expect("TCP body");
+    Message::from_vec(&body).expect("decodable reply")
+}
+
+pub fn query_tcp(addr: SocketAddr, msg: &Message) -> Message {
+    let mut stream = tcp_connect(addr);
+    tcp_send(&mut stream, msg);
+    let reply = tcp_receive(&mut stream);
+    assert_eq!(reply.metadata.id, msg.metadata.id, "reply id matches");
+    reply
+}
+
+/// The answer section as `data` strings, in order.
+pub fn rdata(msg: &Message) -> Vec<String> {
+    msg.answers.iter().map(|r| r.data.to_string()).collect()
+}
+
+pub fn write(dir: &Path, file: &str, text: &str) {
+    let path = dir.join(file);
+    let parent = path.parent().expect("a file in a directory");
+    std::fs::create_dir_all(parent).unwrap();
+    // Write then rename, so the poller never reads half a file.
+    let file_name = path.file_name().unwrap().to_string_lossy();
+    let tmp = parent.join(format!(".{file_name}.tmp"));
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+}
+
+/// Polls `check` until it holds or `timeout` passes.
+pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// The example cluster shipped in `examples/statefulset`.
+pub fn example_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/statefulset")
+}
