@@ -338,3 +338,18 @@ fn ttl_and_zone_flags() {
     let reply = server.udp("myweb-svc.default.svc.cluster.local.", RecordType::A);
     assert_eq!(reply.metadata.response_code, ResponseCode::Refused);
 }
+
+#[test]
+fn sigterm_stops_the_server_cleanly() {
+    let mut server = example();
+    assert_eq!(
+        server
+            .udp("nginx.default.svc.cluster.local.", RecordType::A)
+            .answers
+            .len(),
+        3
+    );
+    let status = server.terminate().expect("exits within 10 s of SIGTERM");
+    assert!(status.success(), "{status:?}");
+    assert!(server.log().contains("shutting down"));
+}

@@ -81,7 +81,7 @@ impl ZoneConfig {
             }
         }
         let primary = zones.first().map(|(z, _)| z.clone()).unwrap_or_default();
-        zones.sort_by_key(|(z, _)| std::cmp::Reverse(z.num_labels()));
+        zones.sort_by_key(|(z, _)| std::cmp::Reverse(label_count(z)));
         ZoneConfig {
             zones,
             primary,
@@ -228,9 +228,14 @@ pub fn answer(config: &ZoneConfig, snapshot: &Snapshot, qname: &Name, qtype: Rec
     }
 }
 
+/// Labels in a name, a leading `*` included (`Name::num_labels` leaves it out).
+fn label_count(name: &Name) -> usize {
+    name.iter().len()
+}
+
 /// The labels of `name` in front of `zone`, left to right, lower-cased on compare.
 fn relative_labels<'n>(name: &'n Name, zone: &Name) -> Vec<&'n [u8]> {
-    let count = usize::from(name.num_labels() - zone.num_labels());
+    let count = label_count(name).saturating_sub(label_count(zone));
     name.iter().take(count).collect()
 }
 
@@ -283,7 +288,7 @@ impl Lookup<'_> {
 
     /// The zone's SOA, its owner spelled as in the question.
     fn soa(&self) -> Record {
-        let owner = self.qname.trim_to(usize::from(self.zone.num_labels()));
+        let owner = self.qname.trim_to(label_count(self.zone));
         let mname = self
             .zone_name("ns.dns")
             .unwrap_or_else(|| self.zone.clone());
@@ -408,7 +413,14 @@ impl Lookup<'_> {
                 // `_proto.<svc>`: an empty non-terminal when a named port uses that protocol.
                 let proto = &label[1..];
                 let exists = self
-                    .srv_targets(service, &base, None, None, Some(proto))
+                    .srv_targets(
+                        service,
+                        &base,
+                        SrvFilter {
+                            proto: Some(proto),
+                            ..SrvFilter::default()
+                        },
+                    )
                     .iter()
                     .any(|t| t.named);
                 if exists {
@@ -418,9 +430,15 @@ impl Lookup<'_> {
                 }
             }
             [label] => self.endpoint_name(service, &base, label),
-            [port, proto] if port.starts_with(b"_") && proto.starts_with(b"_") => {
-                self.srv_answer(service, &base, None, Some(&port[1..]), Some(&proto[1..]))
-            }
+            [port, proto] if port.starts_with(b"_") && proto.starts_with(b"_") => self.srv_answer(
+                service,
+                &base,
+                SrvFilter {
+                    endpoint: None,
+                    port: Some(&port[1..]),
+                    proto: Some(&proto[1..]),
+                },
+            ),
             [port, proto, endpoint] if port.starts_with(b"_") && proto.starts_with(b"_") => {
                 if !service
                     .endpoints
@@ -432,9 +450,11 @@ impl Lookup<'_> {
                 self.srv_answer(
                     service,
                     &base,
-                    Some(endpoint),
-                    Some(&port[1..]),
-                    Some(&proto[1..]),
+                    SrvFilter {
+                        endpoint: Some(endpoint),
+                        port: Some(&port[1..]),
+                        proto: Some(&proto[1..]),
+                    },
                 )
             }
             _ => Found::NxDomain,
@@ -471,7 +491,7 @@ impl Lookup<'_> {
                         .collect(),
                 )
             }
-            RecordType::SRV => self.srv_answer(service, base, None, None, None),
+            RecordType::SRV => self.srv_answer(service, base, SrvFilter::default()),
             _ => Found::nodata(),
         }
     }
@@ -493,7 +513,14 @@ impl Lookup<'_> {
                     .map(|e| self.record(address_rdata(e.ip)))
                     .collect(),
             ),
-            RecordType::SRV => self.srv_answer(service, base, Some(label), None, None),
+            RecordType::SRV => self.srv_answer(
+                service,
+                base,
+                SrvFilter {
+                    endpoint: Some(label),
+                    ..SrvFilter::default()
+                },
+            ),
             _ => Found::nodata(),
         }
     }
@@ -505,10 +532,13 @@ impl Lookup<'_> {
         &self,
         service: &ServiceRecords,
         base: &str,
-        endpoint: Option<&[u8]>,
-        port_name: Option<&[u8]>,
-        proto: Option<&[u8]>,
+        filter: SrvFilter,
     ) -> Vec<SrvTarget> {
+        let SrvFilter {
+            endpoint,
+            port: port_name,
+            proto,
+        } = filter;
         let port_matches = |port: &crate::cluster::PortInfo| {
             let name_ok = match port_name {
                 Some(wanted) => port.name.as_deref().is_some_and(|n| label_is(wanted, n)),
@@ -558,16 +588,9 @@ impl Lookup<'_> {
         targets
     }
 
-    fn srv_answer(
-        &self,
-        service: &ServiceRecords,
-        base: &str,
-        endpoint: Option<&[u8]>,
-        port_name: Option<&[u8]>,
-        proto: Option<&[u8]>,
-    ) -> Found {
-        let targets = self.srv_targets(service, base, endpoint, port_name, proto);
-        let named_lookup = port_name.is_some();
+    fn srv_answer(&self, service: &ServiceRecords, base: &str, filter: SrvFilter) -> Found {
+        let targets = self.srv_targets(service, base, filter);
+        let named_lookup = filter.port.is_some();
         if named_lookup && targets.is_empty() {
             return Found::NxDomain;
         }
@@ -674,6 +697,14 @@ impl Lookup<'_> {
         }
         Found::records(answers)
     }
+}
+
+/// Which SRV records a name asks for: one endpoint's, one port name's, one protocol's.
+#[derive(Clone, Copy, Default)]
+struct SrvFilter<'q> {
+    endpoint: Option<&'q [u8]>,
+    port: Option<&'q [u8]>,
+    proto: Option<&'q [u8]>,
 }
 
 struct SrvTarget {

@@ -601,6 +601,9 @@ fn c29_wildcards_are_literal() {
     assert_nxdomain(&ask("*.default.svc.cluster.local.", RecordType::A));
     assert_nxdomain(&ask("any.default.svc.cluster.local.", RecordType::A));
     assert_nxdomain(&ask("myweb.*.svc.cluster.local.", RecordType::A));
+    assert_nxdomain(&ask("*.cluster.local.", RecordType::SOA));
+    assert_nxdomain(&ask("*.svc.cluster.local.", RecordType::A));
+    assert_nxdomain(&ask("*.in-addr.arpa.", RecordType::SOA));
 }
 
 #[test]
