@@ -208,6 +208,13 @@ pub fn answer(config: &ZoneConfig, snapshot: &Snapshot, qname: &Name, qtype: Rec
                 answer.additionals.extend(additionals);
                 return answer;
             }
+            Found::NxDomain if !snapshot.synced => {
+                // Not every object is known yet: a denial could be cached downstream.
+                return Answer {
+                    rcode: ResponseCode::ServFail,
+                    ..Answer::default()
+                };
+            }
             Found::NxDomain => {
                 answer.rcode = ResponseCode::NXDomain;
                 answer.authority.push(lookup.soa());

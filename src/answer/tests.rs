@@ -682,3 +682,38 @@ fn other_zones_are_refused_and_every_cluster_zone_answers() {
         vec!["myweb.default.svc.cluster.local."]
     );
 }
+
+#[test]
+fn c19_before_sync_denials_are_servfail_and_positive_answers_stand() {
+    let mut w = IndexWriter::awaiting([crate::cluster::Kind::Service]);
+    w.upsert_service(service(
+        "default",
+        "early",
+        ServiceKind::ClusterIp(vec![ip("10.96.0.40")]),
+        vec![],
+    ));
+    let snap = w.snapshot();
+    assert!(!snap.synced);
+    let c = config();
+    let ask = |name: &str| answer(&c, &snap, &Name::from_ascii(name).unwrap(), RecordType::A);
+    assert_eq!(
+        rdatas(&ask("early.default.svc.cluster.local.")),
+        vec!["10.96.0.40"]
+    );
+    assert_eq!(
+        ask("late.default.svc.cluster.local.").rcode,
+        ResponseCode::ServFail
+    );
+    assert_nodata(&ask("default.svc.cluster.local."));
+    assert_eq!(ask("example.com.").rcode, ResponseCode::Refused);
+    w.finish_relist(crate::cluster::Kind::Service);
+    let snap = w.snapshot();
+    assert!(snap.synced);
+    let a = answer(
+        &c,
+        &snap,
+        &Name::from_ascii("late.default.svc.cluster.local.").unwrap(),
+        RecordType::A,
+    );
+    assert_nxdomain(&a);
+}

@@ -80,3 +80,61 @@ pub enum ClusterObject {
     Pod(PodInfo),
     Namespace(Arc<str>),
 }
+
+/// The kinds of object the index is built from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    Service,
+    EndpointSlice,
+    Pod,
+    Namespace,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [
+        Kind::Service,
+        Kind::EndpointSlice,
+        Kind::Pod,
+        Kind::Namespace,
+    ];
+
+    /// The API resource, as RBAC names it.
+    pub fn resource(self) -> &'static str {
+        match self {
+            Kind::Service => "services",
+            Kind::EndpointSlice => "endpointslices.discovery.k8s.io",
+            Kind::Pod => "pods",
+            Kind::Namespace => "namespaces",
+        }
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.resource())
+    }
+}
+
+/// Names one object; a Namespace's `namespace` is its own name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ObjectRef {
+    pub kind: Kind,
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
+}
+
+impl ClusterObject {
+    pub fn object_ref(&self) -> ObjectRef {
+        let (kind, namespace, name) = match self {
+            ClusterObject::Service(s) => (Kind::Service, &s.namespace, &s.name),
+            ClusterObject::EndpointSlice(s) => (Kind::EndpointSlice, &s.namespace, &s.name),
+            ClusterObject::Pod(p) => (Kind::Pod, &p.namespace, &p.name),
+            ClusterObject::Namespace(n) => (Kind::Namespace, n, n),
+        };
+        ObjectRef {
+            kind,
+            namespace: namespace.clone(),
+            name: name.clone(),
+        }
+    }
+}

@@ -16,7 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwap;
 
 use crate::cluster::{
-    ClusterObject, EndpointSliceInfo, PodInfo, PortInfo, ServiceInfo, ServiceKind,
+    ClusterObject, EndpointSliceInfo, Kind, ObjectRef, PodInfo, PortInfo, ServiceInfo, ServiceKind,
 };
 
 /// Where queries find the current snapshot.
@@ -121,6 +121,9 @@ pub struct Snapshot {
     pod_ips: imbl::HashMap<IpAddr, Arc<[Arc<str>]>>,
     /// Unix time of the last change, for the SOA serial.
     pub serial: u32,
+    /// Every source has delivered its first complete list. Until then an answer
+    /// that would be NXDOMAIN may only be missing data, so it becomes SERVFAIL.
+    pub synced: bool,
 }
 
 impl Snapshot {
@@ -175,11 +178,105 @@ pub struct IndexWriter {
     namespace_refs: HashMap<Arc<str>, usize>,
     snapshot: Snapshot,
     dirty: bool,
+    /// Kinds being listed again, with the objects seen so far (mark and sweep).
+    relists: HashMap<Kind, HashSet<Arc<str>>>,
+    /// Kinds whose first list has not completed yet.
+    awaiting_sync: BTreeSet<Kind>,
 }
 
 impl IndexWriter {
+    /// A writer whose data is complete from the start (manifests).
     pub fn new() -> Self {
-        Self::default()
+        let mut writer = Self::default();
+        writer.snapshot.synced = true;
+        writer
+    }
+
+    /// A writer that is not synced until each of these kinds finished a first list.
+    pub fn awaiting(kinds: impl IntoIterator<Item = Kind>) -> Self {
+        let mut writer = Self::new();
+        writer.awaiting_sync = kinds.into_iter().collect();
+        writer.snapshot.synced = writer.awaiting_sync.is_empty();
+        writer
+    }
+
+    pub fn is_synced(&self) -> bool {
+        self.snapshot.synced
+    }
+
+    /// Kinds whose first list is still missing.
+    pub fn unsynced_kinds(&self) -> impl Iterator<Item = Kind> + '_ {
+        self.awaiting_sync.iter().copied()
+    }
+
+    /// A list of `kind` starts again (after a reconnect or 410 Gone). Objects keep
+    /// being served; those the list does not bring back go at [`Self::finish_relist`].
+    pub fn begin_relist(&mut self, kind: Kind) {
+        self.relists.insert(kind, HashSet::new());
+    }
+
+    /// The list of `kind` is complete: drop what it did not contain.
+    pub fn finish_relist(&mut self, kind: Kind) {
+        if let Some(seen) = self.relists.remove(&kind) {
+            let stale: Vec<ObjectRef> = self
+                .keys_of(kind)
+                .filter(|(key, _)| !seen.contains(key))
+                .map(|(_, r)| r)
+                .collect();
+            for object in stale {
+                self.delete(&object);
+            }
+        }
+        if self.awaiting_sync.remove(&kind) && self.awaiting_sync.is_empty() {
+            self.snapshot.synced = true;
+            self.dirty = true;
+        }
+    }
+
+    fn keys_of(&self, kind: Kind) -> Box<dyn Iterator<Item = (Arc<str>, ObjectRef)> + '_> {
+        let make = move |key: &Arc<str>, namespace: &Arc<str>, name: &Arc<str>| {
+            (
+                key.clone(),
+                ObjectRef {
+                    kind,
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                },
+            )
+        };
+        match kind {
+            Kind::Service => Box::new(
+                self.services
+                    .iter()
+                    .map(move |(k, s)| make(k, &s.namespace, &s.name)),
+            ),
+            Kind::EndpointSlice => Box::new(
+                self.slices
+                    .iter()
+                    .map(move |(k, s)| make(k, &s.namespace, &s.name)),
+            ),
+            Kind::Pod => Box::new(
+                self.pods
+                    .iter()
+                    .map(move |(k, p)| make(k, &p.namespace, &p.name)),
+            ),
+            Kind::Namespace => {
+                Box::new(self.explicit_namespaces.iter().map(move |n| make(n, n, n)))
+            }
+        }
+    }
+
+    pub fn delete(&mut self, object: &ObjectRef) {
+        match object.kind {
+            Kind::Service => self.remove_service(&object.namespace, &object.name),
+            Kind::EndpointSlice => self.remove_slice(&object.namespace, &object.name),
+            Kind::Pod => self.remove_pod(&object.namespace, &object.name),
+            Kind::Namespace => self.remove_namespace(&object.name),
+        }
+    }
+
+    pub fn object_count(&self) -> usize {
+        self.services.len() + self.slices.len() + self.pods.len() + self.explicit_namespaces.len()
     }
 
     /// Builds a writer holding all these objects.
@@ -192,6 +289,16 @@ impl IndexWriter {
     }
 
     pub fn apply(&mut self, object: ClusterObject) {
+        if !self.relists.is_empty() {
+            let object_ref = object.object_ref();
+            if let Some(seen) = self.relists.get_mut(&object_ref.kind) {
+                let key = match object_ref.kind {
+                    Kind::Namespace => object_ref.name,
+                    _ => key(&object_ref.name, &object_ref.namespace),
+                };
+                seen.insert(key);
+            }
+        }
         match object {
             ClusterObject::Service(service) => self.upsert_service(service),
             ClusterObject::EndpointSlice(slice) => self.upsert_slice(slice),

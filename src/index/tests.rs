@@ -1,5 +1,5 @@
 use super::*;
-use crate::cluster::EndpointInfo;
+use crate::cluster::{EndpointInfo, Kind, ObjectRef};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -200,4 +200,76 @@ fn published_snapshots_do_not_change_and_serials_grow() {
     assert!(after.serial > before.serial);
     let same = w.snapshot();
     assert_eq!(same.serial, after.serial, "no change, no new serial");
+}
+
+#[test]
+fn a_relist_keeps_serving_and_sweeps_what_it_did_not_bring_back() {
+    let mut w = IndexWriter::awaiting([Kind::Service, Kind::EndpointSlice]);
+    w.begin_relist(Kind::Service);
+    w.apply(ClusterObject::Service(service(
+        "ns",
+        "a",
+        ServiceKind::Headless,
+    )));
+    w.apply(ClusterObject::Service(service(
+        "ns",
+        "b",
+        ServiceKind::Headless,
+    )));
+    w.finish_relist(Kind::Service);
+    assert!(!w.snapshot().synced, "slices are not listed yet");
+    w.begin_relist(Kind::EndpointSlice);
+    w.apply(ClusterObject::EndpointSlice(slice(
+        "ns",
+        "s",
+        Some("a"),
+        &[("10.0.0.1", None)],
+    )));
+    w.finish_relist(Kind::EndpointSlice);
+    assert!(w.snapshot().synced);
+
+    // Reconnect: only `a` comes back. Until the list completes, both are served.
+    w.begin_relist(Kind::Service);
+    w.apply(ClusterObject::Service(service(
+        "ns",
+        "a",
+        ServiceKind::Headless,
+    )));
+    let during = w.snapshot();
+    assert!(during.service("a.ns").is_some() && during.service("b.ns").is_some());
+    assert_eq!(during.service("a.ns").unwrap().endpoints.len(), 1);
+    w.finish_relist(Kind::Service);
+    let after = w.snapshot();
+    assert!(after.service("a.ns").is_some());
+    assert!(after.service("b.ns").is_none(), "swept");
+    assert!(after.synced, "stays synced through later relists");
+
+    // A slice relist that comes back empty removes the endpoints.
+    w.begin_relist(Kind::EndpointSlice);
+    w.finish_relist(Kind::EndpointSlice);
+    assert!(w.snapshot().service("a.ns").unwrap().endpoints.is_empty());
+}
+
+#[test]
+fn deletes_by_reference() {
+    let mut w = IndexWriter::new();
+    w.apply(ClusterObject::Namespace("team".into()));
+    w.apply(ClusterObject::Service(service(
+        "team",
+        "a",
+        ServiceKind::Headless,
+    )));
+    w.delete(&ObjectRef {
+        kind: Kind::Service,
+        namespace: "team".into(),
+        name: "a".into(),
+    });
+    assert!(w.snapshot().service("a.team").is_none());
+    assert!(w.snapshot().namespace_exists("team"));
+    w.delete(&ObjectRef {
+        kind: Kind::Namespace,
+        namespace: "team".into(),
+        name: "team".into(),
+    });
+    assert!(!w.snapshot().namespace_exists("team"));
 }
