@@ -46,6 +46,15 @@ pub struct CommonArgs {
     /// Cluster zone to serve (repeatable; the first is primary). Default cluster.local.
     #[arg(long, value_name = "ZONE")]
     pub zone: Vec<String>,
+    /// Kubeconfig for the API server (default: $KUBECONFIG, else the in-cluster service account).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context to use (default: its current context).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics_listen: Option<String>,
 }
 
 impl CommonArgs {
@@ -56,6 +65,9 @@ impl CommonArgs {
             ttl: self.ttl,
             pods: self.pods,
             manifests: self.manifests.clone(),
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+            metrics_listen: self.metrics_listen.clone(),
         }
     }
 }

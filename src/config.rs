@@ -8,6 +8,7 @@ use hickory_proto::rr::Name;
 use serde::Deserialize;
 
 use crate::answer::PodsMode;
+use crate::source::kubernetes::{KubeSettings, StreamingLists};
 
 /// Largest TTL accepted, as CoreDNS's `ttl` option.
 pub const MAX_TTL: u32 = 3600;
@@ -27,6 +28,12 @@ pub struct FileConfig {
     pub ignore_empty_service: Option<bool>,
     pub manifests: Option<PathBuf>,
     pub manifests_poll_interval_ms: Option<u64>,
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    pub namespaces: Option<Vec<String>>,
+    pub labels: Option<String>,
+    pub streaming_lists: Option<StreamingLists>,
+    pub metrics_listen: Option<String>,
 }
 
 /// Values given on the command line; each one overrides the file.
@@ -37,6 +44,9 @@ pub struct Overrides {
     pub ttl: Option<u32>,
     pub pods: Option<PodsMode>,
     pub manifests: Option<PathBuf>,
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    pub metrics_listen: Option<String>,
 }
 
 /// Validated settings the server runs with.
@@ -50,6 +60,10 @@ pub struct Settings {
     pub ignore_empty_service: bool,
     pub manifests: Option<PathBuf>,
     pub manifests_poll_interval: Duration,
+    /// Used when there is no `manifests` directory.
+    pub kube: KubeSettings,
+    /// `/metrics` listener; none unless configured.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -186,7 +200,57 @@ impl Settings {
             (None, dir, _) => dir,
         };
 
+        let relative_to_file = |path: PathBuf| match file_path {
+            Some(file) if path.is_relative() => file.parent().unwrap_or(Path::new(".")).join(path),
+            _ => path,
+        };
+        let kubeconfig = flags
+            .kubeconfig
+            .or_else(|| file.kubeconfig.map(relative_to_file));
+        let mut namespaces = Vec::new();
+        for namespace in file.namespaces.unwrap_or_default() {
+            let valid = !namespace.is_empty()
+                && namespace.len() <= 63
+                && namespace
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            if !valid {
+                return Err(invalid(
+                    file_origin.clone(),
+                    "namespaces",
+                    format!("{namespace:?} is not a namespace name"),
+                ));
+            }
+            namespaces.push(namespace.to_ascii_lowercase());
+        }
+        if file.labels.as_deref().is_some_and(|l| l.trim().is_empty()) {
+            return Err(invalid(
+                file_origin.clone(),
+                "labels",
+                "the selector is empty".into(),
+            ));
+        }
+        let metrics_from_flag = flags.metrics_listen.is_some();
+        let metrics_listen = match flags.metrics_listen.or(file.metrics_listen) {
+            Some(text) => Some(parse_listen(&text).map_err(|message| {
+                invalid(
+                    origin(metrics_from_flag, "metrics-listen"),
+                    "metrics_listen",
+                    message,
+                )
+            })?),
+            None => None,
+        };
+
         Ok(Settings {
+            kube: KubeSettings {
+                kubeconfig,
+                context: flags.context.or(file.context),
+                namespaces,
+                labels: file.labels,
+                streaming_lists: file.streaming_lists.unwrap_or_default(),
+            },
+            metrics_listen,
             zones,
             listen,
             ttl,

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod index;
+pub mod metrics;
 pub mod run;
 pub mod server;
 pub mod source;

@@ -7,7 +7,9 @@ use cluster_dns::run;
 use tracing_subscriber::EnvFilter;
 
 /// hickory-server logs every query at info level; keep its noise out by default.
-const DEFAULT_LOG_FILTER: &str = "info,hickory_server=warn,hickory_proto=warn,hickory_net=warn";
+/// kube's watcher warns on every retry; cluster-dns logs each outage once itself.
+const DEFAULT_LOG_FILTER: &str =
+    "info,hickory_server=warn,hickory_proto=warn,hickory_net=warn,kube_runtime::watcher=error";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

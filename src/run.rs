@@ -6,11 +6,13 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use crate::answer::ZoneConfig;
+use crate::answer::{PodsMode, ZoneConfig};
 use crate::cli::CommonArgs;
 use crate::config::{ConfigError, FileConfig, Settings};
-use crate::index::{IndexWriter, SharedSnapshot, Snapshot};
+use crate::index::{IndexWriter, SharedSnapshot, Snapshot, feed};
+use crate::metrics::Metrics;
 use crate::server::{self, DnsHandler};
+use crate::source::kubernetes::{self, KubeError};
 use crate::source::manifests::{self, ManifestError};
 
 #[derive(Debug, thiserror::Error)]
@@ -19,10 +21,10 @@ pub enum RunError {
     Config(#[from] ConfigError),
     #[error("{}", join(.0))]
     Manifests(Vec<ManifestError>),
-    #[error(
-        "no source of cluster objects: pass --manifests DIR or set `manifests` in the config file"
-    )]
+    #[error("`cluster-dns zone` needs --manifests DIR")]
     NoSource,
+    #[error(transparent)]
+    Kube(#[from] KubeError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -80,14 +82,47 @@ pub fn zone(args: &CommonArgs) -> Result<String, RunError> {
 /// `cluster-dns serve`: runs until SIGINT or SIGTERM.
 pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
     let settings = settings(args)?;
-    let dir = manifests_dir(&settings)?;
-    let snapshot = load_snapshot(&dir)?;
-    tracing::info!(
-        dir = %dir.display(),
-        services = snapshot.service_count(),
-        "loaded manifests"
-    );
-    let shared: SharedSnapshot = Arc::new(ArcSwap::from_pointee(snapshot));
+    let metrics = Arc::new(Metrics::new());
+
+    // The source: manifests when given, else the API server.
+    let (shared, source_tasks) = match &settings.manifests {
+        Some(dir) => {
+            let snapshot = load_snapshot(dir)?;
+            tracing::info!(
+                dir = %dir.display(),
+                services = snapshot.service_count(),
+                "loaded manifests"
+            );
+            metrics.synced.set(1);
+            let shared: SharedSnapshot = Arc::new(ArcSwap::from_pointee(snapshot));
+            let watcher = tokio::spawn(manifests::watch(
+                dir.clone(),
+                settings.manifests_poll_interval,
+                shared.clone(),
+            ));
+            (shared, vec![watcher])
+        }
+        None => {
+            let client = kubernetes::client(&settings.kube).await?;
+            let watch_pods = settings.pods == PodsMode::Verified;
+            let writer = IndexWriter::awaiting(kubernetes::required_kinds(watch_pods));
+            let shared: SharedSnapshot = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
+            let (changes, incoming) = tokio::sync::mpsc::channel(8192);
+            let mut tasks = vec![tokio::spawn(feed::run(
+                incoming,
+                writer,
+                shared.clone(),
+                metrics.clone(),
+            ))];
+            tasks.extend(
+                kubernetes::spawn_watchers(client, &settings.kube, watch_pods, changes).await,
+            );
+            tracing::info!(
+                "watching the Kubernetes API; answering SERVFAIL instead of NXDOMAIN until synced"
+            );
+            (shared, tasks)
+        }
+    };
 
     let mut listeners = Vec::new();
     for addr in &settings.listen {
@@ -102,14 +137,22 @@ pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
         .filter_map(|l| l.local_addr().ok())
         .map(|a| a.to_string())
         .collect();
+    let mut http_tasks = Vec::new();
+    if let Some(addr) = settings.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| RunError::Bind { addr, source })?;
+        if let Ok(local) = listener.local_addr() {
+            tracing::info!("metrics on http://{local}/metrics");
+        }
+        http_tasks.push(tokio::spawn(server::http::serve_metrics(
+            listener,
+            metrics.clone(),
+        )));
+    }
 
     let zone = Arc::new(zone_config(&settings));
-    let mut dns = server::start(DnsHandler::new(zone, shared.clone()), listeners);
-    let watcher = tokio::spawn(manifests::watch(
-        dir,
-        settings.manifests_poll_interval,
-        shared,
-    ));
+    let mut dns = server::start(DnsHandler::new(zone, shared), listeners);
     let zones: Vec<String> = settings.zones.iter().map(ToString::to_string).collect();
     tracing::info!(
         zones = %zones.join(","),
@@ -119,7 +162,9 @@ pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
 
     shutdown_signal().await;
     tracing::info!("shutting down");
-    watcher.abort();
+    for task in source_tasks.iter().chain(&http_tasks) {
+        task.abort();
+    }
     dns.shutdown_gracefully()
         .await
         .map_err(|e| RunError::Server(e.to_string()))

@@ -121,7 +121,9 @@ fn a_broken_manifest_is_reported_once_and_the_last_good_records_stay() {
 fn run(args: &[&str]) -> std::process::Output {
     Command::new(BIN)
         .args(args)
-        .env("RUST_LOG", "info")
+        .env_remove("RUST_LOG")
+        .env_remove("KUBECONFIG")
+        .env_remove("KUBERNETES_SERVICE_HOST")
         .output()
         .expect("binary runs")
 }
@@ -172,9 +174,29 @@ fn config_errors_name_the_file_and_key() {
         "{stderr}"
     );
 
+    // Neither manifests nor a kubeconfig, and not in a pod: say how to proceed.
     let out = run(&["serve", "--listen", "127.0.0.1:0"]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no source of cluster objects"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not running in a cluster"), "{stderr}");
+    assert!(
+        stderr.contains("--kubeconfig FILE or --manifests DIR"),
+        "{stderr}"
+    );
+    let missing = dir.path().join("absent-kubeconfig");
+    let out = run(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--kubeconfig",
+        missing.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("kubeconfig {}", missing.display())),
+        "{stderr}"
+    );
 }
 
 #[test]

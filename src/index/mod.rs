@@ -6,6 +6,7 @@
 //! time proportional to that service, never to the cluster. Readers load the
 //! published `Arc<Snapshot>` through [`arc_swap`] and never wait for a writer.
 
+pub mod feed;
 pub mod names;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -273,6 +274,13 @@ impl IndexWriter {
             Kind::Pod => self.remove_pod(&object.namespace, &object.name),
             Kind::Namespace => self.remove_namespace(&object.name),
         }
+    }
+
+    /// The kind of a known service.
+    pub fn service_kind(&self, namespace: &str, name: &str) -> Option<ServiceKind> {
+        self.services
+            .get(&key(name, namespace))
+            .map(|s| s.kind.clone())
     }
 
     pub fn object_count(&self) -> usize {

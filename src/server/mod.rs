@@ -1,6 +1,8 @@
 //! The DNS front end: a hickory-server [`RequestHandler`] over our own index,
 //! and the UDP/TCP sockets it serves on.
 
+pub mod http;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,3 +1,4 @@
-//! Where cluster objects come from. Today: manifest files on disk.
+//! Where cluster objects come from: manifest files, or the Kubernetes API.
 
+pub mod kubernetes;
 pub mod manifests;

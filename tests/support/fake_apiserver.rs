@@ -1,0 +1,698 @@
+//! A fake Kubernetes API server on 127.0.0.1 for tests and benchmarks.
+//!
+//! It speaks the part of the API that `kube`'s watcher uses: `/version`; list with
+//! `resourceVersion`, `limit` and `continue`; watch as a chunked stream of JSON
+//! events (ADDED, MODIFIED, DELETED, BOOKMARK, ERROR) resumable from a
+//! resourceVersion, with `410 Gone` once history is compacted; streaming lists
+//! (`sendInitialEvents`) unless turned off; label selectors. Tests change objects
+//! while it runs, inject 500/403 answers, close or expire watches, and stop and
+//! restart it on the same port.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::AbortHandle;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Resource {
+    Services,
+    EndpointSlices,
+    Namespaces,
+    Pods,
+}
+
+impl Resource {
+    fn from_path(path: &str) -> Option<Self> {
+        match path {
+            "/api/v1/services" => Some(Resource::Services),
+            "/apis/discovery.k8s.io/v1/endpointslices" => Some(Resource::EndpointSlices),
+            "/api/v1/namespaces" => Some(Resource::Namespaces),
+            "/api/v1/pods" => Some(Resource::Pods),
+            _ => None,
+        }
+    }
+
+    fn from_kind(kind: &str) -> Option<Self> {
+        match kind {
+            "Service" => Some(Resource::Services),
+            "EndpointSlice" => Some(Resource::EndpointSlices),
+            "Namespace" => Some(Resource::Namespaces),
+            "Pod" => Some(Resource::Pods),
+            _ => None,
+        }
+    }
+
+    fn kind(self) -> &'static str {
+        match self {
+            Resource::Services => "Service",
+            Resource::EndpointSlices => "EndpointSlice",
+            Resource::Namespaces => "Namespace",
+            Resource::Pods => "Pod",
+        }
+    }
+
+    fn api_version(self) -> &'static str {
+        match self {
+            Resource::EndpointSlices => "discovery.k8s.io/v1",
+            _ => "v1",
+        }
+    }
+}
+
+/// One watch event as kept in history and sent to watchers.
+#[derive(Debug)]
+struct Recorded {
+    rv: u64,
+    resource: Resource,
+    kind: &'static str,
+    object: Value,
+}
+
+/// Control messages broadcast beside events.
+#[derive(Debug, Clone)]
+enum Broadcast {
+    Event(Arc<Recorded>),
+    /// End every watch stream (clients resume from their resourceVersion).
+    Close,
+    /// Send ERROR 410 on every watch stream, then end it.
+    Gone,
+}
+
+struct Inner {
+    rv: u64,
+    objects: BTreeMap<(Resource, String, String), Value>,
+    history: VecDeque<Arc<Recorded>>,
+    /// Watches from a resourceVersion below this get 410 Gone.
+    oldest_rv: u64,
+    history_limit: usize,
+    /// Status codes the next requests for a resource get, in order.
+    faults: HashMap<Resource, VecDeque<u16>>,
+    forbidden: HashSet<Resource>,
+    streaming_lists: bool,
+    minor_version: u32,
+    requests: Vec<String>,
+    bookmark_interval: Duration,
+}
+
+struct Shared {
+    inner: Mutex<Inner>,
+    events: broadcast::Sender<Broadcast>,
+    connections: Mutex<Vec<AbortHandle>>,
+}
+
+pub struct FakeApiServer {
+    runtime: tokio::runtime::Runtime,
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    acceptor: Mutex<Option<AbortHandle>>,
+}
+
+impl FakeApiServer {
+    /// Starts on a free loopback port.
+    pub fn start() -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("fake API server runtime");
+        let (events, _) = broadcast::channel(1 << 16);
+        let shared = Arc::new(Shared {
+            inner: Mutex::new(Inner {
+                rv: 1000,
+                objects: BTreeMap::new(),
+                history: VecDeque::new(),
+                oldest_rv: 0,
+                history_limit: 1 << 20,
+                faults: HashMap::new(),
+                forbidden: HashSet::new(),
+                streaming_lists: true,
+                minor_version: 34,
+                requests: Vec::new(),
+                bookmark_interval: Duration::from_secs(1),
+            }),
+            events,
+            connections: Mutex::new(Vec::new()),
+        });
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind fake API server");
+        let addr = listener.local_addr().expect("local addr");
+        let server = FakeApiServer {
+            runtime,
+            addr,
+            shared,
+            acceptor: Mutex::new(None),
+        };
+        server.serve(listener);
+        server
+    }
+
+    fn serve(&self, listener: tokio::net::TcpListener) {
+        let shared = self.shared.clone();
+        let task = self.runtime.spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let shared2 = shared.clone();
+                let conn = tokio::spawn(async move {
+                    let service = service_fn(move |req| {
+                        let shared = shared2.clone();
+                        async move { Ok::<_, Infallible>(handle(&shared, req).await) }
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+                shared.connections.lock().unwrap().push(conn.abort_handle());
+            }
+        });
+        *self.acceptor.lock().unwrap() = Some(task.abort_handle());
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A kubeconfig pointing at this server, written into `dir`.
+    pub fn write_kubeconfig(&self, dir: &std::path::Path) -> std::path::PathBuf {
+        let path = dir.join("kubeconfig");
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {}\n\
+                 users:\n- name: fake\n  user: {{}}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n\
+                 current-context: fake\n",
+                self.url()
+            ),
+        )
+        .expect("write kubeconfig");
+        path
+    }
+
+    /// Kills the listener and every open connection, like a crashed API server.
+    pub fn stop(&self) {
+        if let Some(acceptor) = self.acceptor.lock().unwrap().take() {
+            acceptor.abort();
+        }
+        for connection in self.shared.connections.lock().unwrap().drain(..) {
+            connection.abort();
+        }
+    }
+
+    /// Listens again on the same port, keeping the objects.
+    pub fn restart(&self) {
+        self.stop();
+        let addr = self.addr;
+        let listener = self.runtime.block_on(async move {
+            for _ in 0..100 {
+                if let Ok(listener) = tokio::net::TcpListener::bind(addr).await {
+                    return listener;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            panic!("cannot bind {addr} again");
+        });
+        self.serve(listener);
+    }
+
+    /// Creates or replaces an object (given with apiVersion, kind and metadata).
+    /// Returns its new resourceVersion.
+    pub fn apply(&self, mut object: Value) -> u64 {
+        let kind = object["kind"].as_str().unwrap_or_default().to_string();
+        let resource = Resource::from_kind(&kind).expect("a known kind");
+        let name = object["metadata"]["name"]
+            .as_str()
+            .expect("metadata.name")
+            .to_string();
+        let namespace = match resource {
+            Resource::Namespaces => String::new(),
+            _ => {
+                let ns = object["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or("default")
+                    .to_string();
+                object["metadata"]["namespace"] = json!(ns);
+                ns
+            }
+        };
+        let mut inner = self.shared.inner.lock().unwrap();
+        inner.rv += 1;
+        let rv = inner.rv;
+        object["metadata"]["resourceVersion"] = json!(rv.to_string());
+        let key = (resource, namespace, name);
+        let kind = if inner.objects.contains_key(&key) {
+            "MODIFIED"
+        } else {
+            "ADDED"
+        };
+        inner.objects.insert(key, object.clone());
+        self.record(&mut inner, resource, kind, object);
+        rv
+    }
+
+    /// Deletes an object; returns whether it existed.
+    pub fn delete(&self, kind: &str, namespace: &str, name: &str) -> bool {
+        let resource = Resource::from_kind(kind).expect("a known kind");
+        let namespace = if resource == Resource::Namespaces {
+            ""
+        } else {
+            namespace
+        };
+        let mut inner = self.shared.inner.lock().unwrap();
+        let Some(mut object) =
+            inner
+                .objects
+                .remove(&(resource, namespace.to_string(), name.to_string()))
+        else {
+            return false;
+        };
+        inner.rv += 1;
+        object["metadata"]["resourceVersion"] = json!(inner.rv.to_string());
+        self.record(&mut inner, resource, "DELETED", object);
+        true
+    }
+
+    fn record(&self, inner: &mut Inner, resource: Resource, kind: &'static str, object: Value) {
+        let recorded = Arc::new(Recorded {
+            rv: inner.rv,
+            resource,
+            kind,
+            object,
+        });
+        inner.history.push_back(recorded.clone());
+        while inner.history.len() > inner.history_limit {
+            if let Some(old) = inner.history.pop_front() {
+                inner.oldest_rv = old.rv + 1;
+            }
+        }
+        // Sent under the lock so watchers see events in resourceVersion order.
+        let _ = self.shared.events.send(Broadcast::Event(recorded));
+    }
+
+    /// Forgets all history: watches resuming from an older resourceVersion get 410.
+    pub fn compact(&self) {
+        let mut inner = self.shared.inner.lock().unwrap();
+        inner.history.clear();
+        inner.oldest_rv = inner.rv + 1;
+    }
+
+    /// Ends every open watch stream (clients resume from their resourceVersion).
+    pub fn close_watches(&self) {
+        let _ = self.shared.events.send(Broadcast::Close);
+    }
+
+    /// Sends `410 Gone` on every open watch and compacts history, forcing a re-list.
+    pub fn expire_watches(&self) {
+        self.compact();
+        let _ = self.shared.events.send(Broadcast::Gone);
+    }
+
+    /// The next `count` requests for `resource` get `status` (e.g. 500).
+    pub fn fail_next(&self, kind: &str, status: u16, count: usize) {
+        let resource = Resource::from_kind(kind).expect("a known kind");
+        let mut inner = self.shared.inner.lock().unwrap();
+        inner
+            .faults
+            .entry(resource)
+            .or_default()
+            .extend(std::iter::repeat_n(status, count));
+    }
+
+    /// Every request for `kind` gets 403 Forbidden while set.
+    pub fn forbid(&self, kind: &str, forbidden: bool) {
+        let resource = Resource::from_kind(kind).expect("a known kind");
+        let mut inner = self.shared.inner.lock().unwrap();
+        if forbidden {
+            inner.forbidden.insert(resource);
+        } else {
+            inner.forbidden.remove(&resource);
+        }
+    }
+
+    /// Whether `sendInitialEvents` is accepted (else 422, like a server without WatchList).
+    pub fn set_streaming_lists(&self, supported: bool) {
+        self.shared.inner.lock().unwrap().streaming_lists = supported;
+    }
+
+    pub fn set_minor_version(&self, minor: u32) {
+        self.shared.inner.lock().unwrap().minor_version = minor;
+    }
+
+    pub fn set_history_limit(&self, events: usize) {
+        self.shared.inner.lock().unwrap().history_limit = events;
+    }
+
+    /// Request lines seen so far (`GET /path?query`).
+    pub fn requests(&self) -> Vec<String> {
+        self.shared.inner.lock().unwrap().requests.clone()
+    }
+
+    pub fn object_count(&self) -> usize {
+        self.shared.inner.lock().unwrap().objects.len()
+    }
+}
+
+impl Drop for FakeApiServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+fn full(status: StatusCode, body: Value) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())).boxed_unsync());
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        "application/json".parse().unwrap(),
+    );
+    response
+}
+
+fn status_body(code: u16, reason: &str, message: &str) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+           "message": message, "reason": reason, "code": code})
+}
+
+fn error(code: u16, reason: &str, message: &str) -> Response<Body> {
+    full(
+        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        status_body(code, reason, message),
+    )
+}
+
+fn query_map(query: Option<&str>) -> HashMap<String, String> {
+    query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (k.to_string(), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(byte) = u8::from_str_radix(&value[i + 1..i + 3], 16) {
+                out.push(byte);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `a=b,c!=d,e,!f` against an object's labels.
+fn matches_selector(selector: Option<&String>, object: &Value) -> bool {
+    let Some(selector) = selector.filter(|s| !s.is_empty()) else {
+        return true;
+    };
+    let labels = &object["metadata"]["labels"];
+    selector.split(',').all(|term| {
+        let term = term.trim();
+        if let Some((k, v)) = term.split_once("!=") {
+            labels[k.trim()].as_str() != Some(v.trim())
+        } else if let Some((k, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
+            labels[k.trim()].as_str() == Some(v.trim())
+        } else if let Some(k) = term.strip_prefix('!') {
+            labels[k.trim()].is_null()
+        } else {
+            !labels[term].is_null()
+        }
+    })
+}
+
+async fn handle(shared: &Arc<Shared>, request: Request<Incoming>) -> Response<Body> {
+    let path = request.uri().path().to_string();
+    let query = query_map(request.uri().query());
+    {
+        let mut inner = shared.inner.lock().unwrap();
+        inner.requests.push(format!(
+            "GET {}?{}",
+            path,
+            request.uri().query().unwrap_or_default()
+        ));
+    }
+    if path == "/version" {
+        let minor = shared.inner.lock().unwrap().minor_version;
+        return full(
+            StatusCode::OK,
+            json!({"major": "1", "minor": minor.to_string(), "gitVersion": format!("v1.{minor}.0-fake")}),
+        );
+    }
+    let Some(resource) = Resource::from_path(&path) else {
+        return error(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        );
+    };
+    {
+        let mut inner = shared.inner.lock().unwrap();
+        if inner.forbidden.contains(&resource) {
+            let verb = if query.contains_key("watch") {
+                "watch"
+            } else {
+                "list"
+            };
+            return error(
+                403,
+                "Forbidden",
+                &format!(
+                    "{} is forbidden: User \"system:serviceaccount:kube-system:coredns\" cannot {verb} resource",
+                    path
+                ),
+            );
+        }
+        if let Some(code) = inner
+            .faults
+            .get_mut(&resource)
+            .and_then(VecDeque::pop_front)
+        {
+            return error(code, "InternalError", "injected fault");
+        }
+    }
+    let is_watch = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
+    if is_watch {
+        watch(shared, resource, &query)
+    } else {
+        list(shared, resource, &query)
+    }
+}
+
+fn list(
+    shared: &Arc<Shared>,
+    resource: Resource,
+    query: &HashMap<String, String>,
+) -> Response<Body> {
+    let inner = shared.inner.lock().unwrap();
+    let limit: usize = query
+        .get("limit")
+        .and_then(|l| l.parse().ok())
+        .filter(|l| *l > 0)
+        .unwrap_or(usize::MAX);
+    // continue token: "<list rv>:<offset>"
+    let (list_rv, offset) = match query.get("continue").filter(|c| !c.is_empty()) {
+        Some(token) => {
+            let Some((rv, offset)) = token.split_once(':') else {
+                return error(400, "BadRequest", "invalid continue token");
+            };
+            let rv: u64 = rv.parse().unwrap_or(0);
+            if rv < inner.oldest_rv {
+                return error(410, "Expired", "the provided continue parameter is too old");
+            }
+            (rv, offset.parse().unwrap_or(0))
+        }
+        None => (inner.rv, 0),
+    };
+    let selector = query.get("labelSelector");
+    let items: Vec<&Value> = inner
+        .objects
+        .range((resource, String::new(), String::new())..)
+        .take_while(|((r, _, _), _)| *r == resource)
+        .map(|(_, v)| v)
+        .filter(|v| matches_selector(selector, v))
+        .collect();
+    let page: Vec<Value> = items
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|v| (*v).clone())
+        .collect();
+    let mut metadata = json!({"resourceVersion": list_rv.to_string()});
+    if offset + page.len() < items.len() {
+        metadata["continue"] = json!(format!("{list_rv}:{}", offset + page.len()));
+    }
+    full(
+        StatusCode::OK,
+        json!({"apiVersion": resource.api_version(), "kind": format!("{}List", resource.kind()),
+               "metadata": metadata, "items": page}),
+    )
+}
+
+fn event_line(kind: &str, object: &Value) -> Bytes {
+    let mut line = json!({"type": kind, "object": object}).to_string();
+    line.push('\n');
+    Bytes::from(line)
+}
+
+fn bookmark(resource: Resource, rv: u64, initial_end: bool) -> Bytes {
+    let mut metadata = json!({"resourceVersion": rv.to_string()});
+    if initial_end {
+        metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+    }
+    event_line(
+        "BOOKMARK",
+        &json!({"apiVersion": resource.api_version(), "kind": resource.kind(), "metadata": metadata}),
+    )
+}
+
+fn watch(
+    shared: &Arc<Shared>,
+    resource: Resource,
+    query: &HashMap<String, String>,
+) -> Response<Body> {
+    let selector = query.get("labelSelector").cloned();
+    let bookmarks = query.get("allowWatchBookmarks").map(String::as_str) == Some("true");
+    let initial_events = query.get("sendInitialEvents").map(String::as_str) == Some("true");
+    let (first, mut live, mut last_rv, interval) = {
+        let inner = shared.inner.lock().unwrap();
+        let mut first: Vec<Bytes> = Vec::new();
+        let live = shared.events.subscribe();
+        if initial_events {
+            if !inner.streaming_lists {
+                return error(
+                    422,
+                    "Invalid",
+                    "ListOptions.meta.k8s.io \"\" is invalid: sendInitialEvents: Forbidden: \
+                     sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled",
+                );
+            }
+            for ((r, _, _), object) in inner
+                .objects
+                .range((resource, String::new(), String::new())..)
+            {
+                if *r != resource {
+                    break;
+                }
+                if matches_selector(selector.as_ref(), object) {
+                    first.push(event_line("ADDED", object));
+                }
+            }
+            first.push(bookmark(resource, inner.rv, true));
+        } else {
+            let from: u64 = query
+                .get("resourceVersion")
+                .and_then(|rv| rv.parse().ok())
+                .unwrap_or(inner.rv);
+            if from + 1 < inner.oldest_rv {
+                first.push(event_line(
+                    "ERROR",
+                    &status_body(410, "Expired", &format!("too old resource version: {from}")),
+                ));
+                let body = futures::stream::iter(
+                    first
+                        .into_iter()
+                        .map(|b| Ok::<_, Infallible>(Frame::data(b))),
+                );
+                return Response::new(BodyExt::boxed_unsync(StreamBody::new(body)));
+            }
+            for event in inner
+                .history
+                .iter()
+                .filter(|e| e.rv > from && e.resource == resource)
+            {
+                if matches_selector(selector.as_ref(), &event.object) {
+                    first.push(event_line(event.kind, &event.object));
+                }
+            }
+        }
+        (first, live, inner.rv, inner.bookmark_interval)
+    };
+    let (tx, rx) = mpsc::channel::<Bytes>(1024);
+    let shared = shared.clone();
+    let task = tokio::spawn(async move {
+        for chunk in first {
+            if tx.send(chunk).await.is_err() {
+                return;
+            }
+        }
+        let mut ticker = tokio::time::interval(interval);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                message = live.recv() => match message {
+                    Ok(Broadcast::Event(event)) => {
+                        if event.rv <= last_rv || event.resource != resource {
+                            continue;
+                        }
+                        last_rv = event.rv;
+                        if matches_selector(selector.as_ref(), &event.object)
+                            && tx.send(event_line(event.kind, &event.object)).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Ok(Broadcast::Close) => return,
+                    Ok(Broadcast::Gone) => {
+                        let _ = tx
+                            .send(event_line("ERROR", &status_body(410, "Expired", "watch expired")))
+                            .await;
+                        return;
+                    }
+                    // Too slow to keep up: end the stream, the client resumes.
+                    Err(_) => return,
+                },
+                _ = ticker.tick(), if bookmarks => {
+                    let rv = shared.inner.lock().unwrap().rv.max(last_rv);
+                    if tx.send(bookmark(resource, rv, false)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    // The task ends when the connection goes: its channel closes.
+    drop(task);
+    let body = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|chunk| (Ok::<_, Infallible>(Frame::data(chunk)), rx))
+    });
+    let mut response = Response::new(BodyExt::boxed_unsync(StreamBody::new(body.boxed())));
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        "application/json".parse().unwrap(),
+    );
+    response
+}
