@@ -269,6 +269,12 @@ fn parse_zone(text: &str) -> Result<Name, String> {
             "{text:?} is not a zone: the root zone cannot be served"
         ));
     }
+    let lower = trimmed.to_ascii_lowercase();
+    if lower == "arpa" || lower.ends_with(".arpa") {
+        return Err(format!(
+            "{text:?} is a reverse zone: in-addr.arpa and ip6.arpa are always served, list only cluster zones"
+        ));
+    }
     let mut name =
         Name::from_ascii(trimmed).map_err(|e| format!("{text:?} is not a domain name: {e}"))?;
     name.set_fqdn(true);
@@ -346,6 +352,10 @@ mod tests {
         assert!(err.contains("key `listen`"), "{err}");
         let err = from_file("zones = [\".\"]\n").unwrap_err().to_string();
         assert!(err.contains("key `zones`"), "{err}");
+        let err = from_file("zones = [\"cluster.local\", \"in-addr.arpa\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is a reverse zone"), "{err}");
     }
 
     #[test]

@@ -57,7 +57,8 @@ fn zone_config(settings: &Settings) -> ZoneConfig {
         .listen
         .iter()
         .map(SocketAddr::ip)
-        .filter(|ip| !ip.is_unspecified())
+        // C26: the addresses clients can reach us on; wildcards and loopback say nothing.
+        .filter(|ip| !ip.is_unspecified() && !ip.is_loopback())
         .collect();
     zone.ns_ips.dedup();
     zone
@@ -87,6 +88,7 @@ pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
     // The source: manifests when given, else the API server.
     let (shared, source_tasks) = match &settings.manifests {
         Some(dir) => {
+            let loaded = manifests::fingerprint(dir);
             let snapshot = load_snapshot(dir)?;
             tracing::info!(
                 dir = %dir.display(),
@@ -99,6 +101,7 @@ pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
                 dir.clone(),
                 settings.manifests_poll_interval,
                 shared.clone(),
+                loaded,
             ));
             (shared, vec![watcher])
         }

@@ -353,3 +353,36 @@ fn sigterm_stops_the_server_cleanly() {
     assert!(status.success(), "{status:?}");
     assert!(server.log().contains("shutting down"));
 }
+
+#[test]
+fn external_names_and_empty_headless_services_over_the_wire() {
+    let server = example();
+    let reply = server.udp("frontend.shop.svc.cluster.local.", RecordType::A);
+    let answers: Vec<String> = reply
+        .answers
+        .iter()
+        .map(|r| format!("{} {}", r.name, r.data))
+        .collect();
+    assert_eq!(
+        answers,
+        vec![
+            "frontend.shop.svc.cluster.local. myweb-svc.default.svc.cluster.local.",
+            "myweb-svc.default.svc.cluster.local. 10.96.19.251"
+        ]
+    );
+    assert!(reply.metadata.authoritative);
+
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "idle.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: idle}\nspec: {clusterIP: None}\n---\n\
+         apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+         metadata: {name: idle-1, labels: {kubernetes.io/service-name: idle}}\naddressType: IPv4\n\
+         endpoints: [{addresses: [10.9.0.1], conditions: {ready: false}}]\n",
+    );
+    let server = Server::start(&["--manifests", dir.path().to_str().unwrap()]);
+    let reply = server.udp("idle.default.svc.cluster.local.", RecordType::A);
+    assert_eq!(reply.metadata.response_code, ResponseCode::NXDomain);
+    assert_eq!(reply.authorities[0].record_type(), RecordType::SOA);
+}

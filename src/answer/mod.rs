@@ -4,6 +4,8 @@
 //! (`[_port._proto.][endpoint.]<svc>.<ns>.svc.<zone>`, `<ip>.<ns>.pod.<zone>`,
 //! reverse names), case-insensitively. Owner names keep the question's spelling.
 
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use hickory_proto::op::ResponseCode;
@@ -293,12 +295,21 @@ impl Lookup<'_> {
             .ok()
     }
 
+    /// Our name server's name: `ns.dns.<zone>` in a cluster zone; the reverse
+    /// zones use the primary zone's, since nothing under `*.arpa` resolves it.
+    fn ns_name(&self) -> Option<Name> {
+        let home = if self.config.cluster_zones().any(|z| z == self.zone) {
+            self.zone
+        } else {
+            &self.config.primary
+        };
+        Name::from_ascii("ns.dns").ok()?.append_domain(home).ok()
+    }
+
     /// The zone's SOA, its owner spelled as in the question.
     fn soa(&self) -> Record {
         let owner = self.qname.trim_to(label_count(self.zone));
-        let mname = self
-            .zone_name("ns.dns")
-            .unwrap_or_else(|| self.zone.clone());
+        let mname = self.ns_name().unwrap_or_else(|| self.zone.clone());
         let rname = self
             .zone_name("hostmaster")
             .unwrap_or_else(|| self.zone.clone());
@@ -320,7 +331,7 @@ impl Lookup<'_> {
         match self.qtype {
             RecordType::SOA => Found::records(vec![self.soa()]),
             RecordType::NS | RecordType::ANY => {
-                let Some(ns) = self.zone_name("ns.dns") else {
+                let Some(ns) = self.ns_name() else {
                     return Found::ServFail;
                 };
                 let mut answers = vec![self.record(RData::NS(NS(ns.clone())))];
@@ -446,24 +457,6 @@ impl Lookup<'_> {
                     proto: Some(&proto[1..]),
                 },
             ),
-            [port, proto, endpoint] if port.starts_with(b"_") && proto.starts_with(b"_") => {
-                if !service
-                    .endpoints
-                    .iter()
-                    .any(|e| label_is(endpoint, &e.label))
-                {
-                    return Found::NxDomain;
-                }
-                self.srv_answer(
-                    service,
-                    &base,
-                    SrvFilter {
-                        endpoint: Some(endpoint),
-                        port: Some(&port[1..]),
-                        proto: Some(&proto[1..]),
-                    },
-                )
-            }
             _ => Found::NxDomain,
         }
     }
@@ -481,23 +474,14 @@ impl Lookup<'_> {
     /// `<svc>.<ns>.svc.<zone>` itself.
     fn service_name(&self, service: &ServiceRecords, base: &str) -> Found {
         match self.qtype {
-            RecordType::A | RecordType::AAAA | RecordType::ANY => {
-                let mut ips: Vec<IpAddr> = Vec::new();
-                let candidates: Box<dyn Iterator<Item = IpAddr>> = match &service.kind {
-                    ServiceKind::ClusterIp(cluster_ips) => Box::new(cluster_ips.iter().copied()),
-                    _ => Box::new(service.endpoints.iter().map(|e| e.ip)),
-                };
-                for ip in candidates {
-                    if is_address_type(self.qtype, &ip) && !ips.contains(&ip) {
-                        ips.push(ip);
-                    }
-                }
-                Found::records(
-                    ips.into_iter()
-                        .map(|ip| self.record(address_rdata(ip)))
-                        .collect(),
-                )
-            }
+            RecordType::A | RecordType::AAAA | RecordType::ANY => Found::records(
+                service
+                    .addresses
+                    .iter()
+                    .filter(|ip| is_address_type(self.qtype, ip))
+                    .map(|ip| self.record(address_rdata(*ip)))
+                    .collect(),
+            ),
             RecordType::SRV => self.srv_answer(service, base, SrvFilter::default()),
             _ => Found::nodata(),
         }
@@ -505,11 +489,7 @@ impl Lookup<'_> {
 
     /// `<endpoint>.<svc>.<ns>.svc.<zone>`.
     fn endpoint_name(&self, service: &ServiceRecords, base: &str, label: &[u8]) -> Found {
-        let mut matching = service
-            .endpoints
-            .iter()
-            .filter(|e| label_is(label, &e.label))
-            .peekable();
+        let mut matching = service.endpoints_named(label).peekable();
         if matching.peek().is_none() {
             return Found::NxDomain;
         }
@@ -535,59 +515,64 @@ impl Lookup<'_> {
     /// SRV targets for a service, optionally narrowed to one endpoint, port name or protocol.
     /// ClusterIP services point at the service name with the Service port; headless
     /// services (and endpoint names) point at each endpoint with the EndpointSlice port.
+    /// Targets are unique by (name, port); addresses gather under their target.
     fn srv_targets(
         &self,
         service: &ServiceRecords,
         base: &str,
         filter: SrvFilter,
     ) -> Vec<SrvTarget> {
-        let SrvFilter {
-            endpoint,
-            port: port_name,
-            proto,
-        } = filter;
         let port_matches = |port: &crate::cluster::PortInfo| {
-            let name_ok = match port_name {
+            let name_ok = match filter.port {
                 Some(wanted) => port.name.as_deref().is_some_and(|n| label_is(wanted, n)),
                 None => true,
             };
-            let proto_ok = proto.is_none_or(|wanted| label_is(wanted, &port.protocol));
+            let proto_ok = filter
+                .proto
+                .is_none_or(|wanted| label_is(wanted, &port.protocol));
             name_ok && proto_ok
         };
         let mut targets: Vec<SrvTarget> = Vec::new();
-        let mut push = |relative: String, port: &crate::cluster::PortInfo, ips: Vec<IpAddr>| {
-            if let Some(existing) = targets
-                .iter_mut()
-                .find(|t| t.relative == relative && t.port == port.port)
+        let mut positions: HashMap<(String, u16), usize> = HashMap::new();
+        let mut push =
+            |relative: String, port: &crate::cluster::PortInfo, ips: &[IpAddr]| match positions
+                .entry((relative, port.port))
             {
-                for ip in ips {
-                    if !existing.ips.contains(&ip) {
-                        existing.ips.push(ip);
+                Entry::Occupied(at) => {
+                    let existing = &mut targets[*at.get()];
+                    for ip in ips {
+                        if !existing.ips.contains(ip) {
+                            existing.ips.push(*ip);
+                        }
                     }
                 }
-            } else {
-                targets.push(SrvTarget {
-                    relative,
-                    port: port.port,
-                    named: port.name.is_some(),
-                    ips,
-                });
-            }
-        };
-        match (&service.kind, endpoint) {
+                Entry::Vacant(slot) => {
+                    targets.push(SrvTarget {
+                        relative: slot.key().0.clone(),
+                        port: port.port,
+                        named: port.name.is_some(),
+                        ips: ips.to_vec(),
+                    });
+                    slot.insert(targets.len() - 1);
+                }
+            };
+        match (&service.kind, filter.endpoint) {
             (ServiceKind::ClusterIp(cluster_ips), None) => {
                 for port in service.ports.iter().filter(|p| port_matches(p)) {
-                    push(base.to_string(), port, cluster_ips.clone());
+                    push(base.to_string(), port, cluster_ips);
                 }
             }
-            _ => {
-                let endpoints = service
-                    .endpoints
-                    .iter()
-                    .filter(|e| endpoint.is_none_or(|wanted| label_is(wanted, &e.label)));
-                for e in endpoints {
+            (_, Some(label)) => {
+                for e in service.endpoints_named(label) {
                     for port in e.ports.iter().filter(|p| port_matches(p)) {
-                        push(format!("{}.{base}", e.label), port, vec![e.ip]);
+                        push(format!("{}.{base}", e.label), port, &[e.ip]);
+                    }
+                }
+            }
+            (_, None) => {
+                for e in &service.endpoints {
+                    for port in e.ports.iter().filter(|p| port_matches(p)) {
+                        push(format!("{}.{base}", e.label), port, &[e.ip]);
                     }
                 }
             }
@@ -611,16 +596,15 @@ impl Lookup<'_> {
         let weight = u16::try_from(100 / targets.len()).unwrap_or(0);
         let mut answers = Vec::with_capacity(targets.len());
         let mut additionals = Vec::new();
-        let mut seen_targets: Vec<&str> = Vec::new();
+        let mut seen_targets: HashSet<&str> = HashSet::new();
         for target in &targets {
             let Some(name) = self.zone_name(&target.relative) else {
                 continue;
             };
             answers.push(self.record(RData::SRV(SRV::new(0, weight, target.port, name.clone()))));
-            if seen_targets.contains(&target.relative.as_str()) {
+            if !seen_targets.insert(&target.relative) {
                 continue;
             }
-            seen_targets.push(&target.relative);
             for ip in &target.ips {
                 additionals.push(Record::from_rdata(
                     name.clone(),

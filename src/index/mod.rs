@@ -42,6 +42,11 @@ pub struct ServiceRecords {
     pub ports: Vec<PortInfo>,
     /// Ready endpoints of all slices, in slice-name order, without duplicates.
     pub endpoints: Vec<Endpoint>,
+    /// What `<svc>.<ns>.svc` answers: the cluster IPs, or (headless) every distinct
+    /// endpoint address, in order.
+    pub addresses: Vec<IpAddr>,
+    /// Endpoint label -> positions in `endpoints`.
+    labels: HashMap<Box<str>, Vec<usize>>,
 }
 
 impl ServiceRecords {
@@ -50,6 +55,7 @@ impl ServiceRecords {
         slices: impl IntoIterator<Item = &'a EndpointSliceInfo>,
     ) -> Self {
         let mut endpoints: Vec<Endpoint> = Vec::new();
+        let mut seen: HashSet<(IpAddr, Box<str>)> = HashSet::new();
         for slice in slices {
             for endpoint in &slice.endpoints {
                 let label: Box<str> = match &endpoint.hostname {
@@ -57,10 +63,7 @@ impl ServiceRecords {
                     None => names::dashed_ip(endpoint.ip).into_boxed_str(),
                 };
                 // The same address may sit in two slices while the controller moves it.
-                if endpoints
-                    .iter()
-                    .any(|e| e.ip == endpoint.ip && e.label == label)
-                {
+                if !seen.insert((endpoint.ip, label.clone())) {
                     continue;
                 }
                 endpoints.push(Endpoint {
@@ -70,13 +73,49 @@ impl ServiceRecords {
                 });
             }
         }
+        let mut labels: HashMap<Box<str>, Vec<usize>> = HashMap::new();
+        for (position, endpoint) in endpoints.iter().enumerate() {
+            labels
+                .entry(endpoint.label.clone())
+                .or_default()
+                .push(position);
+        }
+        let mut addresses: Vec<IpAddr> = Vec::new();
+        let mut distinct: HashSet<IpAddr> = HashSet::new();
+        let candidates: Box<dyn Iterator<Item = IpAddr>> = match &service.kind {
+            ServiceKind::ClusterIp(ips) => Box::new(ips.iter().copied()),
+            ServiceKind::Headless => Box::new(endpoints.iter().map(|e| e.ip)),
+            ServiceKind::ExternalName(_) => Box::new(std::iter::empty()),
+        };
+        for ip in candidates {
+            if distinct.insert(ip) {
+                addresses.push(ip);
+            }
+        }
         ServiceRecords {
             namespace: service.namespace.clone(),
             name: service.name.clone(),
             kind: service.kind.clone(),
             ports: service.ports.clone(),
             endpoints,
+            addresses,
+            labels,
         }
+    }
+
+    /// The endpoints named `label` (any case).
+    pub fn endpoints_named<'s>(&'s self, label: &[u8]) -> impl Iterator<Item = &'s Endpoint> {
+        let positions = std::str::from_utf8(label).ok().and_then(|label| {
+            if label.bytes().any(|b| b.is_ascii_uppercase()) {
+                self.labels.get(label.to_ascii_lowercase().as_str())
+            } else {
+                self.labels.get(label)
+            }
+        });
+        positions
+            .into_iter()
+            .flatten()
+            .filter_map(|&i| self.endpoints.get(i))
     }
 
     pub fn is_headless(&self) -> bool {

@@ -12,6 +12,7 @@ use hickory_proto::rr::{DNSClass, RecordType};
 use hickory_server::net::runtime::Time;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
+use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::{TcpListener, UdpSocket};
 
 use crate::answer::{self, Answer, ZoneConfig};
@@ -132,18 +133,42 @@ impl Listener {
     }
 }
 
+fn udp_socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        // So that `[::]:53` and `0.0.0.0:53` can both be listened on.
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+fn tcp_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    TcpListener::from_std(socket.into())
+}
+
 /// Binds UDP and TCP on `addr`. With port 0, both get the same free port.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<Listener> {
     if addr.port() != 0 {
-        let udp = UdpSocket::bind(addr).await?;
-        let tcp = TcpListener::bind(addr).await?;
-        return Ok(Listener { udp, tcp });
+        return Ok(Listener {
+            udp: udp_socket(addr)?,
+            tcp: tcp_listener(addr)?,
+        });
     }
     let mut last_error = None;
     for _ in 0..20 {
-        let udp = UdpSocket::bind(addr).await?;
+        let udp = udp_socket(addr)?;
         let chosen = udp.local_addr()?;
-        match TcpListener::bind(chosen).await {
+        match tcp_listener(chosen) {
             Ok(tcp) => return Ok(Listener { udp, tcp }),
             Err(error) => last_error = Some(error),
         }

@@ -1,6 +1,7 @@
 //! Cluster objects from manifest files: `*.yaml`, `*.yml` and `*.json` under a
 //! directory, multi-document YAML and `kind: List` included, re-read when they change.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -63,7 +64,13 @@ pub fn load_dir(dir: &Path) -> Result<Vec<ClusterObject>, Vec<ManifestError>> {
 fn manifest_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
+    // Symlinks are followed, so remember where we have been: `ln -s . loop` must not loop.
+    let mut visited: HashSet<PathBuf> = HashSet::new();
     while let Some(current) = pending.pop() {
+        let real = std::fs::canonicalize(&current)?;
+        if !visited.insert(real) {
+            continue;
+        }
         for entry in std::fs::read_dir(&current)? {
             let entry = entry?;
             if entry.file_name().to_string_lossy().starts_with('.') {
@@ -166,6 +173,17 @@ fn collect_objects(
     item: String,
     out: &mut Vec<ClusterObject>,
 ) -> Result<(), (String, String)> {
+    collect_typed(value, item, None, out)
+}
+
+/// `implied`: the (apiVersion, kind) of the items of a typed list such as
+/// `ServiceList`, whose items may omit them (as the API server's lists do).
+fn collect_typed(
+    value: Value,
+    item: String,
+    implied: Option<(&str, &str)>,
+    out: &mut Vec<ClusterObject>,
+) -> Result<(), (String, String)> {
     let Value::Object(mut map) = value else {
         if value.is_null() {
             return Ok(());
@@ -176,10 +194,20 @@ fn collect_objects(
         ));
     };
     let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_string();
-    let api_version = text(map.get("apiVersion"));
-    let kind = text(map.get("kind"));
+    let mut api_version = text(map.get("apiVersion"));
+    let mut kind = text(map.get("kind"));
+    if let Some((implied_version, implied_kind)) = implied {
+        if api_version.is_empty() {
+            api_version = implied_version.to_string();
+        }
+        if kind.is_empty() {
+            kind = implied_kind.to_string();
+        }
+    }
     if kind.is_empty() || api_version.is_empty() {
-        return Err((item, "missing apiVersion or kind".into()));
+        // Not a Kubernetes object (a Helm Chart.yaml, a values file): not ours to judge.
+        tracing::debug!(item, "skipping a document without apiVersion and kind");
+        return Ok(());
     }
     if kind == "List" || kind.ends_with("List") {
         let items = match map.remove("items") {
@@ -187,8 +215,10 @@ fn collect_objects(
             None | Some(Value::Null) => Vec::new(),
             Some(_) => return Err((item, format!("{kind}: items is not a list"))),
         };
+        let item_kind = kind.strip_suffix("List").filter(|k| !k.is_empty());
+        let implied = item_kind.map(|k| (api_version.as_str(), k));
         for (index, entry) in items.into_iter().enumerate() {
-            collect_objects(entry, format!("{item}, items[{index}]"), out)?;
+            collect_typed(entry, format!("{item}, items[{index}]"), implied, out)?;
         }
         return Ok(());
     }
@@ -268,8 +298,11 @@ pub fn reload(
 
 /// Polls the directory and reloads it whenever a manifest is added, changed or removed.
 /// Polling (rather than inotify) also sees a ConfigMap volume's symlink swap.
-pub async fn watch(dir: PathBuf, interval: Duration, shared: SharedSnapshot) {
-    let mut seen = fingerprint(&dir);
+/// `loaded` is the fingerprint taken just before the records being served were read.
+pub async fn watch(dir: PathBuf, interval: Duration, shared: SharedSnapshot, loaded: Fingerprint) {
+    let mut seen = loaded;
+    // Problems already logged: an unrelated edit elsewhere does not repeat them.
+    let mut reported: HashSet<String> = HashSet::new();
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -290,10 +323,18 @@ pub async fn watch(dir: PathBuf, interval: Duration, shared: SharedSnapshot) {
         let result =
             tokio::task::spawn_blocking(move || reload(&dir_for_load, &shared, serial)).await;
         match result {
-            Ok(Ok(_)) => {}
+            Ok(Ok(_)) => reported.clear(),
             Ok(Err(errors)) => {
-                report(&errors);
-                tracing::warn!(dir = %dir.display(), "keeping the last good records");
+                let messages: HashSet<String> = errors.iter().map(ToString::to_string).collect();
+                for message in &messages {
+                    if !reported.contains(message) {
+                        tracing::error!("{message}");
+                    }
+                }
+                if messages != reported {
+                    tracing::warn!(dir = %dir.display(), "keeping the last good records");
+                }
+                reported = messages;
             }
             Err(error) => {
                 tracing::error!(%error, dir = %dir.display(), "reload failed; keeping the last good records");
@@ -348,8 +389,13 @@ mod tests {
         assert!(errors[0].to_string().contains("test.yaml: document 1"));
         let errors = parse("- just\n- a list\n").expect_err("not an object");
         assert!(errors[0].to_string().contains("not a Kubernetes object"));
-        let errors = parse("kind: Service\n").expect_err("no apiVersion");
-        assert!(errors[0].to_string().contains("missing apiVersion or kind"));
+        // A YAML file that is not a Kubernetes object at all is skipped, not an error.
+        assert_eq!(
+            parse("name: my-chart\nversion: 1.0.0\n")
+                .expect("skipped")
+                .len(),
+            0
+        );
     }
 
     #[test]
@@ -366,6 +412,29 @@ mod tests {
             "{}",
             errors[0]
         );
+    }
+
+    #[test]
+    fn typed_lists_imply_their_items_kind() {
+        let objects = parse(
+            "apiVersion: v1\nkind: ServiceList\nitems:\n- metadata: {name: a, namespace: x}\n  spec: {clusterIP: None}\n",
+        )
+        .expect("parses");
+        assert!(matches!(&objects[0], ClusterObject::Service(s) if &*s.name == "a"));
+    }
+
+    #[test]
+    fn symlink_loops_end() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("ns.yaml"),
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n",
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(".", dir.path().join("loop")).unwrap();
+        std::os::unix::fs::symlink(".", dir.path().join("again")).unwrap();
+        let objects = load_dir(dir.path()).expect("loads");
+        assert_eq!(objects.len(), 1, "each file read once");
     }
 
     #[test]

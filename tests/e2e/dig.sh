@@ -57,6 +57,8 @@ check "PTR of a ClusterIP" "myweb-svc.default.svc.cluster.local." "$(q +short -x
 check "PTR of a pod" "web-2.nginx.default.svc.cluster.local." "$(q +short -x 10.244.3.12)"
 check "PTR of an IPv6 ClusterIP" "myweb-svc.default.svc.cluster.local." "$(q +short -x fd00:10:96::13fb)"
 check "ExternalName CNAME" "db.example.com." "$(q +short db.shop.svc.cluster.local)"
+check "in-cluster ExternalName is followed" \
+  "$(printf 'myweb-svc.default.svc.cluster.local.\n10.96.19.251')" "$(q +short frontend.shop.svc.cluster.local)"
 check "dns-version TXT" '"1.1.0"' "$(q +short TXT dns-version.cluster.local)"
 check "pod A record" "10.244.2.11" "$(q +short 10-244-2-11.default.pod.cluster.local)"
 check "NXDOMAIN status" "NXDOMAIN" "$(q nope.default.svc.cluster.local | sed -n 's/.*status: \([A-Z]*\),.*/\1/p')"
