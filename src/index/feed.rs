@@ -14,6 +14,8 @@ use crate::metrics::{Metrics, ServiceKindLabel};
 pub enum Change {
     Apply {
         object: ClusterObject,
+        /// A live event (not part of a list), so its delay is worth timing.
+        live: bool,
         /// When the source received it.
         received: Instant,
         /// `endpoints.kubernetes.io/last-change-trigger-time`, when present.
@@ -49,10 +51,11 @@ pub async fn run(
             match change {
                 Change::Apply {
                     object,
+                    live,
                     received,
                     trigger,
                 } => {
-                    let label = service_kind(&writer, &object);
+                    let label = service_kind(&writer, &object).filter(|_| live);
                     writer.apply(object);
                     if let Some(label) = label {
                         timings.push((received, trigger, label));

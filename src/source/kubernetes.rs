@@ -275,6 +275,7 @@ async fn watch<K>(
         }
         health = WatchHealth::Ok;
         let received = Instant::now();
+        let initial_event = matches!(event, Event::InitApply(_));
         let change = match event {
             Event::Init => Some(Change::RelistStart(kind)),
             Event::InitDone => {
@@ -285,6 +286,7 @@ async fn watch<K>(
                 Some(Change::RelistDone(kind))
             }
             Event::InitApply(object) | Event::Apply(object) => {
+                let live = !initial_event;
                 let visible =
                     object_ref(kind, &object).is_some_and(|r| feed.filter.allows(&r.namespace));
                 if !visible {
@@ -293,6 +295,7 @@ async fn watch<K>(
                     match convert(&object) {
                         Ok(converted) => Some(Change::Apply {
                             object: converted,
+                            live,
                             received,
                             trigger: trigger_time(&object),
                         }),
