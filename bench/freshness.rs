@@ -48,7 +48,9 @@ fn options() -> Options {
                 continue;
             }
             (other, _) => {
-                eprintln!("usage: bench/freshness [--services N] [--endpoints M] [--rate PER_SECOND] [--seconds S] ({other}?)");
+                eprintln!(
+                    "usage: bench/freshness [--services N] [--endpoints M] [--rate PER_SECOND] [--seconds S] ({other}?)"
+                );
                 std::process::exit(2);
             }
         }
@@ -60,12 +62,21 @@ fn options() -> Options {
 const NAMESPACES: usize = 20;
 
 fn ip(base: u8, index: usize) -> String {
-    format!("10.{}.{}.{}", base as usize + index / 65536, (index / 256) % 256, index % 256)
+    format!(
+        "10.{}.{}.{}",
+        base as usize + index / 65536,
+        (index / 256) % 256,
+        index % 256
+    )
 }
 
 fn service(i: usize) -> serde_json::Value {
     let headless = i % 10 == 0;
-    let cluster_ip = if headless { "None".to_string() } else { ip(96, i) };
+    let cluster_ip = if headless {
+        "None".to_string()
+    } else {
+        ip(96, i)
+    };
     json!({"apiVersion": "v1", "kind": "Service",
         "metadata": {"name": format!("svc-{i}"), "namespace": format!("ns-{}", i % NAMESPACES)},
         "spec": {"clusterIP": cluster_ip, "ports": [{"name": "http", "port": 80}]}})
@@ -150,14 +161,24 @@ fn main() {
         api.apply(service(i));
         api.apply(slice(i, per_service, &initial_ip));
     }
-    eprintln!("fake API server populated in {:.1} s", populate.elapsed().as_secs_f64());
+    eprintln!(
+        "fake API server populated in {:.1} s",
+        populate.elapsed().as_secs_f64()
+    );
 
     let dir = std::env::temp_dir().join(format!("cluster-dns-freshness-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let kubeconfig = api.write_kubeconfig(&dir);
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_cluster-dns"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--kubeconfig"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--kubeconfig",
+        ])
         .arg(&kubeconfig)
         .env_remove("RUST_LOG")
         .stdout(Stdio::null())
@@ -207,11 +228,21 @@ fn main() {
 
     // Sanity: the last service answers.
     let socket = UdpSocket::bind("127.0.0.1:0").expect("client socket");
-    socket.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     let last = o.services - 1;
-    let last_name = Name::from_ascii(format!("ep-0.svc-{last}.ns-{}.svc.cluster.local.", last % NAMESPACES)).unwrap();
+    let last_name = Name::from_ascii(format!(
+        "ep-0.svc-{last}.ns-{}.svc.cluster.local.",
+        last % NAMESPACES
+    ))
+    .unwrap();
     let answer = query(&socket, server, &last_name, 1).unwrap_or_default();
-    assert_eq!(answer, vec![initial_ip(last)], "the last endpoint answers after sync");
+    assert_eq!(
+        answer,
+        vec![initial_ip(last)],
+        "the last endpoint answers after sync"
+    );
     std::thread::sleep(Duration::from_secs(1));
     let rss_after_sync = rss_kib(pid).unwrap_or(0);
 
@@ -221,23 +252,30 @@ fn main() {
     let samples_rx = std::sync::Arc::new(std::sync::Mutex::new(samples_rx));
     let (latency_tx, latency_rx) = mpsc::channel::<Option<(f64, f64)>>();
     let mut probers = Vec::new();
-    for p in 0..4u16 {
+    for p in 0..2u16 {
         let rx = samples_rx.clone();
         let tx = latency_tx.clone();
         probers.push(std::thread::spawn(move || {
             let socket = UdpSocket::bind("127.0.0.1:0").expect("prober socket");
-            socket.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+            socket
+                .set_read_timeout(Some(Duration::from_millis(100)))
+                .unwrap();
             let mut id = p.wrapping_mul(10_000);
             loop {
                 let next = rx.lock().unwrap().recv();
-                let Ok((name, want, emitted)) = next else { return };
+                let Ok((name, want, emitted)) = next else {
+                    return;
+                };
                 let give_up = emitted + Duration::from_secs(2);
                 let mut seen = None;
                 while Instant::now() < give_up {
                     id = id.wrapping_add(1);
                     let asked = Instant::now();
                     if query(&socket, server, &name, id).is_some_and(|a| a == [want.clone()]) {
-                        seen = Some((emitted.elapsed().as_secs_f64(), asked.elapsed().as_secs_f64()));
+                        seen = Some((
+                            emitted.elapsed().as_secs_f64(),
+                            asked.elapsed().as_secs_f64(),
+                        ));
                         break;
                     }
                     // Poll every 0.25 ms: fine enough to time, light enough not to load the server.
@@ -262,7 +300,11 @@ fn main() {
         let fresh_clone = fresh.clone();
         api.apply(slice(i, per_service, &move |_| fresh_clone.clone()));
         let emitted = Instant::now();
-        let name = Name::from_ascii(format!("ep-0.svc-{i}.ns-{}.svc.cluster.local.", i % NAMESPACES)).unwrap();
+        let name = Name::from_ascii(format!(
+            "ep-0.svc-{i}.ns-{}.svc.cluster.local.",
+            i % NAMESPACES
+        ))
+        .unwrap();
         // Every 4th update is timed, so that probing does not load the 2-core machine.
         if u % 4 == 0 {
             let _ = samples_tx.send((name, fresh, emitted));
@@ -292,7 +334,12 @@ fn main() {
     latencies.sort_by(|a, b| a.total_cmp(b));
     let internal = metrics_addr
         .as_deref()
-        .map(|addr| histogram_quantiles(&http_get(addr, "/metrics"), "cluster_dns_event_to_answer_seconds"))
+        .map(|addr| {
+            histogram_quantiles(
+                &http_get(addr, "/metrics"),
+                "cluster_dns_event_to_answer_seconds",
+            )
+        })
         .unwrap_or_default();
     let _ = child.kill();
     let _ = child.wait();
@@ -320,13 +367,22 @@ fn main() {
         rss_after_sync as f64 / 1024.0,
         verdict(rss_after_sync < 200 * 1024)
     );
-    println!("| resident memory peak under churn | {:.1} MB | | |", rss_peak as f64 / 1024.0);
-    println!("| EndpointSlice updates applied | {total} at {achieved:.0}/s | {}/s | |", o.rate);
+    println!(
+        "| resident memory peak under churn | {:.1} MB | | |",
+        rss_peak as f64 / 1024.0
+    );
+    println!(
+        "| EndpointSlice updates applied | {total} at {achieved:.0}/s | {}/s | |",
+        o.rate
+    );
     println!(
         "| event-to-answer p50 | {p50:.2} ms ({} samples, {missed} not seen in 2 s) | | |",
         latencies.len()
     );
-    println!("| event-to-answer p99 | {p99:.2} ms | < 10 ms | {} |", verdict(p99 < 10.0 && missed == 0));
+    println!(
+        "| event-to-answer p99 | {p99:.2} ms | < 10 ms | {} |",
+        verdict(p99 < 10.0 && missed == 0)
+    );
     println!(
         "| of which the answering DNS query's round trip | p50 {:.2} ms, p99 {:.2} ms | | |",
         percentile(&round_trips, 50.0) * 1000.0,
@@ -347,7 +403,10 @@ fn http_get(addr: &str, path: &str) -> String {
         return String::new();
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let _ = write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    );
     let mut body = String::new();
     let _ = stream.read_to_string(&mut body);
     body
@@ -361,7 +420,11 @@ fn histogram_quantiles(text: &str, name: &str) -> Vec<(u32, f64)> {
         .filter_map(|l| l.strip_prefix(&prefix))
         .filter_map(|rest| {
             let (le, count) = rest.split_once("\"} ")?;
-            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
             Some((le, count.trim().parse().ok()?))
         })
         .collect();
@@ -372,7 +435,10 @@ fn histogram_quantiles(text: &str, name: &str) -> Vec<(u32, f64)> {
         .iter()
         .filter_map(|&q| {
             let want = total * f64::from(q) / 100.0;
-            buckets.iter().find(|(_, c)| *c >= want).map(|(le, _)| (q, *le))
+            buckets
+                .iter()
+                .find(|(_, c)| *c >= want)
+                .map(|(le, _)| (q, *le))
         })
         .collect()
 }

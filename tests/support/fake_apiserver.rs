@@ -125,7 +125,7 @@ impl FakeApiServer {
     /// Starts on a free loopback port.
     pub fn start() -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(1)
             .enable_all()
             .build()
             .expect("fake API server runtime");
