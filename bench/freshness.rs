@@ -71,7 +71,7 @@ fn ip(base: u8, index: usize) -> String {
 }
 
 fn service(i: usize) -> serde_json::Value {
-    let headless = i % 10 == 0;
+    let headless = i.is_multiple_of(10);
     let cluster_ip = if headless {
         "None".to_string()
     } else {
