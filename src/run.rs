@@ -82,6 +82,8 @@ pub fn zone(args: &CommonArgs) -> Result<String, RunError> {
 
 /// `cluster-dns serve`: runs until SIGINT or SIGTERM.
 pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
+    // Installed first, so a SIGTERM that arrives during start-up is not fatal.
+    let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
     let settings = settings(args)?;
     let metrics = Arc::new(Metrics::new());
 
@@ -163,7 +165,7 @@ pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
         bound.join(" ")
     );
 
-    shutdown_signal().await;
+    shutdown_signal(terminate.ok()).await;
     tracing::info!("shutting down");
     for task in source_tasks.iter().chain(&http_tasks) {
         task.abort();
@@ -173,14 +175,11 @@ pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
         .map_err(|e| RunError::Server(e.to_string()))
 }
 
-async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(error) => {
-            tracing::warn!(%error, "cannot watch SIGTERM; stopping on Ctrl-C only");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
+async fn shutdown_signal(terminate: Option<tokio::signal::unix::Signal>) {
+    let Some(mut term) = terminate else {
+        tracing::warn!("cannot watch SIGTERM; stopping on Ctrl-C only");
+        let _ = tokio::signal::ctrl_c().await;
+        return;
     };
     tokio::select! {
         _ = term.recv() => {}
