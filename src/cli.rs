@@ -52,9 +52,28 @@ pub struct CommonArgs {
     /// Kubeconfig context to use (default: its current context).
     #[arg(long, value_name = "NAME")]
     pub context: Option<String>,
-    /// Serve Prometheus metrics at http://ADDR:PORT/metrics.
+    /// Where /metrics is served (default 0.0.0.0:9153).
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics_listen: Option<String>,
+    /// Where /health is served (default 0.0.0.0:8080).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub health_listen: Option<String>,
+    /// Where /ready is served (default 0.0.0.0:8181).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub ready_listen: Option<String>,
+    /// Upstream resolver for names outside the cluster zones (repeatable; default:
+    /// the nameservers of --resolv-conf).
+    #[arg(long, value_name = "ADDR[:PORT]")]
+    pub upstream: Vec<String>,
+    /// resolv.conf whose nameservers are the upstreams (default /etc/resolv.conf).
+    #[arg(long, value_name = "FILE")]
+    pub resolv_conf: Option<PathBuf>,
+    /// Seconds to keep answering after SIGTERM while reporting not ready (default 5).
+    #[arg(long, value_name = "SECONDS")]
+    pub lameduck: Option<u64>,
+    /// Longest time a forwarded answer is cached, in seconds (default 30; 0 disables).
+    #[arg(long, value_name = "SECONDS")]
+    pub cache_ttl: Option<u32>,
 }
 
 impl CommonArgs {
@@ -68,6 +87,12 @@ impl CommonArgs {
             kubeconfig: self.kubeconfig.clone(),
             context: self.context.clone(),
             metrics_listen: self.metrics_listen.clone(),
+            health_listen: self.health_listen.clone(),
+            ready_listen: self.ready_listen.clone(),
+            upstream: self.upstream.clone(),
+            resolv_conf: self.resolv_conf.clone(),
+            lameduck: self.lameduck,
+            cache_ttl: self.cache_ttl,
         }
     }
 }

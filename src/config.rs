@@ -16,6 +16,12 @@ pub const DEFAULT_TTL: u32 = 5;
 pub const DEFAULT_ZONE: &str = "cluster.local";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5353";
 pub const DEFAULT_POLL_MS: u64 = 1000;
+pub const DEFAULT_HEALTH_LISTEN: &str = "0.0.0.0:8080";
+pub const DEFAULT_READY_LISTEN: &str = "0.0.0.0:8181";
+pub const DEFAULT_METRICS_LISTEN: &str = "0.0.0.0:9153";
+pub const DEFAULT_RESOLV_CONF: &str = "/etc/resolv.conf";
+pub const DEFAULT_LAMEDUCK_SECONDS: u64 = 5;
+pub const DEFAULT_CACHE_TTL: u32 = 30;
 
 /// The configuration file as written. Every key is optional; unknown keys are refused.
 #[derive(Debug, Default, Deserialize)]
@@ -34,6 +40,16 @@ pub struct FileConfig {
     pub labels: Option<String>,
     pub streaming_lists: Option<StreamingLists>,
     pub metrics_listen: Option<String>,
+    pub health_listen: Option<String>,
+    pub ready_listen: Option<String>,
+    pub upstream: Option<Vec<String>>,
+    pub resolv_conf: Option<PathBuf>,
+    pub forward_timeout_ms: Option<u64>,
+    pub max_concurrent: Option<usize>,
+    pub cache_ttl: Option<u32>,
+    pub cache_size: Option<usize>,
+    pub lameduck: Option<u64>,
+    pub loadbalance: Option<bool>,
 }
 
 /// Values given on the command line; each one overrides the file.
@@ -47,6 +63,12 @@ pub struct Overrides {
     pub kubeconfig: Option<PathBuf>,
     pub context: Option<String>,
     pub metrics_listen: Option<String>,
+    pub health_listen: Option<String>,
+    pub ready_listen: Option<String>,
+    pub upstream: Vec<String>,
+    pub resolv_conf: Option<PathBuf>,
+    pub lameduck: Option<u64>,
+    pub cache_ttl: Option<u32>,
 }
 
 /// Validated settings the server runs with.
@@ -62,8 +84,25 @@ pub struct Settings {
     pub manifests_poll_interval: Duration,
     /// Used when there is no `manifests` directory.
     pub kube: KubeSettings,
-    /// `/metrics` listener; none unless configured.
-    pub metrics_listen: Option<SocketAddr>,
+    pub metrics_listen: SocketAddr,
+    pub health_listen: SocketAddr,
+    pub ready_listen: SocketAddr,
+    pub upstreams: Upstreams,
+    pub forward_timeout: Duration,
+    pub max_concurrent: usize,
+    /// Longest time a forwarded answer is cached; 0 disables the cache.
+    pub cache_ttl: u32,
+    pub cache_size: usize,
+    pub lameduck: Duration,
+    pub loadbalance: bool,
+}
+
+/// Where forwarded queries go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Upstreams {
+    Listed(Vec<SocketAddr>),
+    /// The `nameserver` lines of this resolv.conf, read at start and on reload.
+    ResolvConf(PathBuf),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -230,17 +269,107 @@ impl Settings {
                 "the selector is empty".into(),
             ));
         }
-        let metrics_from_flag = flags.metrics_listen.is_some();
-        let metrics_listen = match flags.metrics_listen.or(file.metrics_listen) {
-            Some(text) => Some(parse_listen(&text).map_err(|message| {
-                invalid(
-                    origin(metrics_from_flag, "metrics-listen"),
-                    "metrics_listen",
-                    message,
-                )
-            })?),
-            None => None,
+        let http_listen = |flag: Option<String>,
+                           file_value: Option<String>,
+                           default: &str,
+                           flag_name: &str,
+                           key: &'static str|
+         -> Result<SocketAddr, ConfigError> {
+            let from_flag = flag.is_some();
+            let text = flag.or(file_value).unwrap_or_else(|| default.to_string());
+            parse_listen(&text)
+                .map_err(|message| invalid(origin(from_flag, flag_name), key, message))
         };
+        let metrics_listen = http_listen(
+            flags.metrics_listen,
+            file.metrics_listen,
+            DEFAULT_METRICS_LISTEN,
+            "metrics-listen",
+            "metrics_listen",
+        )?;
+        let health_listen = http_listen(
+            flags.health_listen,
+            file.health_listen,
+            DEFAULT_HEALTH_LISTEN,
+            "health-listen",
+            "health_listen",
+        )?;
+        let ready_listen = http_listen(
+            flags.ready_listen,
+            file.ready_listen,
+            DEFAULT_READY_LISTEN,
+            "ready-listen",
+            "ready_listen",
+        )?;
+        let upstream_from_flag = !flags.upstream.is_empty();
+        let upstream_texts = if upstream_from_flag {
+            flags.upstream
+        } else {
+            file.upstream.unwrap_or_default()
+        };
+        let upstreams = if upstream_texts.is_empty() {
+            let path = flags
+                .resolv_conf
+                .or_else(|| file.resolv_conf.map(relative_to_file))
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_RESOLV_CONF));
+            Upstreams::ResolvConf(path)
+        } else {
+            let mut listed = Vec::new();
+            for text in &upstream_texts {
+                listed.push(parse_upstream(text).map_err(|message| {
+                    invalid(origin(upstream_from_flag, "upstream"), "upstream", message)
+                })?);
+            }
+            Upstreams::Listed(listed)
+        };
+        let timeout_ms = file.forward_timeout_ms.unwrap_or(2000);
+        if !(50..=30_000).contains(&timeout_ms) {
+            return Err(invalid(
+                file_origin.clone(),
+                "forward_timeout_ms",
+                format!("{timeout_ms} is outside 50..=30000"),
+            ));
+        }
+        let max_concurrent = file.max_concurrent.unwrap_or(1000);
+        if max_concurrent == 0 {
+            return Err(invalid(
+                file_origin.clone(),
+                "max_concurrent",
+                "must be at least 1".into(),
+            ));
+        }
+        let cache_from_flag = flags.cache_ttl.is_some();
+        let cache_ttl = flags
+            .cache_ttl
+            .or(file.cache_ttl)
+            .unwrap_or(DEFAULT_CACHE_TTL);
+        if cache_ttl > 86_400 {
+            return Err(invalid(
+                origin(cache_from_flag, "cache-ttl"),
+                "cache_ttl",
+                format!("{cache_ttl} is above the maximum of 86400 seconds"),
+            ));
+        }
+        let cache_size = file.cache_size.unwrap_or(10_000);
+        if cache_size == 0 {
+            return Err(invalid(
+                file_origin.clone(),
+                "cache_size",
+                "must be at least 1 (set cache_ttl = 0 to turn the cache off)".into(),
+            ));
+        }
+        let lameduck_from_flag = flags.lameduck.is_some();
+        let lameduck = flags
+            .lameduck
+            .or(file.lameduck)
+            .unwrap_or(DEFAULT_LAMEDUCK_SECONDS);
+        if lameduck > 600 {
+            return Err(invalid(
+                origin(lameduck_from_flag, "lameduck"),
+                "lameduck",
+                format!("{lameduck} is above the maximum of 600 seconds"),
+            ));
+        }
 
         Ok(Settings {
             kube: KubeSettings {
@@ -251,6 +380,15 @@ impl Settings {
                 streaming_lists: file.streaming_lists.unwrap_or_default(),
             },
             metrics_listen,
+            health_listen,
+            ready_listen,
+            upstreams,
+            forward_timeout: Duration::from_millis(timeout_ms),
+            max_concurrent,
+            cache_ttl,
+            cache_size,
+            lameduck: Duration::from_secs(lameduck),
+            loadbalance: file.loadbalance.unwrap_or(true),
             zones,
             listen,
             ttl,
@@ -279,6 +417,21 @@ fn parse_zone(text: &str) -> Result<Name, String> {
         Name::from_ascii(trimmed).map_err(|e| format!("{text:?} is not a domain name: {e}"))?;
     name.set_fqdn(true);
     Ok(name.to_lowercase())
+}
+
+/// An upstream resolver: `ADDR`, `ADDR:PORT`, `[V6]:PORT` or a bare IPv6 address.
+pub fn parse_upstream(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    text.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+        .map(|ip| SocketAddr::new(ip, 53))
+        .map_err(|_| {
+            format!("{text:?} is not an upstream: expected ADDR[:PORT] with an IP address")
+        })
 }
 
 /// `ADDR:PORT`, `[V6]:PORT`, a bare address (port 53) or `:PORT` (all IPv4 interfaces).
@@ -398,5 +551,15 @@ mod tests {
         );
         assert_eq!(parse_listen(":53").unwrap(), "0.0.0.0:53".parse().unwrap());
         assert!(parse_listen("nonsense").is_err());
+        assert_eq!(
+            parse_upstream("10.0.0.2").unwrap(),
+            "10.0.0.2:53".parse().unwrap()
+        );
+        assert_eq!(parse_upstream("::1").unwrap(), "[::1]:53".parse().unwrap());
+        assert_eq!(
+            parse_upstream("[::1]:5300").unwrap(),
+            "[::1]:5300".parse().unwrap()
+        );
+        assert!(parse_upstream("dns.google").is_err());
     }
 }

@@ -8,10 +8,18 @@ use arc_swap::ArcSwap;
 
 use crate::answer::{PodsMode, ZoneConfig};
 use crate::cli::CommonArgs;
-use crate::config::{ConfigError, FileConfig, Settings};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use hickory_proto::op::Query;
+use hickory_proto::rr::RecordType;
+
+use crate::config::{ConfigError, FileConfig, Settings, Upstreams};
+use crate::forward::cache::Cache;
+use crate::forward::{Forwarder, Question, resolv_conf};
 use crate::index::{IndexWriter, SharedSnapshot, Snapshot, feed};
 use crate::metrics::Metrics;
-use crate::server::{self, DnsHandler};
+use crate::server::http::{Endpoint, Readiness};
+use crate::server::{self, DnsHandler, Forwarding, HandlerParts, LoopProbe};
 use crate::source::kubernetes::{self, KubeError};
 use crate::source::manifests::{self, ManifestError};
 
@@ -32,6 +40,11 @@ pub enum RunError {
     },
     #[error("the DNS server stopped: {0}")]
     Server(String),
+    #[error(
+        "forwarding loop detected: a query sent to upstream {0} came back to this server; \
+         point the upstreams (or the node's resolv.conf) at a resolver other than cluster-dns itself"
+    )]
+    ForwardingLoop(SocketAddr),
 }
 
 fn join(errors: &[ManifestError]) -> String {
@@ -50,7 +63,7 @@ pub fn settings(args: &CommonArgs) -> Result<Settings, ConfigError> {
     Settings::resolve(file, args.overrides())
 }
 
-fn zone_config(settings: &Settings) -> ZoneConfig {
+pub fn zone_config(settings: &Settings) -> ZoneConfig {
     let mut zone = ZoneConfig::new(&settings.zones, settings.ttl, settings.pods);
     zone.ignore_empty_service = settings.ignore_empty_service;
     zone.ns_ips = settings
@@ -80,6 +93,75 @@ pub fn zone(args: &CommonArgs) -> Result<String, RunError> {
     Ok(crate::zonefile::render(&zone_config(&settings), &snapshot))
 }
 
+/// The upstream resolvers the settings name.
+pub fn upstream_addrs(settings: &Settings) -> Vec<SocketAddr> {
+    match &settings.upstreams {
+        Upstreams::Listed(listed) => listed.clone(),
+        Upstreams::ResolvConf(path) => match std::fs::read_to_string(path) {
+            Ok(text) => resolv_conf::nameservers(&text),
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, "cannot read the resolv.conf for upstreams");
+                Vec::new()
+            }
+        },
+    }
+}
+
+pub fn forwarding(settings: &Settings, metrics: &Arc<Metrics>) -> Option<Forwarding> {
+    let upstreams = upstream_addrs(settings);
+    if upstreams.is_empty() {
+        tracing::warn!("no upstream resolvers: names outside the cluster zones get REFUSED");
+        return None;
+    }
+    let listed: Vec<String> = upstreams.iter().map(ToString::to_string).collect();
+    tracing::info!(upstreams = %listed.join(" "), cache_ttl = settings.cache_ttl, "forwarding");
+    Some(Forwarding {
+        forwarder: Forwarder::new(
+            &upstreams,
+            settings.forward_timeout,
+            settings.max_concurrent,
+            metrics.clone(),
+        ),
+        cache: (settings.cache_ttl > 0)
+            .then(|| Cache::new(settings.cache_ttl, settings.cache_size)),
+    })
+}
+
+/// Sends the loop probe to each upstream; if it comes back to us, forwarding loops.
+async fn check_forwarding_loop(
+    forwarding: &ArcSwap<Option<Forwarding>>,
+    probe: &LoopProbe,
+) -> Result<(), RunError> {
+    let current = forwarding.load_full();
+    let Some(forwarding) = current.as_ref() else {
+        return Ok(());
+    };
+    let question = Question {
+        query: Query::query(probe.name.clone(), RecordType::HINFO),
+        recursion_desired: true,
+        checking_disabled: false,
+        dnssec_ok: None,
+    };
+    for upstream in forwarding.forwarder.upstreams() {
+        let before = probe.times_seen();
+        let _ = forwarding.forwarder.probe(upstream, &question).await;
+        if probe.times_seen() > before {
+            return Err(RunError::ForwardingLoop(upstream));
+        }
+    }
+    Ok(())
+}
+
+async fn bind_http(addr: SocketAddr, what: &str) -> Result<tokio::net::TcpListener, RunError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| RunError::Bind { addr, source })?;
+    if let Ok(local) = listener.local_addr() {
+        tracing::info!("{what} on http://{local}/{what}");
+    }
+    Ok(listener)
+}
+
 /// `cluster-dns serve`: runs until SIGINT or SIGTERM.
 pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
     // Installed first, so a SIGTERM that arrives during start-up is not fatal.
@@ -88,7 +170,7 @@ pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
     let metrics = Arc::new(Metrics::new());
 
     // The source: manifests when given, else the API server.
-    let (shared, source_tasks) = match &settings.manifests {
+    let (shared, mut tasks) = match &settings.manifests {
         Some(dir) => {
             let loaded = manifests::fingerprint(dir);
             let snapshot = load_snapshot(dir)?;
@@ -142,22 +224,48 @@ pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
         .filter_map(|l| l.local_addr().ok())
         .map(|a| a.to_string())
         .collect();
-    let mut http_tasks = Vec::new();
-    if let Some(addr) = settings.metrics_listen {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| RunError::Bind { addr, source })?;
-        if let Ok(local) = listener.local_addr() {
-            tracing::info!("metrics on http://{local}/metrics");
-        }
-        http_tasks.push(tokio::spawn(server::http::serve_metrics(
-            listener,
-            metrics.clone(),
-        )));
+
+    let readiness = Arc::new(Readiness::new(shared.clone()));
+    for (addr, what, endpoint) in [
+        (settings.health_listen, "health", Endpoint::Health),
+        (
+            settings.ready_listen,
+            "ready",
+            Endpoint::Ready(readiness.clone()),
+        ),
+        (
+            settings.metrics_listen,
+            "metrics",
+            Endpoint::Metrics(metrics.clone()),
+        ),
+    ] {
+        let listener = bind_http(addr, what).await?;
+        tasks.push(tokio::spawn(server::http::serve(listener, endpoint)));
     }
 
-    let zone = Arc::new(zone_config(&settings));
-    let mut dns = server::start(DnsHandler::new(zone, shared), listeners);
+    let zone = Arc::new(ArcSwap::from_pointee(zone_config(&settings)));
+    let forwarding = Arc::new(ArcSwap::from_pointee(forwarding(&settings, &metrics)));
+    let loop_probe = Arc::new(LoopProbe::new());
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let server_label = format!(
+        "dns://{}",
+        settings
+            .listen
+            .first()
+            .map(ToString::to_string)
+            .unwrap_or_default()
+    );
+    let handler = DnsHandler::new(HandlerParts {
+        zone: zone.clone(),
+        snapshot: shared,
+        forwarding: forwarding.clone(),
+        metrics: metrics.clone(),
+        server_label,
+        loadbalance: settings.loadbalance,
+        loop_probe: loop_probe.clone(),
+        in_flight: in_flight.clone(),
+    });
+    let mut dns = server::start(handler, listeners);
     let zones: Vec<String> = settings.zones.iter().map(ToString::to_string).collect();
     tracing::info!(
         zones = %zones.join(","),
@@ -165,14 +273,44 @@ pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
         bound.join(" ")
     );
 
+    if let Err(error) = check_forwarding_loop(&forwarding, &loop_probe).await {
+        let _ = dns.shutdown_gracefully().await;
+        return Err(error);
+    }
+
+    if let Some(path) = args.config.clone() {
+        tasks.push(tokio::spawn(crate::reload::watch(
+            crate::reload::Reloadable {
+                path,
+                args: args.overrides(),
+                current: settings.clone(),
+                zone,
+                forwarding,
+                metrics,
+            },
+        )));
+    }
+
     shutdown_signal(terminate.ok()).await;
-    tracing::info!("shutting down");
-    for task in source_tasks.iter().chain(&http_tasks) {
+    // Lameduck: say "not ready" at once, keep answering while the endpoints drain.
+    readiness.shut_down();
+    tracing::info!(
+        lameduck_seconds = settings.lameduck.as_secs(),
+        "shutting down: not ready, still answering during the lameduck period"
+    );
+    tokio::time::sleep(settings.lameduck).await;
+    let drain_deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while in_flight.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < drain_deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    for task in &tasks {
         task.abort();
     }
     dns.shutdown_gracefully()
         .await
-        .map_err(|e| RunError::Server(e.to_string()))
+        .map_err(|e| RunError::Server(e.to_string()))?;
+    tracing::info!("stopped");
+    Ok(())
 }
 
 async fn shutdown_signal(terminate: Option<tokio::signal::unix::Signal>) {

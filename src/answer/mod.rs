@@ -115,6 +115,11 @@ impl ZoneConfig {
             .map(|(zone, kind)| (zone, *kind))
     }
 
+    /// The served zone a name falls in.
+    pub fn zone_of(&self, qname: &Name) -> Option<&Name> {
+        self.find_zone(qname).map(|(zone, _)| zone)
+    }
+
     /// Whether a name falls in one of the served zones.
     pub fn is_authoritative_for(&self, qname: &Name) -> bool {
         self.find_zone(qname).is_some()
@@ -130,6 +135,9 @@ pub struct Answer {
     pub answers: Vec<Record>,
     pub authority: Vec<Record>,
     pub additionals: Vec<Record>,
+    /// A reverse name no cluster object owns: the upstream may know it
+    /// (kubeadm's `fallthrough in-addr.arpa ip6.arpa`).
+    pub fallthrough: bool,
 }
 
 impl Answer {
@@ -220,6 +228,7 @@ pub fn answer(config: &ZoneConfig, snapshot: &Snapshot, qname: &Name, qtype: Rec
             Found::NxDomain => {
                 answer.rcode = ResponseCode::NXDomain;
                 answer.authority.push(lookup.soa());
+                answer.fallthrough = kind != ZoneKind::Cluster && answer.answers.is_empty();
                 return answer;
             }
             Found::ServFail => {

@@ -385,6 +385,11 @@ fn s14_headless_ptr_and_c36_one_per_service() {
     );
     assert_nodata(&ask("10.1.244.10.in-addr.arpa.", RecordType::A));
     assert_nxdomain(&ask("99.1.244.10.in-addr.arpa.", RecordType::PTR));
+    assert!(
+        ask("99.1.244.10.in-addr.arpa.", RecordType::PTR).fallthrough,
+        "the upstream may know it"
+    );
+    assert!(!ask("nope.default.svc.cluster.local.", RecordType::A).fallthrough);
     assert_nxdomain(&ask("1.244.10.in-addr.arpa.", RecordType::PTR));
     assert_nxdomain(&ask("x.1.244.10.in-addr.arpa.", RecordType::PTR));
 }

@@ -1,7 +1,9 @@
-//! The HTTP side: `/metrics` in Prometheus text format.
+//! The HTTP side, on separate ports like CoreDNS: `/health` (alive), `/ready`
+//! (synced and not shutting down) and `/metrics` (Prometheus text format).
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -12,52 +14,93 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
+use crate::index::SharedSnapshot;
 use crate::metrics::Metrics;
 
-fn route(request: &Request<Incoming>, metrics: &Metrics) -> Response<Full<Bytes>> {
-    let (status, content_type, body) = match request.uri().path() {
-        "/metrics" => (
+/// Whether the server should receive traffic.
+pub struct Readiness {
+    snapshot: SharedSnapshot,
+    shutting_down: AtomicBool,
+}
+
+impl Readiness {
+    pub fn new(snapshot: SharedSnapshot) -> Self {
+        Readiness {
+            snapshot,
+            shutting_down: AtomicBool::new(false),
+        }
+    }
+
+    /// From now on `/ready` says no (lameduck).
+    pub fn shut_down(&self) {
+        self.shutting_down.store(true, Ordering::Release);
+    }
+
+    /// `Err` with the reason when not ready.
+    pub fn check(&self) -> Result<(), &'static str> {
+        if self.shutting_down.load(Ordering::Acquire) {
+            Err("shutting down")
+        } else if !self.snapshot.load().synced {
+            Err("kubernetes: the API caches have not synced yet")
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Which endpoint a listener serves.
+#[derive(Clone)]
+pub enum Endpoint {
+    Health,
+    Ready(Arc<Readiness>),
+    Metrics(Arc<Metrics>),
+}
+
+fn route(path: &str, endpoint: &Endpoint) -> (StatusCode, &'static str, String) {
+    const TEXT: &str = "text/plain; charset=utf-8";
+    match (path, endpoint) {
+        ("/health", Endpoint::Health) => (StatusCode::OK, TEXT, "OK".to_string()),
+        ("/ready", Endpoint::Ready(readiness)) => match readiness.check() {
+            Ok(()) => (StatusCode::OK, TEXT, "OK".to_string()),
+            Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, TEXT, format!("{reason}\n")),
+        },
+        ("/metrics", Endpoint::Metrics(metrics)) => (
             StatusCode::OK,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
             metrics.render(),
         ),
-        _ => (
-            StatusCode::NOT_FOUND,
-            "text/plain",
-            "not found\n".to_string(),
-        ),
-    };
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    if let Ok(value) = content_type.parse() {
-        response
-            .headers_mut()
-            .insert(hyper::header::CONTENT_TYPE, value);
+        _ => (StatusCode::NOT_FOUND, TEXT, "not found\n".to_string()),
     }
-    response
 }
 
-/// Serves `/metrics` on the listener until the task is dropped.
-pub async fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>) {
+/// Serves one endpoint on the listener until the task is dropped.
+pub async fn serve(listener: TcpListener, endpoint: Endpoint) {
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(error) => {
-                tracing::debug!(%error, "metrics accept failed");
+                tracing::debug!(%error, "HTTP accept failed");
                 continue;
             }
         };
-        let metrics = metrics.clone();
+        let endpoint = endpoint.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request: Request<Incoming>| {
-                let response = route(&request, &metrics);
+                let (status, content_type, body) = route(request.uri().path(), &endpoint);
+                let mut response = Response::new(Full::new(Bytes::from(body)));
+                *response.status_mut() = status;
+                if let Ok(value) = content_type.parse() {
+                    response
+                        .headers_mut()
+                        .insert(hyper::header::CONTENT_TYPE, value);
+                }
                 async move { Ok::<_, Infallible>(response) }
             });
             if let Err(error) = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .await
             {
-                tracing::debug!(%error, "metrics connection ended");
+                tracing::debug!(%error, "HTTP connection ended");
             }
         });
     }

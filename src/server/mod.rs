@@ -7,16 +7,27 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
 use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode};
-use hickory_proto::rr::{DNSClass, RecordType};
+use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
 use hickory_server::net::runtime::Time;
+use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Domain, Socket, Type};
 use tokio::net::{TcpListener, UdpSocket};
 
 use crate::answer::{self, Answer, ZoneConfig};
+use crate::forward::cache::{Cache, EntryKind};
+use crate::forward::{self, Forwarder, Question};
 use crate::index::SharedSnapshot;
+use crate::metrics::{
+    self, CacheLabels, CacheMissLabels, DurationLabels, Metrics, RequestLabels, ResponseLabels,
+    TypeLabel,
+};
 
 /// Largest UDP reply we send, whatever the client offers (DNS flag day 2020).
 pub const MAX_UDP_PAYLOAD: u16 = 1232;
@@ -25,16 +36,230 @@ pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Replies queued per TCP connection.
 const TCP_RESPONSE_QUEUE: usize = 32;
 
-/// Answers queries from the current snapshot.
+/// Forwarding and its cache, replaced as a whole when the configuration changes.
+pub struct Forwarding {
+    pub forwarder: Forwarder,
+    pub cache: Option<Cache>,
+}
+
+/// The query that detects a forwarding loop: if it comes back to us, we are
+/// our own upstream (CoreDNS `loop`).
+pub struct LoopProbe {
+    pub name: Name,
+    seen: AtomicUsize,
+}
+
+impl LoopProbe {
+    pub fn new() -> Self {
+        let mut bytes = [0u8; 8];
+        let _ = getrandom::fill(&mut bytes);
+        let label = format!("loop-{:016x}", u64::from_be_bytes(bytes));
+        let name = Name::from_ascii(format!("{label}.cluster-dns-loop-check.invalid."))
+            .unwrap_or_else(|_| Name::root());
+        LoopProbe {
+            name,
+            seen: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn times_seen(&self) -> usize {
+        self.seen.load(Ordering::Relaxed)
+    }
+}
+
+impl Default for LoopProbe {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Metric label values that are fixed for the server's life.
+struct Labels {
+    server: &'static str,
+    /// Served zones and their label text.
+    zones: Vec<(Name, &'static str)>,
+}
+
+/// Answers queries from the current snapshot, forwarding the rest.
 pub struct DnsHandler {
-    zone: Arc<ZoneConfig>,
+    zone: Arc<ArcSwap<ZoneConfig>>,
     snapshot: SharedSnapshot,
+    forwarding: Arc<ArcSwap<Option<Forwarding>>>,
+    metrics: Arc<Metrics>,
+    labels: ArcSwap<Labels>,
+    loadbalance: bool,
+    rotation: AtomicUsize,
+    loop_probe: Arc<LoopProbe>,
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// Counts a query as in flight until dropped.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn leak(text: String) -> &'static str {
+    // Label values live as long as the process; a handful per configuration.
+    Box::leak(text.into_boxed_str())
+}
+
+/// What the handler needs from the rest of the server.
+pub struct HandlerParts {
+    pub zone: Arc<ArcSwap<ZoneConfig>>,
+    pub snapshot: SharedSnapshot,
+    pub forwarding: Arc<ArcSwap<Option<Forwarding>>>,
+    pub metrics: Arc<Metrics>,
+    pub server_label: String,
+    pub loadbalance: bool,
+    pub loop_probe: Arc<LoopProbe>,
+    pub in_flight: Arc<AtomicUsize>,
 }
 
 impl DnsHandler {
-    pub fn new(zone: Arc<ZoneConfig>, snapshot: SharedSnapshot) -> Self {
-        DnsHandler { zone, snapshot }
+    pub fn new(parts: HandlerParts) -> Self {
+        let server = leak(parts.server_label);
+        let labels = Labels {
+            server,
+            zones: zone_labels(&parts.zone.load()),
+        };
+        DnsHandler {
+            zone: parts.zone,
+            snapshot: parts.snapshot,
+            forwarding: parts.forwarding,
+            metrics: parts.metrics,
+            labels: ArcSwap::from_pointee(labels),
+            loadbalance: parts.loadbalance,
+            rotation: AtomicUsize::new(0),
+            loop_probe: parts.loop_probe,
+            in_flight: parts.in_flight,
+        }
     }
+
+    /// Picks up new zones for the metric labels after a configuration reload.
+    pub fn refresh_labels(&self) {
+        let current = self.labels.load();
+        let zones = zone_labels(&self.zone.load());
+        if zones
+            .iter()
+            .map(|(z, _)| z)
+            .ne(current.zones.iter().map(|(z, _)| z))
+        {
+            self.labels.store(Arc::new(Labels {
+                server: current.server,
+                zones,
+            }));
+        }
+    }
+
+    /// Rotates runs of A and AAAA records so clients spread their load
+    /// (CoreDNS `loadbalance`); CNAMEs stay in front.
+    fn rotate(&self, records: &mut [Record]) {
+        if !self.loadbalance {
+            return;
+        }
+        let start = records
+            .iter()
+            .position(|r| matches!(r.record_type(), RecordType::A | RecordType::AAAA));
+        let Some(start) = start else { return };
+        let run = records[start..]
+            .iter()
+            .take_while(|r| matches!(r.record_type(), RecordType::A | RecordType::AAAA))
+            .count();
+        if run > 1 {
+            let by = self.rotation.fetch_add(1, Ordering::Relaxed) % run;
+            records[start..start + run].rotate_left(by);
+        }
+    }
+
+    async fn forward(&self, question: &Question) -> Result<Reply, ResponseCode> {
+        let forwarding = self.forwarding.load_full();
+        let Some(forwarding) = forwarding.as_ref() else {
+            return Err(ResponseCode::Refused);
+        };
+        let labels = self.labels.load();
+        if let Some(cache) = &forwarding.cache {
+            if let Some((cached, kind)) = cache.get(question) {
+                let kind = match kind {
+                    EntryKind::Success => "success",
+                    EntryKind::Denial => "denial",
+                };
+                self.metrics
+                    .cache_hits
+                    .get_or_create(&CacheLabels {
+                        server: labels.server,
+                        r#type: kind,
+                        view: "",
+                        zones: ".",
+                    })
+                    .inc();
+                return Ok(Reply {
+                    rcode: cached.rcode,
+                    authentic_data: cached.authentic_data,
+                    answers: cached.answers,
+                    authorities: cached.authorities,
+                    additionals: cached.additionals,
+                });
+            }
+            self.metrics
+                .cache_misses
+                .get_or_create(&CacheMissLabels {
+                    server: labels.server,
+                    view: "",
+                    zones: ".",
+                })
+                .inc();
+        }
+        match forwarding.forwarder.forward(question).await {
+            Ok(reply) => {
+                if let Some(cache) = &forwarding.cache
+                    && cache.insert(question, &reply)
+                {
+                    let (success, denial) = cache.counts();
+                    for (kind, count) in [("success", success), ("denial", denial)] {
+                        self.metrics
+                            .cache_entries
+                            .get_or_create(&CacheLabels {
+                                server: labels.server,
+                                r#type: kind,
+                                view: "",
+                                zones: ".",
+                            })
+                            .set(i64::try_from(count).unwrap_or(i64::MAX));
+                    }
+                }
+                Ok(Reply {
+                    rcode: reply.metadata.response_code,
+                    authentic_data: reply.metadata.authentic_data,
+                    answers: reply.answers,
+                    authorities: reply.authorities,
+                    additionals: reply.additionals,
+                })
+            }
+            Err(error) => {
+                tracing::debug!(%error, name = %question.query.name(), "forwarding failed");
+                Err(forward::failure_rcode(&error))
+            }
+        }
+    }
+}
+
+fn zone_labels(zone: &ZoneConfig) -> Vec<(Name, &'static str)> {
+    zone.zone_names()
+        .map(|z| (z.clone(), leak(z.to_string())))
+        .collect()
+}
+
+/// A forwarded (or cached) reply.
+struct Reply {
+    rcode: ResponseCode,
+    authentic_data: bool,
+    answers: Vec<Record>,
+    authorities: Vec<Record>,
+    additionals: Vec<Record>,
 }
 
 #[async_trait::async_trait]
@@ -44,6 +269,9 @@ impl RequestHandler for DnsHandler {
         request: &Request,
         mut response_handle: R,
     ) -> ResponseInfo {
+        let started = Instant::now();
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let _in_flight = InFlight(&self.in_flight);
         let response_edns = request.edns.as_ref().map(|client| {
             let mut edns = Edns::new();
             edns.set_max_payload(client.max_payload().clamp(512, MAX_UDP_PAYLOAD));
@@ -71,31 +299,83 @@ impl RequestHandler for DnsHandler {
         } else {
             None
         };
+        let labels = self.labels.load();
+        let mut zone_label = ".";
+        let mut qtype_label = "other";
         let result = match (early, request.queries.queries().first()) {
             (None, Some(query)) => {
                 let qtype = query.query_type();
+                qtype_label = metrics::type_name(qtype);
                 let qname = query.original().name();
-                let answer = if query.query_class() != DNSClass::IN
+                let zone = self.zone.load();
+                let mut metadata = rcode_only(ResponseCode::NoError);
+                let mut answer = if query.query_class() != DNSClass::IN
                     || matches!(qtype, RecordType::AXFR | RecordType::IXFR)
                     || !qname.is_fqdn()
                 {
                     // Zone transfers and other classes are not served.
-                    Answer {
+                    Some(Answer {
                         rcode: ResponseCode::Refused,
                         ..Answer::default()
+                    })
+                } else if qname.eq_ignore_root_case(&self.loop_probe.name)
+                    || qname.eq_ignore_root(&self.loop_probe.name)
+                {
+                    // Our own loop probe came back: never forward it again.
+                    self.loop_probe.seen.fetch_add(1, Ordering::Relaxed);
+                    Some(Answer {
+                        rcode: ResponseCode::ServFail,
+                        ..Answer::default()
+                    })
+                } else if let Some(zone_name) = zone.zone_of(qname) {
+                    if let Some((_, label)) = labels.zones.iter().find(|(z, _)| z == zone_name) {
+                        zone_label = label;
                     }
-                } else {
                     let snapshot = self.snapshot.load();
-                    answer::answer(&self.zone, &snapshot, qname, qtype)
+                    let answer = answer::answer(&zone, &snapshot, qname, qtype);
+                    let forwardable = answer.fallthrough && self.forwarding.load().is_some();
+                    (!forwardable).then_some(answer)
+                } else {
+                    None
                 };
-                let mut metadata = rcode_only(answer.rcode);
-                metadata.authoritative = answer.authoritative;
+                let mut forwarded = None;
+                if answer.is_none() {
+                    let question = Question {
+                        query: query.original().clone(),
+                        recursion_desired: request.metadata.recursion_desired,
+                        checking_disabled: request.metadata.checking_disabled,
+                        dnssec_ok: request.edns.as_ref().map(|e| e.flags().dnssec_ok),
+                    };
+                    metadata.recursion_available = true;
+                    match self.forward(&question).await {
+                        Ok(mut reply) => {
+                            self.rotate(&mut reply.answers);
+                            metadata.response_code = reply.rcode;
+                            metadata.authentic_data = reply.authentic_data
+                                && (request.metadata.authentic_data
+                                    || question.dnssec_ok == Some(true));
+                            forwarded = Some(reply);
+                        }
+                        Err(code) => metadata.response_code = code,
+                    }
+                }
+                if let Some(answer) = &mut answer {
+                    self.rotate(&mut answer.answers);
+                    metadata.response_code = answer.rcode;
+                    metadata.authoritative = answer.authoritative;
+                }
+                let empty: &[Record] = &[];
+                let (answers, authorities, additionals) = match (&answer, &forwarded) {
+                    (Some(a), _) => (&a.answers[..], &a.authority[..], &a.additionals[..]),
+                    (None, Some(f)) => (&f.answers[..], &f.authorities[..], &f.additionals[..]),
+                    (None, None) => (empty, empty, empty),
+                };
                 let response = builder.build(
                     metadata,
-                    answer.answers.iter(),
-                    answer.authority.iter(),
+                    answers.iter(),
+                    authorities.iter(),
                     std::iter::empty(),
-                    answer.additionals.iter(),
+                    additionals.iter(),
                 );
                 response_handle.send_response(response).await
             }
@@ -106,7 +386,7 @@ impl RequestHandler for DnsHandler {
                     .await
             }
         };
-        match result {
+        let info = match result {
             Ok(info) => info,
             Err(error) => {
                 tracing::debug!(%error, src = %request.src(), "could not send a response");
@@ -117,7 +397,45 @@ impl RequestHandler for DnsHandler {
                     counts: HeaderCounts::default(),
                 })
             }
-        }
+        };
+        let proto = match request.protocol() {
+            Protocol::Udp => "udp",
+            _ => "tcp",
+        };
+        let family = if request.src().is_ipv4() { "1" } else { "2" };
+        self.metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                server: labels.server,
+                zone: zone_label,
+                view: "",
+                proto,
+                family,
+                qtype: TypeLabel {
+                    r#type: qtype_label,
+                },
+            })
+            .inc();
+        self.metrics
+            .responses
+            .get_or_create(&ResponseLabels {
+                server: labels.server,
+                zone: zone_label,
+                view: "",
+                rcode: metrics::rcode_name(info.response_code),
+                plugin: "",
+            })
+            .inc();
+        self.metrics
+            .request_duration
+            .get_or_create(&DurationLabels {
+                server: labels.server,
+                zone: zone_label,
+                view: "",
+                r#type: qtype_label,
+            })
+            .observe(started.elapsed().as_secs_f64());
+        info
     }
 }
 
@@ -134,7 +452,11 @@ impl Listener {
 }
 
 fn udp_socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
-    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    let socket = Socket::new(
+        Domain::for_address(addr),
+        Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
     if addr.is_ipv6() {
         // So that `[::]:53` and `0.0.0.0:53` can both be listened on.
         socket.set_only_v6(true)?;
@@ -145,7 +467,11 @@ fn udp_socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
 }
 
 fn tcp_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    let socket = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }

@@ -22,12 +22,39 @@ pub struct Server {
     log: Arc<Mutex<Vec<String>>>,
 }
 
+/// An upstream nobody listens on: forwarding to it fails at once, and nothing
+/// ever leaves the machine.
+pub const DEAD_UPSTREAM: &str = "127.0.0.1:9";
+
 impl Server {
-    /// Starts `cluster-dns serve` on an ephemeral loopback port with these extra arguments.
+    /// Starts `cluster-dns serve` on ephemeral loopback ports (DNS, health, ready,
+    /// metrics) with these extra arguments. Without an `--upstream` among them, the
+    /// upstream is [`DEAD_UPSTREAM`], so no test forwards to the machine's resolver.
     pub fn start(args: &[&str]) -> Server {
+        let mut all: Vec<&str> = vec![
+            "--listen",
+            "127.0.0.1:0",
+            "--health-listen",
+            "127.0.0.1:0",
+            "--ready-listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ];
+        if !args.contains(&"--upstream") && !args.contains(&"--resolv-conf") {
+            all.extend(["--upstream", DEAD_UPSTREAM]);
+        }
+        if !args.contains(&"--lameduck") {
+            all.extend(["--lameduck", "0"]);
+        }
+        all.extend_from_slice(args);
+        Self::start_raw(&all)
+    }
+
+    /// Starts `cluster-dns serve` with exactly these arguments.
+    pub fn start_raw(args: &[&str]) -> Server {
         let mut child = Command::new(BIN)
             .arg("serve")
-            .args(["--listen", "127.0.0.1:0"])
             .args(args)
             .env_remove("RUST_LOG")
             .env_remove("KUBECONFIG")
@@ -65,6 +92,31 @@ impl Server {
             }
         };
         Server { child, addr, log }
+    }
+
+    /// The address an HTTP endpoint (`health`, `ready`, `metrics`) was logged on.
+    pub fn http_addr(&self, what: &str) -> String {
+        let needle = format!("{what} on http://");
+        assert!(
+            self.wait_for_log(&needle, Duration::from_secs(10)),
+            "{}",
+            self.log()
+        );
+        let log = self.log();
+        log.split(&needle)
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .expect("an address")
+            .to_string()
+    }
+
+    /// GET `path` on the endpoint `what`: (status code, body).
+    pub fn http_get(&self, what: &str, path: &str) -> (u16, String) {
+        http_get(&self.http_addr(what), path)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn log(&self) -> String {
@@ -233,4 +285,35 @@ pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
 /// The example cluster shipped in `examples/statefulset`.
 pub fn example_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/statefulset")
+}
+
+/// A plain HTTP/1.1 GET: (status code, body).
+pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).expect("HTTP connect");
+    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    (status, body)
+}
+
+/// The sorted answer data (for answers whose order rotates).
+pub fn sorted_rdata(msg: &Message) -> Vec<String> {
+    let mut v = rdata(msg);
+    v.sort();
+    v
 }

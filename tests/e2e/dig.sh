@@ -19,7 +19,8 @@ trap cleanup EXIT
 # Starts the server on a free loopback port; sets $port. Args: log file, extra flags...
 start() {
   local log=$1; shift
-  "$bin" serve --listen 127.0.0.1:0 "$@" 2>"$log" &
+  "$bin" serve --listen 127.0.0.1:0 --health-listen 127.0.0.1:0 --ready-listen 127.0.0.1:0 \
+    --metrics-listen 127.0.0.1:0 --lameduck 0 "$@" 2>"$log" &
   pids+=($!)
   for _ in $(seq 1 200); do
     port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log" | head -n1)
@@ -39,10 +40,15 @@ check() { # name, expected, actual
 }
 q() { dig @127.0.0.1 -p "$port" +time=2 +tries=2 "$@"; }
 
-start "$work/example.log" --manifests examples/statefulset
+# B: a second cluster-dns serving the example as zone example.test, the upstream of A.
+# Its own upstream is a closed loopback port: nothing leaves the machine.
+start "$work/upstream.log" --manifests examples/statefulset --zone example.test --upstream 127.0.0.1:9
+upstream_port=$port
+# A: the server under test, on the example, forwarding to B.
+start "$work/example.log" --manifests examples/statefulset --upstream "127.0.0.1:$upstream_port"
 
 check "headless service lists every pod" \
-  "$(printf '10.244.1.10\n10.244.2.11\n10.244.3.12')" "$(q +short nginx.default.svc.cluster.local)"
+  "$(printf '10.244.1.10\n10.244.2.11\n10.244.3.12')" "$(q +short nginx.default.svc.cluster.local | sort)"
 check "pod name under the headless service" "10.244.1.10" "$(q +short web-0.nginx.default.svc.cluster.local)"
 check "mixed case" "10.244.2.11" "$(q +short WEB-1.Nginx.default.svc.Cluster.Local)"
 check "ClusterIP service" "10.96.19.251" "$(q +short myweb-svc.default.svc.cluster.local)"
@@ -66,7 +72,13 @@ check "NXDOMAIN carries the SOA" "cluster.local." \
   "$(q nope.default.svc.cluster.local | awk '/AUTHORITY SECTION/{getline; print $1}')"
 check "NODATA status" "NOERROR" "$(q AAAA nginx.default.svc.cluster.local | sed -n 's/.*status: \([A-Z]*\),.*/\1/p')"
 check "authoritative answer" "yes" "$(q nginx.default.svc.cluster.local | grep -q 'flags: qr aa' && echo yes)"
-check "outside the zone is refused" "REFUSED" "$(q example.com | sed -n 's/.*status: \([A-Z]*\),.*/\1/p')"
+check "other zones are forwarded" "10.244.1.10" "$(q +short web-0.nginx.default.svc.example.test)"
+check "forwarded answers are not authoritative" "yes" \
+  "$(q web-0.nginx.default.svc.example.test | grep -q 'flags: qr rd ra;' && echo yes)"
+check "the upstream's NXDOMAIN passes through" "NXDOMAIN" \
+  "$(q nope.default.svc.example.test | sed -n 's/.*status: \([A-Z]*\),.*/\1/p')"
+check "search-path expansion answered here, NXDOMAIN" "NXDOMAIN" \
+  "$(q example.com.default.svc.cluster.local | sed -n 's/.*status: \([A-Z]*\),.*/\1/p')"
 check "TCP" "10.244.1.10" "$(q +tcp +short web-0.nginx.default.svc.cluster.local)"
 
 # A headless service with 100 pods: UDP truncates, dig retries over TCP and gets all of them.
@@ -76,7 +88,7 @@ mkdir -p "$work/big"
   printf 'apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: big-1, labels: {kubernetes.io/service-name: big}}\naddressType: IPv4\nendpoints:\n'
   for i in $(seq 1 100); do printf -- '- addresses: ["10.250.0.%d"]\n' "$i"; done
 } >"$work/big/big.yaml"
-start "$work/big.log" --manifests "$work/big"
+start "$work/big.log" --manifests "$work/big" --upstream 127.0.0.1:9
 out=$(q big.default.svc.cluster.local)
 check "truncated UDP answer is retried over TCP" "yes" "$(grep -q 'Truncated, retrying in TCP mode' <<<"$out" && echo yes)"
 check "all 100 endpoints arrive" "100" "$(grep -c '^big.default.svc.cluster.local.' <<<"$out")"

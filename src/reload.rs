@@ -1,0 +1,94 @@
+//! Configuration reload: when the config file (or the resolv.conf it takes its
+//! upstreams from) changes, the new settings replace the old without dropping a
+//! query; a bad new file is logged and the old settings kept.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+use crate::answer::ZoneConfig;
+use crate::config::{FileConfig, Overrides, Settings, Upstreams};
+use crate::metrics::Metrics;
+use crate::server::Forwarding;
+
+/// How often the files are checked; a ConfigMap volume changes by a symlink swap,
+/// which only polling sees reliably.
+const POLL: Duration = Duration::from_secs(2);
+
+pub struct Reloadable {
+    pub path: PathBuf,
+    pub args: Overrides,
+    pub current: Settings,
+    pub zone: Arc<ArcSwap<ZoneConfig>>,
+    pub forwarding: Arc<ArcSwap<Option<Forwarding>>>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The contents that decide the settings: the config file and, when upstreams come
+/// from it, the resolv.conf.
+fn contents(path: &PathBuf, settings: &Settings) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+    let resolv = match &settings.upstreams {
+        Upstreams::ResolvConf(resolv) => std::fs::read(resolv).ok(),
+        Upstreams::Listed(_) => None,
+    };
+    (std::fs::read(path).ok(), resolv)
+}
+
+pub async fn watch(mut state: Reloadable) {
+    let mut seen = contents(&state.path, &state.current);
+    let mut ticker = tokio::time::interval(POLL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let now = contents(&state.path, &state.current);
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        let loaded = FileConfig::load(&state.path)
+            .and_then(|file| Settings::resolve(Some((&state.path, file)), state.args.clone()));
+        let new = match loaded {
+            Ok(new) => new,
+            Err(error) => {
+                tracing::error!("{error}; keeping the running configuration");
+                continue;
+            }
+        };
+        apply(&state, &new);
+        state.current = new;
+        seen = contents(&state.path, &state.current);
+    }
+}
+
+fn apply(state: &Reloadable, new: &Settings) {
+    let old = &state.current;
+    let restart_needed: Vec<&str> = [
+        ("listen", old.listen != new.listen),
+        ("manifests", old.manifests != new.manifests),
+        (
+            "kubeconfig/context/namespaces/labels",
+            format!("{:?}", old.kube) != format!("{:?}", new.kube),
+        ),
+        ("health_listen", old.health_listen != new.health_listen),
+        ("ready_listen", old.ready_listen != new.ready_listen),
+        ("metrics_listen", old.metrics_listen != new.metrics_listen),
+        ("loadbalance", old.loadbalance != new.loadbalance),
+        ("lameduck", old.lameduck != new.lameduck),
+    ]
+    .into_iter()
+    .filter_map(|(key, changed)| changed.then_some(key))
+    .collect();
+    if !restart_needed.is_empty() {
+        tracing::warn!(
+            keys = %restart_needed.join(", "),
+            "these settings change only at the next restart"
+        );
+    }
+    state.zone.store(Arc::new(crate::run::zone_config(new)));
+    state
+        .forwarding
+        .store(Arc::new(crate::run::forwarding(new, &state.metrics)));
+    tracing::info!(path = %state.path.display(), "configuration reloaded");
+}

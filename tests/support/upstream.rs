@@ -1,0 +1,211 @@
+//! A scriptable upstream DNS server on 127.0.0.1 (UDP and TCP, same port) for
+//! forwarding tests: it answers from a table, can be slow or silent, truncates
+//! big answers over UDP, and records what it was asked.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hickory_proto::op::{Message, MessageType, ResponseCode};
+use hickory_proto::rr::rdata::{A, SOA};
+use hickory_proto::rr::{Name, RData, Record};
+
+/// How the upstream treats a name.
+#[derive(Clone, Debug)]
+pub enum Behaviour {
+    /// These A records, with this TTL.
+    Addresses(Vec<[u8; 4]>, u32),
+    /// NXDOMAIN with a SOA (record TTL, minimum).
+    NxDomain(u32, u32),
+    /// Answer after a delay.
+    Slow(Duration, Box<Behaviour>),
+    /// Never answer.
+    Silent,
+}
+
+/// What the upstream saw in one query.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub name: String,
+    pub tcp: bool,
+    pub recursion_desired: bool,
+    pub checking_disabled: bool,
+    pub dnssec_ok: bool,
+    pub has_edns: bool,
+}
+
+pub struct Upstream {
+    pub addr: SocketAddr,
+    table: Arc<Mutex<HashMap<String, Behaviour>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    silent: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Upstream {
+    pub fn start() -> Self {
+        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind upstream");
+        let addr = udp.local_addr().unwrap();
+        let tcp = TcpListener::bind(addr).expect("bind upstream tcp");
+        let upstream = Upstream {
+            addr,
+            table: Arc::new(Mutex::new(HashMap::new())),
+            seen: Arc::new(Mutex::new(Vec::new())),
+            silent: Arc::new(AtomicBool::new(false)),
+            stop: Arc::new(AtomicBool::new(false)),
+        };
+        udp.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        let (table, seen, silent, stop) = upstream.shared();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while !stop.load(Ordering::Relaxed) {
+                let Ok((len, from)) = udp.recv_from(&mut buf) else { continue };
+                let request = buf[..len].to_vec();
+                let udp = udp.try_clone().unwrap();
+                let (table, seen, silent) = (table.clone(), seen.clone(), silent.clone());
+                std::thread::spawn(move || {
+                    if let Some(reply) = respond(&request, false, &table, &seen, &silent) {
+                        let _ = udp.send_to(&reply, from);
+                    }
+                });
+            }
+        });
+        let (table, seen, silent, stop) = upstream.shared();
+        tcp.set_nonblocking(true).unwrap();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let Ok((mut stream, _)) = tcp.accept() else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                let _ = stream.set_nonblocking(false);
+                let (table, seen, silent) = (table.clone(), seen.clone(), silent.clone());
+                std::thread::spawn(move || {
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                    let mut len = [0u8; 2];
+                    while stream.read_exact(&mut len).is_ok() {
+                        let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                        if stream.read_exact(&mut body).is_err() {
+                            return;
+                        }
+                        if let Some(reply) = respond(&body, true, &table, &seen, &silent) {
+                            let mut framed = (reply.len() as u16).to_be_bytes().to_vec();
+                            framed.extend_from_slice(&reply);
+                            if stream.write_all(&framed).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        upstream
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn shared(
+        &self,
+    ) -> (
+        Arc<Mutex<HashMap<String, Behaviour>>>,
+        Arc<Mutex<Vec<Seen>>>,
+        Arc<AtomicBool>,
+        Arc<AtomicBool>,
+    ) {
+        (self.table.clone(), self.seen.clone(), self.silent.clone(), self.stop.clone())
+    }
+
+    /// How to answer `name` (lower case, fully qualified).
+    pub fn set(&self, name: &str, behaviour: Behaviour) {
+        self.table.lock().unwrap().insert(name.to_ascii_lowercase(), behaviour);
+    }
+
+    /// Stop answering anything (a dead resolver).
+    pub fn set_silent(&self, silent: bool) {
+        self.silent.store(silent, Ordering::Relaxed);
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    pub fn count(&self, name: &str) -> usize {
+        let name = name.to_ascii_lowercase();
+        self.seen().iter().filter(|s| s.name == name).count()
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn respond(
+    bytes: &[u8],
+    tcp: bool,
+    table: &Mutex<HashMap<String, Behaviour>>,
+    seen: &Mutex<Vec<Seen>>,
+    silent: &AtomicBool,
+) -> Option<Vec<u8>> {
+    let request = Message::from_vec(bytes).ok()?;
+    let query = request.queries.first()?.clone();
+    let name = query.name().to_ascii().to_ascii_lowercase();
+    seen.lock().unwrap().push(Seen {
+        name: name.clone(),
+        tcp,
+        recursion_desired: request.metadata.recursion_desired,
+        checking_disabled: request.metadata.checking_disabled,
+        dnssec_ok: request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok),
+        has_edns: request.edns.is_some(),
+    });
+    if silent.load(Ordering::Relaxed) {
+        return None;
+    }
+    let mut behaviour = table
+        .lock()
+        .unwrap()
+        .get(&name)
+        .cloned()
+        .unwrap_or(Behaviour::NxDomain(60, 60));
+    if let Behaviour::Slow(delay, inner) = behaviour {
+        std::thread::sleep(delay);
+        behaviour = *inner;
+    }
+    let mut reply = Message::new(request.metadata.id, MessageType::Response, request.metadata.op_code);
+    reply.metadata.recursion_desired = request.metadata.recursion_desired;
+    reply.metadata.recursion_available = true;
+    reply.add_query(query.clone());
+    match behaviour {
+        Behaviour::Addresses(addresses, ttl) => {
+            for a in addresses {
+                reply.add_answer(Record::from_rdata(
+                    query.name().clone(),
+                    ttl,
+                    RData::A(A::new(a[0], a[1], a[2], a[3])),
+                ));
+            }
+        }
+        Behaviour::NxDomain(ttl, minimum) => {
+            reply.metadata.response_code = ResponseCode::NXDomain;
+            let zone = Name::from_ascii("example.").unwrap();
+            let soa = SOA::new(zone.clone(), zone.clone(), 1, 60, 60, 60, minimum);
+            reply.add_authority(Record::from_rdata(zone, ttl, RData::SOA(soa)));
+        }
+        Behaviour::Silent => return None,
+        Behaviour::Slow(..) => return None,
+    }
+    let bytes = reply.to_vec().ok()?;
+    if !tcp && bytes.len() > 512 {
+        // Too big for plain UDP: truncate, as real servers do.
+        let mut truncated = Message::new(request.metadata.id, MessageType::Response, request.metadata.op_code);
+        truncated.metadata.truncation = true;
+        truncated.metadata.recursion_available = true;
+        truncated.add_query(query);
+        return truncated.to_vec().ok();
+    }
+    Some(bytes)
+}
