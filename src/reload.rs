@@ -19,6 +19,8 @@ const POLL: Duration = Duration::from_secs(2);
 
 pub struct Reloadable {
     pub path: PathBuf,
+    /// The config file's bytes as read before the running settings were built.
+    pub loaded: Option<Vec<u8>>,
     pub args: Overrides,
     pub current: Settings,
     pub zone: Arc<ArcSwap<ZoneConfig>>,
@@ -29,15 +31,19 @@ pub struct Reloadable {
 /// The contents that decide the settings: the config file and, when upstreams come
 /// from it, the resolv.conf.
 fn contents(path: &PathBuf, settings: &Settings) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
-    let resolv = match &settings.upstreams {
+    (std::fs::read(path).ok(), resolv_contents(settings))
+}
+
+fn resolv_contents(settings: &Settings) -> Option<Vec<u8>> {
+    match &settings.upstreams {
         Upstreams::ResolvConf(resolv) => std::fs::read(resolv).ok(),
         Upstreams::Listed(_) => None,
-    };
-    (std::fs::read(path).ok(), resolv)
+    }
 }
 
 pub async fn watch(mut state: Reloadable) {
-    let mut seen = contents(&state.path, &state.current);
+    // A change made while the server was starting is seen at the first tick.
+    let mut seen = (state.loaded.take(), resolv_contents(&state.current));
     let mut ticker = tokio::time::interval(POLL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -166,6 +166,10 @@ async fn bind_http(addr: SocketAddr, what: &str) -> Result<tokio::net::TcpListen
 pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
     // Installed first, so a SIGTERM that arrives during start-up is not fatal.
     let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    let config_loaded = args
+        .config
+        .as_ref()
+        .and_then(|path| std::fs::read(path).ok());
     let settings = settings(args)?;
     let metrics = Arc::new(Metrics::new());
 
@@ -282,6 +286,7 @@ pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
         tasks.push(tokio::spawn(crate::reload::watch(
             crate::reload::Reloadable {
                 path,
+                loaded: config_loaded,
                 args: args.overrides(),
                 current: settings.clone(),
                 zone,

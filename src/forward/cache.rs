@@ -94,6 +94,11 @@ impl Cache {
         }
     }
 
+    /// The longest TTL handed out; fresh answers are capped to it as well.
+    pub fn max_ttl(&self) -> u32 {
+        self.max_ttl
+    }
+
     /// The cached reply with its TTLs counted down, if still alive.
     pub fn get(&self, question: &Question) -> Option<(CachedReply, EntryKind)> {
         self.get_at(question, Instant::now())

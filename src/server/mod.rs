@@ -214,7 +214,7 @@ impl DnsHandler {
                 .inc();
         }
         match forwarding.forwarder.forward(question).await {
-            Ok(reply) => {
+            Ok(mut reply) => {
                 if let Some(cache) = &forwarding.cache
                     && cache.insert(question, &reply)
                 {
@@ -229,6 +229,18 @@ impl DnsHandler {
                                 zones: ".",
                             })
                             .set(i64::try_from(count).unwrap_or(i64::MAX));
+                    }
+                }
+                if let Some(cache) = &forwarding.cache {
+                    // The same TTLs as the cached copies will show.
+                    let cap = cache.max_ttl();
+                    for record in reply
+                        .answers
+                        .iter_mut()
+                        .chain(reply.authorities.iter_mut())
+                        .chain(reply.additionals.iter_mut())
+                    {
+                        record.ttl = record.ttl.min(cap);
                     }
                 }
                 Ok(Reply {
@@ -328,8 +340,10 @@ impl RequestHandler for DnsHandler {
                         ..Answer::default()
                     })
                 } else if let Some(zone_name) = zone.zone_of(qname) {
-                    if let Some((_, label)) = labels.zones.iter().find(|(z, _)| z == zone_name) {
-                        zone_label = label;
+                    match labels.zones.iter().find(|(z, _)| z == zone_name) {
+                        Some((_, label)) => zone_label = label,
+                        // A zone added by a reload: label it from the next query on.
+                        None => self.refresh_labels(),
                     }
                     let snapshot = self.snapshot.load();
                     let answer = answer::answer(&zone, &snapshot, qname, qtype);

@@ -58,12 +58,15 @@ impl Upstream {
             silent: Arc::new(AtomicBool::new(false)),
             stop: Arc::new(AtomicBool::new(false)),
         };
-        udp.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        udp.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
         let (table, seen, silent, stop) = upstream.shared();
         std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
             while !stop.load(Ordering::Relaxed) {
-                let Ok((len, from)) = udp.recv_from(&mut buf) else { continue };
+                let Ok((len, from)) = udp.recv_from(&mut buf) else {
+                    continue;
+                };
                 let request = buf[..len].to_vec();
                 let udp = udp.try_clone().unwrap();
                 let (table, seen, silent) = (table.clone(), seen.clone(), silent.clone());
@@ -115,12 +118,20 @@ impl Upstream {
         Arc<AtomicBool>,
         Arc<AtomicBool>,
     ) {
-        (self.table.clone(), self.seen.clone(), self.silent.clone(), self.stop.clone())
+        (
+            self.table.clone(),
+            self.seen.clone(),
+            self.silent.clone(),
+            self.stop.clone(),
+        )
     }
 
     /// How to answer `name` (lower case, fully qualified).
     pub fn set(&self, name: &str, behaviour: Behaviour) {
-        self.table.lock().unwrap().insert(name.to_ascii_lowercase(), behaviour);
+        self.table
+            .lock()
+            .unwrap()
+            .insert(name.to_ascii_lowercase(), behaviour);
     }
 
     /// Stop answering anything (a dead resolver).
@@ -175,7 +186,11 @@ fn respond(
         std::thread::sleep(delay);
         behaviour = *inner;
     }
-    let mut reply = Message::new(request.metadata.id, MessageType::Response, request.metadata.op_code);
+    let mut reply = Message::new(
+        request.metadata.id,
+        MessageType::Response,
+        request.metadata.op_code,
+    );
     reply.metadata.recursion_desired = request.metadata.recursion_desired;
     reply.metadata.recursion_available = true;
     reply.add_query(query.clone());
@@ -201,7 +216,11 @@ fn respond(
     let bytes = reply.to_vec().ok()?;
     if !tcp && bytes.len() > 512 {
         // Too big for plain UDP: truncate, as real servers do.
-        let mut truncated = Message::new(request.metadata.id, MessageType::Response, request.metadata.op_code);
+        let mut truncated = Message::new(
+            request.metadata.id,
+            MessageType::Response,
+            request.metadata.op_code,
+        );
         truncated.metadata.truncation = true;
         truncated.metadata.recursion_available = true;
         truncated.add_query(query);

@@ -1,0 +1,341 @@
+//! Forwarding, the cache, search-path expansions and the reverse fallthrough,
+//! against a scriptable upstream on loopback.
+
+mod common;
+#[path = "support/upstream.rs"]
+mod upstream;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use hickory_proto::op::{Edns, ResponseCode};
+use hickory_proto::rr::RecordType;
+use upstream::{Behaviour, Upstream};
+
+fn with_upstreams(upstreams: &[&Upstream], extra: &[&str]) -> Server {
+    let dir = example_dir();
+    let addrs: Vec<String> = upstreams.iter().map(|u| u.addr.to_string()).collect();
+    let mut args: Vec<&str> = vec!["--manifests", dir.to_str().unwrap()];
+    for addr in &addrs {
+        args.extend(["--upstream", addr.as_str()]);
+    }
+    args.extend_from_slice(extra);
+    // Leak the strings for the argument slice's lifetime; tests are short-lived.
+    let args: Vec<&'static str> = args
+        .into_iter()
+        .map(|a| &*Box::leak(a.to_string().into_boxed_str()))
+        .collect();
+    Server::start(&args)
+}
+
+#[test]
+fn names_outside_the_zones_are_forwarded_with_their_flags() {
+    let up = Upstream::start();
+    up.set(
+        "www.example.",
+        Behaviour::Addresses(vec![[192, 0, 2, 10]], 300),
+    );
+    let server = with_upstreams(&[&up], &[]);
+    let reply = server.udp("WWW.Example.", RecordType::A);
+    assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(rdata(&reply), vec!["192.0.2.10"]);
+    assert!(!reply.metadata.authoritative);
+    assert!(reply.metadata.recursion_available);
+    assert_eq!(reply.answers[0].ttl, 30, "TTL capped by the cache's 30 s");
+    // The upstream's NXDOMAIN comes through, with its SOA.
+    let reply = server.udp("missing.example.", RecordType::A);
+    assert_eq!(reply.metadata.response_code, ResponseCode::NXDomain);
+    assert_eq!(reply.authorities[0].record_type(), RecordType::SOA);
+    // RD, CD and DO travel upstream.
+    let mut msg = message("flags.example.", RecordType::A, None);
+    msg.metadata.checking_disabled = true;
+    let mut edns = Edns::new();
+    edns.set_dnssec_ok(true);
+    msg.set_edns(edns);
+    let _ = query_udp(server.addr, &msg);
+    let seen = up
+        .seen()
+        .into_iter()
+        .find(|s| s.name == "flags.example.")
+        .expect("forwarded");
+    assert!(seen.recursion_desired && seen.checking_disabled && seen.dnssec_ok && seen.has_edns);
+}
+
+#[test]
+fn truncated_upstream_answers_are_fetched_over_tcp() {
+    let up = Upstream::start();
+    let many: Vec<[u8; 4]> = (1..=100).map(|i| [198, 51, 100, i]).collect();
+    up.set("big.example.", Behaviour::Addresses(many, 60));
+    let server = with_upstreams(&[&up], &[]);
+    let reply = server.tcp("big.example.", RecordType::A);
+    assert_eq!(reply.answers.len(), 100);
+    assert!(
+        up.seen().iter().any(|s| s.name == "big.example." && s.tcp),
+        "retried over TCP"
+    );
+    // A UDP client gets what fits, with TC set, and then the whole answer over TCP.
+    let udp = server.udp("big.example.", RecordType::A);
+    assert!(udp.metadata.truncation);
+}
+
+#[test]
+fn a_silent_upstream_times_out_and_the_next_answers() {
+    let silent = Upstream::start();
+    silent.set_silent(true);
+    let good = Upstream::start();
+    good.set(
+        "www.example.",
+        Behaviour::Addresses(vec![[192, 0, 2, 1]], 60),
+    );
+    good.set(
+        "two.example.",
+        Behaviour::Addresses(vec![[192, 0, 2, 2]], 60),
+    );
+    let config_dir = tempfile::tempdir().unwrap();
+    let config = config_dir.path().join("c.toml");
+    std::fs::write(&config, "forward_timeout_ms = 300\n").unwrap();
+    let server = with_upstreams(
+        &[&silent, &good],
+        &["--config", config.to_str().unwrap(), "--cache-ttl", "0"],
+    );
+    for name in [
+        "www.example.",
+        "two.example.",
+        "www.example.",
+        "two.example.",
+    ] {
+        let started = Instant::now();
+        let reply = server.udp(name, RecordType::A);
+        assert_eq!(
+            reply.metadata.response_code,
+            ResponseCode::NoError,
+            "{name}"
+        );
+        assert!(started.elapsed() < Duration::from_millis(2500));
+    }
+    // After failing, the silent upstream is tried last: later queries do not wait for it.
+    let started = Instant::now();
+    let _ = server.udp("www.example.", RecordType::A);
+    assert!(
+        started.elapsed() < Duration::from_millis(250),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn servfail_when_every_upstream_fails() {
+    let a = Upstream::start();
+    a.set_silent(true);
+    let config_dir = tempfile::tempdir().unwrap();
+    let config = config_dir.path().join("c.toml");
+    std::fs::write(&config, "forward_timeout_ms = 200\n").unwrap();
+    let server = with_upstreams(
+        &[&a],
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--upstream",
+            DEAD_UPSTREAM,
+        ],
+    );
+    let reply = server.udp("www.example.", RecordType::A);
+    assert_eq!(reply.metadata.response_code, ResponseCode::ServFail);
+}
+
+#[test]
+fn queries_in_flight_are_bounded() {
+    let up = Upstream::start();
+    for i in 0..8 {
+        up.set(
+            &format!("slow{i}.example."),
+            Behaviour::Slow(
+                Duration::from_millis(800),
+                Box::new(Behaviour::Addresses(vec![[192, 0, 2, 9]], 60)),
+            ),
+        );
+    }
+    let config_dir = tempfile::tempdir().unwrap();
+    let config = config_dir.path().join("c.toml");
+    std::fs::write(&config, "max_concurrent = 2\n").unwrap();
+    let server = with_upstreams(&[&up], &["--config", config.to_str().unwrap()]);
+    let addr = server.addr;
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            std::thread::spawn(move || {
+                query_udp(
+                    addr,
+                    &message(&format!("slow{i}.example."), RecordType::A, None),
+                )
+                .metadata
+                .response_code
+            })
+        })
+        .collect();
+    let codes: Vec<ResponseCode> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let answered = codes
+        .iter()
+        .filter(|c| **c == ResponseCode::NoError)
+        .count();
+    let refused = codes
+        .iter()
+        .filter(|c| **c == ResponseCode::Refused)
+        .count();
+    assert!(answered >= 1 && answered <= 2, "{codes:?}");
+    assert_eq!(answered + refused, 8, "{codes:?}");
+    let (_, metrics) = server.http_get("metrics", "/metrics");
+    assert!(
+        metrics.contains("coredns_forward_max_concurrent_rejects_total"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn the_cache_answers_repeats_and_its_ttls_count_down() {
+    let up = Upstream::start();
+    up.set(
+        "cached.example.",
+        Behaviour::Addresses(vec![[192, 0, 2, 7]], 300),
+    );
+    up.set("gone.example.", Behaviour::NxDomain(3600, 20));
+    let server = with_upstreams(&[&up], &[]);
+    let first = server.udp("cached.example.", RecordType::A);
+    assert_eq!(first.answers[0].ttl, 30);
+    std::thread::sleep(Duration::from_millis(1100));
+    let second = server.udp("Cached.Example.", RecordType::A);
+    assert_eq!(rdata(&second), vec!["192.0.2.7"]);
+    assert!(
+        second.answers[0].ttl < 30,
+        "TTL decays in the cache: {}",
+        second.answers[0].ttl
+    );
+    assert_eq!(
+        up.count("cached.example."),
+        1,
+        "the second answer came from the cache"
+    );
+    // Denials are cached too, for the SOA's minimum.
+    for _ in 0..3 {
+        assert_eq!(
+            server
+                .udp("gone.example.", RecordType::A)
+                .metadata
+                .response_code,
+            ResponseCode::NXDomain
+        );
+    }
+    assert_eq!(up.count("gone.example."), 1);
+    let (_, metrics) = server.http_get("metrics", "/metrics");
+    assert!(
+        metrics.contains("coredns_cache_hits_total{server="),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("coredns_cache_misses_total{server="),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn cache_ttl_zero_turns_the_cache_off() {
+    let up = Upstream::start();
+    up.set(
+        "nocache.example.",
+        Behaviour::Addresses(vec![[192, 0, 2, 8]], 300),
+    );
+    let server = with_upstreams(&[&up], &["--cache-ttl", "0"]);
+    for _ in 0..3 {
+        assert_eq!(
+            rdata(&server.udp("nocache.example.", RecordType::A)),
+            vec!["192.0.2.8"]
+        );
+    }
+    assert_eq!(up.count("nocache.example."), 3);
+}
+
+#[test]
+fn search_path_expansions_never_reach_the_upstream() {
+    let up = Upstream::start();
+    up.set(
+        "example.com.",
+        Behaviour::Addresses(vec![[192, 0, 2, 80]], 60),
+    );
+    let server = with_upstreams(&[&up], &[]);
+    // What a pod with ndots:5 in namespace default asks before the real name.
+    for expansion in [
+        "example.com.default.svc.cluster.local.",
+        "example.com.svc.cluster.local.",
+        "example.com.cluster.local.",
+    ] {
+        for qtype in [RecordType::A, RecordType::AAAA] {
+            let reply = server.udp(expansion, qtype);
+            assert_eq!(
+                reply.metadata.response_code,
+                ResponseCode::NXDomain,
+                "{expansion}"
+            );
+            assert!(reply.metadata.authoritative);
+        }
+    }
+    assert_eq!(
+        rdata(&server.udp("example.com.", RecordType::A)),
+        vec!["192.0.2.80"]
+    );
+    let seen: Vec<String> = up.seen().into_iter().map(|s| s.name).collect();
+    assert!(
+        seen.iter().all(|n| !n.ends_with("cluster.local.")),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn unknown_reverse_names_fall_through_to_the_upstream() {
+    let up = Upstream::start();
+    let server = with_upstreams(&[&up], &[]);
+    // A cluster address: answered here.
+    let reply = server.udp("251.19.96.10.in-addr.arpa.", RecordType::PTR);
+    assert_eq!(rdata(&reply), vec!["myweb-svc.default.svc.cluster.local."]);
+    assert!(reply.metadata.authoritative);
+    // Any other address: the upstream's answer.
+    let reply = server.udp("1.2.0.192.in-addr.arpa.", RecordType::PTR);
+    assert!(!reply.metadata.authoritative);
+    assert_eq!(up.count("1.2.0.192.in-addr.arpa."), 1);
+    assert_eq!(up.count("251.19.96.10.in-addr.arpa."), 0);
+}
+
+#[test]
+fn a_forwarding_loop_stops_the_server() {
+    // Listen on a fixed free port and name that same address as the upstream.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let out = std::process::Command::new(BIN)
+        .args(["serve", "--manifests", example_dir().to_str().unwrap()])
+        .args(["--listen", &listen, "--upstream", &listen])
+        .args([
+            "--health-listen",
+            "127.0.0.1:0",
+            "--ready-listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ])
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("forwarding loop detected"), "{stderr}");
+}
+
+#[test]
+fn answers_rotate_between_queries() {
+    let server = with_upstreams(&[], &[]);
+    let firsts: std::collections::HashSet<String> = (0..6)
+        .map(|_| rdata(&server.udp("nginx.default.svc.cluster.local.", RecordType::A))[0].clone())
+        .collect();
+    assert!(firsts.len() > 1, "the first address changes: {firsts:?}");
+}

@@ -1,0 +1,179 @@
+//! What operators see: /health, /ready, /metrics, graceful shutdown and config reload.
+
+mod common;
+#[path = "support/fake_apiserver.rs"]
+mod fake_apiserver;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::*;
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+
+fn example() -> Server {
+    let dir = example_dir();
+    Server::start(&["--manifests", dir.to_str().unwrap()])
+}
+
+#[test]
+fn health_ready_and_metrics() {
+    let server = example();
+    assert_eq!(
+        server.http_get("health", "/health"),
+        (200, "OK".to_string())
+    );
+    assert_eq!(server.http_get("ready", "/ready"), (200, "OK".to_string()));
+    assert_eq!(server.http_get("health", "/nope").0, 404);
+    server.udp("nginx.default.svc.cluster.local.", RecordType::A);
+    server.udp("nope.default.svc.cluster.local.", RecordType::A);
+    let (status, metrics) = server.http_get("metrics", "/metrics");
+    assert_eq!(status, 200);
+    for expected in [
+        "coredns_dns_requests_total{server=\"dns://127.0.0.1:0\",zone=\"cluster.local.\",view=\"\",proto=\"udp\",family=\"1\",type=\"A\"} 2",
+        "coredns_dns_responses_total{server=\"dns://127.0.0.1:0\",zone=\"cluster.local.\",view=\"\",rcode=\"NXDOMAIN\",plugin=\"\"} 1",
+        "coredns_dns_request_duration_seconds_bucket{",
+        "coredns_build_info{version=",
+        "coredns_panics_total 0",
+        "cluster_dns_kubernetes_synced 1",
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "missing {expected} in\n{metrics}"
+        );
+    }
+}
+
+#[test]
+fn not_ready_until_synced() {
+    let api = fake_apiserver::FakeApiServer::start();
+    api.stop();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = api.write_kubeconfig(dir.path());
+    let server = Server::start(&["--kubeconfig", kubeconfig.to_str().unwrap()]);
+    let (status, body) = server.http_get("ready", "/ready");
+    assert_eq!(status, 503);
+    assert!(body.contains("not synced"), "{body}");
+    assert_eq!(
+        server.http_get("health", "/health").0,
+        200,
+        "alive all the same"
+    );
+    api.apply(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}}));
+    api.restart();
+    assert!(eventually(Duration::from_secs(30), || server
+        .http_get("ready", "/ready")
+        .0
+        == 200));
+}
+
+#[test]
+fn sigterm_lameduck_loses_no_query() {
+    let dir = example_dir();
+    let mut server = Server::start(&["--manifests", dir.to_str().unwrap(), "--lameduck", "2"]);
+    let ready = server.http_addr("ready");
+    let addr = server.addr;
+    let stop = Arc::new(AtomicBool::new(false));
+    let lost = Arc::new(AtomicUsize::new(0));
+    let answered = Arc::new(AtomicUsize::new(0));
+    // Clients querying all along, as during a rolling update.
+    let clients: Vec<_> = (0..2)
+        .map(|_| {
+            let (stop, lost, answered) = (stop.clone(), lost.clone(), answered.clone());
+            std::thread::spawn(move || {
+                let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+                socket
+                    .set_read_timeout(Some(Duration::from_secs(1)))
+                    .unwrap();
+                while !stop.load(Ordering::Relaxed) {
+                    let msg = message(
+                        "web-0.nginx.default.svc.cluster.local.",
+                        RecordType::A,
+                        None,
+                    );
+                    socket.send_to(&msg.to_vec().unwrap(), addr).unwrap();
+                    let mut buf = [0u8; 512];
+                    match socket.recv_from(&mut buf) {
+                        Ok(_) => answered.fetch_add(1, Ordering::Relaxed),
+                        Err(_) => lost.fetch_add(1, Ordering::Relaxed),
+                    };
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let pid = server.pid().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let signalled = Instant::now();
+    // Not ready at once...
+    assert!(eventually(Duration::from_millis(500), || http_get(
+        &ready, "/ready"
+    )
+    .0 == 503));
+    // ...but answering throughout the lameduck period.
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.join().unwrap();
+    }
+    assert!(
+        signalled.elapsed() < Duration::from_secs(2),
+        "measured inside the lameduck"
+    );
+    assert_eq!(lost.load(Ordering::Relaxed), 0, "no query lost");
+    assert!(answered.load(Ordering::Relaxed) > 100);
+    let status = server.terminate().expect("exits after the lameduck");
+    assert!(status.success(), "{status:?}");
+    assert!(
+        server
+            .log()
+            .contains("still answering during the lameduck period")
+    );
+}
+
+#[test]
+fn config_reload_applies_good_files_and_keeps_the_old_on_bad_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("cluster-dns.toml");
+    let manifests = example_dir();
+    std::fs::write(&config, format!("manifests = {:?}\nttl = 5\n", manifests)).unwrap();
+    let server = Server::start(&["--config", config.to_str().unwrap()]);
+    let ttl = || {
+        server
+            .udp("web-0.nginx.default.svc.cluster.local.", RecordType::A)
+            .answers[0]
+            .ttl
+    };
+    assert_eq!(ttl(), 5);
+    // ConfigMap-style: write elsewhere, then rename over the file.
+    let replace = |text: String| {
+        let tmp = dir.path().join("new.toml");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &config).unwrap();
+    };
+    replace(format!("manifests = {:?}\nttl = 42\n", manifests));
+    assert!(
+        eventually(Duration::from_secs(10), || ttl() == 42),
+        "reloaded"
+    );
+    replace(format!("manifests = {:?}\nttl = 7\nbogus = 1\n", manifests));
+    assert!(
+        server.wait_for_log("keeping the running configuration", Duration::from_secs(10)),
+        "{}",
+        server.log()
+    );
+    assert!(server.log().contains("unknown field `bogus`"));
+    assert_eq!(ttl(), 42, "the old configuration stays");
+    assert_eq!(
+        server
+            .udp("nope.default.svc.cluster.local.", RecordType::A)
+            .metadata
+            .response_code,
+        ResponseCode::NXDomain
+    );
+}
