@@ -261,3 +261,25 @@ fn zone_dump_lists_what_queries_get() {
     sorted.sort();
     assert_eq!(body, sorted);
 }
+
+#[test]
+fn the_deploy_configmap_holds_a_valid_config() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("deploy/configmap.yaml")).unwrap();
+    let configmap: serde_json::Value = serde_saphyr::from_str(&text).expect("YAML");
+    let toml = configmap["data"]["cluster-dns.toml"]
+        .as_str()
+        .expect("the config key");
+    let path = Path::new("deploy/configmap.yaml");
+    let file = cluster_dns::config::FileConfig::parse(path, toml).expect("valid TOML and keys");
+    let settings = cluster_dns::config::Settings::resolve(Some((path, file)), Default::default())
+        .expect("valid values");
+    assert_eq!(settings.ttl, 30);
+    assert_eq!(settings.listen, vec!["0.0.0.0:53".parse().unwrap()]);
+    assert_eq!(settings.cache_ttl, 30);
+    assert_eq!(settings.lameduck, Duration::from_secs(5));
+    assert!(
+        settings.manifests.is_none(),
+        "in a cluster it watches the API"
+    );
+}
