@@ -217,10 +217,12 @@ pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
 
     let mut listeners = Vec::new();
     for addr in &settings.listen {
-        let listener = server::bind(*addr).await.map_err(|source| RunError::Bind {
-            addr: *addr,
-            source,
-        })?;
+        let listener = server::bind(*addr, server::udp_workers())
+            .await
+            .map_err(|source| RunError::Bind {
+                addr: *addr,
+                source,
+            })?;
         listeners.push(listener);
     }
     let bound: Vec<String> = listeners
@@ -269,7 +271,7 @@ pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
         loop_probe: loop_probe.clone(),
         in_flight: in_flight.clone(),
     });
-    let mut dns = server::start(handler, listeners);
+    let dns = server::start(handler, listeners).map_err(|e| RunError::Server(e.to_string()))?;
     let zones: Vec<String> = settings.zones.iter().map(ToString::to_string).collect();
     tracing::info!(
         zones = %zones.join(","),
@@ -278,7 +280,7 @@ pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
     );
 
     if let Err(error) = check_forwarding_loop(&forwarding, &loop_probe).await {
-        let _ = dns.shutdown_gracefully().await;
+        let _ = dns.shutdown().await;
         return Err(error);
     }
 
@@ -311,9 +313,7 @@ pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
     for task in &tasks {
         task.abort();
     }
-    dns.shutdown_gracefully()
-        .await
-        .map_err(|e| RunError::Server(e.to_string()))?;
+    dns.shutdown().await.map_err(RunError::Server)?;
     tracing::info!("stopped");
     Ok(())
 }

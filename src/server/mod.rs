@@ -2,12 +2,13 @@
 //! and the UDP/TCP sockets it serves on.
 
 pub mod http;
+pub mod udp;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
@@ -18,7 +19,7 @@ use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
 use socket2::{Domain, Socket, Type};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 
 use crate::answer::{self, Answer, ZoneConfig};
 use crate::forward::cache::{Cache, EntryKind};
@@ -94,9 +95,9 @@ pub struct DnsHandler {
 }
 
 /// Counts a query as in flight until dropped.
-struct InFlight<'a>(&'a AtomicUsize);
+pub struct InFlight(Arc<AtomicUsize>);
 
-impl Drop for InFlight<'_> {
+impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
@@ -137,6 +138,68 @@ impl DnsHandler {
             loop_probe: parts.loop_probe,
             in_flight: parts.in_flight,
         }
+    }
+
+    /// Marks a query in flight until the guard is dropped (graceful shutdown waits for it).
+    pub fn in_flight_guard(&self) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(self.in_flight.clone())
+    }
+
+    /// The metric label of a served zone.
+    fn zone_label(&self, zone_name: &Name) -> &'static str {
+        let labels = self.labels.load();
+        match labels.zones.iter().find(|(z, _)| z == zone_name) {
+            Some((_, label)) => label,
+            None => {
+                // A zone added by a reload: label it from the next query on.
+                self.refresh_labels();
+                "."
+            }
+        }
+    }
+
+    fn record_metrics(
+        &self,
+        zone: &'static str,
+        qtype: RecordType,
+        proto: &'static str,
+        src: SocketAddr,
+        rcode: ResponseCode,
+        started: Instant,
+    ) {
+        let server = self.labels.load().server;
+        let qtype = metrics::type_name(qtype);
+        self.metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                server,
+                zone,
+                view: "",
+                proto,
+                family: if src.is_ipv4() { "1" } else { "2" },
+                qtype: TypeLabel { r#type: qtype },
+            })
+            .inc();
+        self.metrics
+            .responses
+            .get_or_create(&ResponseLabels {
+                server,
+                zone,
+                view: "",
+                rcode: metrics::rcode_name(rcode),
+                plugin: "",
+            })
+            .inc();
+        self.metrics
+            .request_duration
+            .get_or_create(&DurationLabels {
+                server,
+                zone,
+                view: "",
+                r#type: qtype,
+            })
+            .observe(started.elapsed().as_secs_f64());
     }
 
     /// Picks up new zones for the metric labels after a configuration reload.
@@ -282,8 +345,7 @@ impl RequestHandler for DnsHandler {
         mut response_handle: R,
     ) -> ResponseInfo {
         let started = Instant::now();
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
-        let _in_flight = InFlight(&self.in_flight);
+        let _in_flight = self.in_flight_guard();
         let response_edns = request.edns.as_ref().map(|client| {
             let mut edns = Edns::new();
             edns.set_max_payload(client.max_payload().clamp(512, MAX_UDP_PAYLOAD));
@@ -311,13 +373,10 @@ impl RequestHandler for DnsHandler {
         } else {
             None
         };
-        let labels = self.labels.load();
         let mut zone_label = ".";
-        let mut qtype_label = "other";
         let result = match (early, request.queries.queries().first()) {
             (None, Some(query)) => {
                 let qtype = query.query_type();
-                qtype_label = metrics::type_name(qtype);
                 let qname = query.original().name();
                 let zone = self.zone.load();
                 let mut metadata = rcode_only(ResponseCode::NoError);
@@ -340,11 +399,7 @@ impl RequestHandler for DnsHandler {
                         ..Answer::default()
                     })
                 } else if let Some(zone_name) = zone.zone_of(qname) {
-                    match labels.zones.iter().find(|(z, _)| z == zone_name) {
-                        Some((_, label)) => zone_label = label,
-                        // A zone added by a reload: label it from the next query on.
-                        None => self.refresh_labels(),
-                    }
+                    zone_label = self.zone_label(zone_name);
                     let snapshot = self.snapshot.load();
                     let answer = answer::answer(&zone, &snapshot, qname, qtype);
                     let forwardable = answer.fallthrough && self.forwarding.load().is_some();
@@ -416,56 +471,42 @@ impl RequestHandler for DnsHandler {
             Protocol::Udp => "udp",
             _ => "tcp",
         };
-        let family = if request.src().is_ipv4() { "1" } else { "2" };
-        self.metrics
-            .requests
-            .get_or_create(&RequestLabels {
-                server: labels.server,
-                zone: zone_label,
-                view: "",
-                proto,
-                family,
-                qtype: TypeLabel {
-                    r#type: qtype_label,
-                },
-            })
-            .inc();
-        self.metrics
-            .responses
-            .get_or_create(&ResponseLabels {
-                server: labels.server,
-                zone: zone_label,
-                view: "",
-                rcode: metrics::rcode_name(info.response_code),
-                plugin: "",
-            })
-            .inc();
-        self.metrics
-            .request_duration
-            .get_or_create(&DurationLabels {
-                server: labels.server,
-                zone: zone_label,
-                view: "",
-                r#type: qtype_label,
-            })
-            .observe(started.elapsed().as_secs_f64());
+        let qtype = request
+            .queries
+            .queries()
+            .first()
+            .map_or(RecordType::Unknown(0), |q| q.query_type());
+        self.record_metrics(
+            zone_label,
+            qtype,
+            proto,
+            request.src(),
+            info.response_code,
+            started,
+        );
         info
     }
 }
 
-/// A UDP socket and a TCP listener on the same address.
+/// UDP sockets (one per worker, `SO_REUSEPORT`) and a TCP listener on one address.
 pub struct Listener {
-    pub udp: UdpSocket,
+    pub udp: Vec<std::net::UdpSocket>,
     pub tcp: TcpListener,
 }
 
 impl Listener {
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.udp.local_addr()
+        match self.udp.first() {
+            Some(socket) => socket.local_addr(),
+            None => self.tcp.local_addr(),
+        }
     }
 }
 
-fn udp_socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+/// Big buffers ride out bursts without drops.
+const SOCKET_BUFFER: usize = 4 << 20;
+
+fn udp_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     let socket = Socket::new(
         Domain::for_address(addr),
         Type::DGRAM,
@@ -475,9 +516,13 @@ fn udp_socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
         // So that `[::]:53` and `0.0.0.0:53` can both be listened on.
         socket.set_only_v6(true)?;
     }
-    socket.set_nonblocking(true)?;
+    socket.set_reuse_port(true)?;
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
     socket.bind(&addr.into())?;
-    UdpSocket::from_std(socket.into())
+    let socket: std::net::UdpSocket = socket.into();
+    socket.set_read_timeout(Some(udp::RECEIVE_TICK))?;
+    Ok(socket)
 }
 
 fn tcp_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
@@ -496,32 +541,104 @@ fn tcp_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::from_std(socket.into())
 }
 
-/// Binds UDP and TCP on `addr`. With port 0, both get the same free port.
-pub async fn bind(addr: SocketAddr) -> std::io::Result<Listener> {
-    if addr.port() != 0 {
-        return Ok(Listener {
-            udp: udp_socket(addr)?,
-            tcp: tcp_listener(addr)?,
-        });
-    }
+/// UDP workers: one per core the process may run on.
+pub fn udp_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Binds `workers` UDP sockets and a TCP listener on `addr`. With port 0, all get
+/// the same free port.
+pub async fn bind(addr: SocketAddr, workers: usize) -> std::io::Result<Listener> {
     let mut last_error = None;
     for _ in 0..20 {
-        let udp = udp_socket(addr)?;
-        let chosen = udp.local_addr()?;
+        let first = udp_socket(addr)?;
+        let chosen = first.local_addr()?;
+        let mut udp = vec![first];
+        let mut failed = None;
+        for _ in 1..workers.max(1) {
+            match udp_socket(chosen) {
+                Ok(socket) => udp.push(socket),
+                Err(error) => {
+                    failed = Some(error);
+                    break;
+                }
+            }
+        }
+        if let Some(error) = failed {
+            if addr.port() != 0 {
+                return Err(error);
+            }
+            last_error = Some(error);
+            continue;
+        }
         match tcp_listener(chosen) {
             Ok(tcp) => return Ok(Listener { udp, tcp }),
-            Err(error) => last_error = Some(error),
+            Err(error) if addr.port() == 0 => last_error = Some(error),
+            Err(error) => return Err(error),
         }
     }
     Err(last_error.unwrap_or_else(|| std::io::Error::other("no free port")))
 }
 
-/// Starts serving on the listeners; the returned server runs until shut down.
-pub fn start(handler: DnsHandler, listeners: Vec<Listener>) -> hickory_server::Server<DnsHandler> {
-    let mut server = hickory_server::Server::new(handler);
-    for listener in listeners {
-        server.register_socket(listener.udp);
-        server.register_listener(listener.tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_QUEUE);
+/// Lets hickory-server's TCP side share the handler with the UDP workers.
+pub struct SharedHandler(pub Arc<DnsHandler>);
+
+#[async_trait::async_trait]
+impl RequestHandler for SharedHandler {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        response_handle: R,
+    ) -> ResponseInfo {
+        self.0
+            .handle_request::<R, T>(request, response_handle)
+            .await
     }
-    server
+}
+
+/// The running DNS front end.
+pub struct Running {
+    tcp: hickory_server::Server<SharedHandler>,
+    stop: Arc<AtomicBool>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops receiving and waits for the workers and connections to finish.
+    pub async fn shutdown(mut self) -> Result<(), String> {
+        self.stop.store(true, Ordering::Relaxed);
+        let workers = std::mem::take(&mut self.workers);
+        let _ = tokio::task::spawn_blocking(move || {
+            for worker in workers {
+                let _ = worker.join();
+            }
+        })
+        .await;
+        self.tcp
+            .shutdown_gracefully()
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Starts serving on the listeners: a thread per UDP socket, TCP through hickory-server.
+pub fn start(handler: DnsHandler, listeners: Vec<Listener>) -> std::io::Result<Running> {
+    let handler = Arc::new(handler);
+    let runtime = tokio::runtime::Handle::current();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tcp = hickory_server::Server::new(SharedHandler(handler.clone()));
+    let mut workers = Vec::new();
+    for listener in listeners {
+        for socket in listener.udp {
+            let (handler, runtime, stop) = (handler.clone(), runtime.clone(), stop.clone());
+            let socket = Arc::new(socket);
+            workers.push(
+                std::thread::Builder::new()
+                    .name("dns-udp".into())
+                    .spawn(move || udp::serve_socket(socket, handler, runtime, stop))?,
+            );
+        }
+        tcp.register_listener(listener.tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_QUEUE);
+    }
+    Ok(Running { tcp, stop, workers })
 }
