@@ -3,6 +3,7 @@
 
 pub mod http;
 pub mod udp;
+mod wire;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -17,6 +17,7 @@ use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponse;
 
+use super::wire::{WireError, Writer};
 use super::{DnsHandler, MAX_UDP_PAYLOAD};
 
 /// What the fast path made of a datagram.
@@ -173,6 +174,34 @@ fn encode(
     Ok(())
 }
 
+fn write_fast(
+    out: &mut Vec<u8>,
+    metadata: &Metadata,
+    parsed: &Parsed<'_>,
+    sections: [&[Record]; 3],
+    edns: Option<&Edns>,
+    limit: u16,
+) -> Result<(), WireError> {
+    let count = |n: usize| u16::try_from(n).map_err(|_| WireError::Full);
+    let counts = [
+        1,
+        count(sections[0].len())?,
+        count(sections[1].len())?,
+        count(sections[2].len() + usize::from(edns.is_some()))?,
+    ];
+    let labels = &parsed.labels[..parsed.label_count];
+    let mut writer = Writer::new(out, limit, metadata, counts, labels, parsed.question)?;
+    for section in sections {
+        for record in section {
+            writer.record(record)?;
+        }
+    }
+    if let Some(edns) = edns {
+        writer.opt(edns.max_payload(), edns.flags().dnssec_ok)?;
+    }
+    Ok(())
+}
+
 impl DnsHandler {
     /// Answers a datagram from the index if it can, into `out`.
     pub fn answer_fast(&self, packet: &[u8], src: SocketAddr, out: &mut Vec<u8>) -> Fast {
@@ -216,17 +245,22 @@ impl DnsHandler {
             &answer.authority[..],
             &answer.additionals[..],
         ];
-        if encode(
-            out,
-            &metadata,
-            &qname,
-            parsed.question,
-            sections,
-            edns.as_ref(),
-            limit,
-        )
-        .is_err()
-        {
+        let fits = match write_fast(out, &metadata, &parsed, sections, edns.as_ref(), limit) {
+            Ok(()) => true,
+            Err(WireError::Full) => false,
+            // A record type the small writer does not know: the general encoder.
+            Err(WireError::Unsupported) => encode(
+                out,
+                &metadata,
+                &qname,
+                parsed.question,
+                sections,
+                edns.as_ref(),
+                limit,
+            )
+            .is_ok(),
+        };
+        if !fits {
             // Too big for this client over UDP: an empty truncated answer sends it to TCP.
             metadata.truncation = true;
             if encode(
@@ -302,66 +336,205 @@ fn format_error(packet: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Serves one socket until `stop` is set.
+/// Datagrams taken from (and sent to) the kernel in one system call.
+const BATCH: usize = 32;
+const DATAGRAM: usize = 4096;
+
+/// Buffers for `recvmmsg`/`sendmmsg`: datagrams, their addresses, the replies.
+struct Batch {
+    packets: Vec<u8>,
+    replies: Vec<Vec<u8>>,
+    addresses: [libc::sockaddr_storage; BATCH],
+    iovecs: [libc::iovec; BATCH],
+    headers: [libc::mmsghdr; BATCH],
+}
+
+impl Batch {
+    fn new() -> Box<Self> {
+        // SAFETY: sockaddr_storage, iovec and mmsghdr are plain C structs for which
+        // all-zero bytes are a valid value (null pointers, zero lengths).
+        let zeroed = unsafe { std::mem::zeroed::<[libc::sockaddr_storage; BATCH]>() };
+        Box::new(Batch {
+            packets: vec![0u8; BATCH * DATAGRAM],
+            replies: (0..BATCH).map(|_| Vec::with_capacity(1232)).collect(),
+            addresses: zeroed,
+            // SAFETY: as above.
+            iovecs: unsafe { std::mem::zeroed() },
+            // SAFETY: as above.
+            headers: unsafe { std::mem::zeroed() },
+        })
+    }
+
+    /// Points every header at its packet buffer and address slot, for receiving.
+    fn arm_receive(&mut self) {
+        for i in 0..BATCH {
+            self.iovecs[i] = libc::iovec {
+                iov_base: self.packets[i * DATAGRAM..].as_mut_ptr().cast(),
+                iov_len: DATAGRAM,
+            };
+            let header = &mut self.headers[i].msg_hdr;
+            header.msg_name = (&mut self.addresses[i] as *mut libc::sockaddr_storage).cast();
+            header.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            header.msg_iov = &mut self.iovecs[i];
+            header.msg_iovlen = 1;
+            header.msg_control = std::ptr::null_mut();
+            header.msg_controllen = 0;
+            header.msg_flags = 0;
+            self.headers[i].msg_len = 0;
+        }
+    }
+}
+
+fn socket_addr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    match i32::from(storage.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: ss_family says the storage holds a sockaddr_in, and
+            // sockaddr_storage is large and aligned enough for any socket address.
+            let v4 =
+                unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let ip = std::net::Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr));
+            Some(SocketAddr::from((ip, u16::from_be(v4.sin_port))))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: as above, for sockaddr_in6.
+            let v6 = unsafe {
+                &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
+            let ip = std::net::Ipv6Addr::from(v6.sin6_addr.s6_addr);
+            Some(SocketAddr::V6(std::net::SocketAddrV6::new(
+                ip,
+                u16::from_be(v6.sin6_port),
+                v6.sin6_flowinfo,
+                v6.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
+/// Serves one socket until `stop` is set: receive a batch, answer each datagram,
+/// send the replies as a batch.
 pub fn serve_socket(
     socket: Arc<UdpSocket>,
     handler: Arc<DnsHandler>,
     runtime: tokio::runtime::Handle,
     stop: Arc<AtomicBool>,
 ) {
-    let mut buf = vec![0u8; 4096];
-    let mut out: Vec<u8> = Vec::with_capacity(1232);
+    use std::os::fd::AsRawFd;
+    let fd = socket.as_raw_fd();
+    let mut batch = Batch::new();
     while !stop.load(Ordering::Relaxed) {
-        let (len, src) = match socket.recv_from(&mut buf) {
-            Ok(received) => received,
-            Err(error)
-                if matches!(
-                    error.kind(),
-                    std::io::ErrorKind::WouldBlock
-                        | std::io::ErrorKind::TimedOut
-                        | std::io::ErrorKind::Interrupted
-                ) =>
-            {
-                continue;
-            }
-            Err(error) => {
-                tracing::debug!(%error, "UDP receive failed");
-                continue;
-            }
+        batch.arm_receive();
+        // SAFETY: `headers` holds BATCH valid mmsghdr, each pointing at its own iovec,
+        // packet buffer (DATAGRAM bytes) and address slot, all owned by `batch`, which
+        // outlives the call; the kernel writes at most those lengths.
+        let received = unsafe {
+            libc::recvmmsg(
+                fd,
+                batch.headers.as_mut_ptr(),
+                BATCH as libc::c_uint,
+                libc::MSG_WAITFORONE,
+                std::ptr::null_mut(),
+            )
         };
-        let packet = &buf[..len];
-        let in_flight = handler.in_flight_guard();
-        match handler.answer_fast(packet, src, &mut out) {
-            Fast::Reply => {
-                if let Err(error) = socket.send_to(&out, src) {
-                    tracing::debug!(%error, %src, "UDP send failed");
+        if received <= 0 {
+            // EAGAIN after the receive timeout: look at `stop` again.
+            continue;
+        }
+        let received = usize::try_from(received).unwrap_or(0).min(BATCH);
+        let mut replies = 0;
+        for i in 0..received {
+            let len = (batch.headers[i].msg_len as usize).min(DATAGRAM);
+            let Some(src) = socket_addr(&batch.addresses[i]) else {
+                continue;
+            };
+            let packet = &batch.packets[i * DATAGRAM..i * DATAGRAM + len];
+            let in_flight = handler.in_flight_guard();
+            let mut out = std::mem::take(&mut batch.replies[i]);
+            match handler.answer_fast(packet, src, &mut out) {
+                Fast::Reply => {
+                    // Reply slot `replies` takes this datagram's address and bytes.
+                    batch.addresses.swap(replies, i);
+                    batch.replies[replies] = out;
+                    replies += 1;
+                    drop(in_flight);
+                    continue;
                 }
-                drop(in_flight);
+                Fast::Drop => drop(in_flight),
+                Fast::Slow => {
+                    let raw = packet.to_vec();
+                    let handler = handler.clone();
+                    let socket = socket.clone();
+                    runtime.spawn(async move {
+                        let _in_flight = in_flight;
+                        slow(raw, src, socket, handler).await;
+                    });
+                }
             }
-            Fast::Drop => drop(in_flight),
-            Fast::Slow => {
-                let raw = packet.to_vec();
-                let handler = handler.clone();
-                let socket = socket.clone();
-                runtime.spawn(async move {
-                    let _in_flight = in_flight;
-                    match Request::from_bytes(raw.clone(), src, Protocol::Udp) {
-                        Ok(request) => {
-                            if request.metadata.message_type == MessageType::Response {
-                                return;
-                            }
-                            let reply = DatagramReply { socket, to: src };
-                            handler
-                                .handle_request::<_, TokioTime>(&request, reply)
-                                .await;
-                        }
-                        Err(_) => {
-                            if let Some(reply) = format_error(&raw) {
-                                let _ = socket.send_to(&reply, src);
-                            }
-                        }
-                    }
-                });
+            batch.replies[i] = out;
+        }
+        if replies > 0 {
+            send_replies(fd, &mut batch, replies);
+        }
+    }
+}
+
+/// Sends `count` replies (slots 0..count) with one `sendmmsg`, retrying the rest
+/// if the kernel takes fewer.
+fn send_replies(fd: std::os::fd::RawFd, batch: &mut Batch, count: usize) {
+    for i in 0..count {
+        let reply = &mut batch.replies[i];
+        batch.iovecs[i] = libc::iovec {
+            iov_base: reply.as_mut_ptr().cast(),
+            iov_len: reply.len(),
+        };
+        let header = &mut batch.headers[i].msg_hdr;
+        header.msg_name = (&mut batch.addresses[i] as *mut libc::sockaddr_storage).cast();
+        header.msg_namelen = match i32::from(batch.addresses[i].ss_family) {
+            libc::AF_INET6 => std::mem::size_of::<libc::sockaddr_in6>(),
+            _ => std::mem::size_of::<libc::sockaddr_in>(),
+        } as libc::socklen_t;
+        header.msg_iov = &mut batch.iovecs[i];
+        header.msg_iovlen = 1;
+    }
+    let mut sent = 0;
+    while sent < count {
+        // SAFETY: headers[sent..count] each point at a live reply buffer of the
+        // stated length and at an initialised address of the stated length, all
+        // owned by `batch` for the duration of the call.
+        let n = unsafe {
+            libc::sendmmsg(
+                fd,
+                batch.headers[sent..].as_mut_ptr(),
+                (count - sent) as libc::c_uint,
+                0,
+            )
+        };
+        if n <= 0 {
+            tracing::debug!(error = %std::io::Error::last_os_error(), "UDP send failed");
+            // Skip the datagram that failed; the client will retry.
+            sent += 1;
+            continue;
+        }
+        sent += usize::try_from(n).unwrap_or(1);
+    }
+}
+
+/// The async handler's answer for a datagram the fast path passed on.
+async fn slow(raw: Vec<u8>, src: SocketAddr, socket: Arc<UdpSocket>, handler: Arc<DnsHandler>) {
+    match Request::from_bytes(raw.clone(), src, Protocol::Udp) {
+        Ok(request) => {
+            if request.metadata.message_type == MessageType::Response {
+                return;
+            }
+            let reply = DatagramReply { socket, to: src };
+            handler
+                .handle_request::<_, TokioTime>(&request, reply)
+                .await;
+        }
+        Err(_) => {
+            if let Some(reply) = format_error(&raw) {
+                let _ = socket.send_to(&reply, src);
             }
         }
     }

@@ -1,0 +1,181 @@
+//! A small DNS message writer for the UDP fast path: no allocation, and names
+//! compressed against the question by pointing into it (an owner name equal to
+//! the question becomes the two bytes `C0 0C`).
+
+use hickory_proto::op::Metadata;
+use hickory_proto::rr::{Name, RData, Record};
+
+/// Why a message could not be written.
+#[derive(Debug, PartialEq, Eq)]
+pub enum WireError {
+    /// Over the size limit: the caller sends a truncated answer.
+    Full,
+    /// A record type this writer does not know: the caller uses the general encoder.
+    Unsupported,
+}
+
+pub struct Writer<'a> {
+    out: &'a mut Vec<u8>,
+    limit: usize,
+    /// The question's labels and where each starts in the message.
+    question: &'a [&'a [u8]],
+    offsets: [u16; 128],
+}
+
+impl<'a> Writer<'a> {
+    /// Starts a message: header (counts included) and the question as received.
+    pub fn new(
+        out: &'a mut Vec<u8>,
+        limit: u16,
+        metadata: &Metadata,
+        counts: [u16; 4],
+        question_labels: &'a [&'a [u8]],
+        raw_question: &[u8],
+    ) -> Result<Self, WireError> {
+        out.clear();
+        out.extend_from_slice(&metadata.id.to_be_bytes());
+        let mut flags: u16 = 0x8000; // QR
+        flags |= (u16::from(u8::from(metadata.op_code)) & 0xf) << 11;
+        if metadata.authoritative {
+            flags |= 0x0400;
+        }
+        if metadata.truncation {
+            flags |= 0x0200;
+        }
+        if metadata.recursion_desired {
+            flags |= 0x0100;
+        }
+        if metadata.recursion_available {
+            flags |= 0x0080;
+        }
+        if metadata.authentic_data {
+            flags |= 0x0020;
+        }
+        if metadata.checking_disabled {
+            flags |= 0x0010;
+        }
+        flags |= metadata.response_code.low() as u16 & 0xf;
+        out.extend_from_slice(&flags.to_be_bytes());
+        for count in counts {
+            out.extend_from_slice(&count.to_be_bytes());
+        }
+        out.extend_from_slice(raw_question);
+        let mut offsets = [0u16; 128];
+        let mut at = 12u16;
+        for (i, label) in question_labels.iter().enumerate().take(offsets.len()) {
+            offsets[i] = at;
+            at += label.len() as u16 + 1;
+        }
+        let writer = Writer {
+            out,
+            limit: usize::from(limit),
+            question: question_labels,
+            offsets,
+        };
+        writer.check()?;
+        Ok(writer)
+    }
+
+    fn check(&self) -> Result<(), WireError> {
+        if self.out.len() > self.limit {
+            Err(WireError::Full)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// A name, its longest suffix shared with the question replaced by a pointer.
+    fn name(&mut self, name: &Name) -> Result<(), WireError> {
+        let labels: usize = name.iter().len();
+        let shared = name
+            .iter()
+            .rev()
+            .zip(self.question.iter().rev())
+            .take_while(|(a, b)| a.eq_ignore_ascii_case(b))
+            .count();
+        for label in name.iter().take(labels - shared) {
+            self.out.push(label.len() as u8);
+            self.out.extend_from_slice(label);
+        }
+        if shared > 0 {
+            let offset = self.offsets[self.question.len() - shared];
+            self.out.extend_from_slice(&(0xC000 | offset).to_be_bytes());
+        } else {
+            self.out.push(0);
+        }
+        Ok(())
+    }
+
+    /// A name written out in full (SRV targets may not be compressed, RFC 2782).
+    fn name_uncompressed(&mut self, name: &Name) {
+        for label in name.iter() {
+            self.out.push(label.len() as u8);
+            self.out.extend_from_slice(label);
+        }
+        self.out.push(0);
+    }
+
+    pub fn record(&mut self, record: &Record) -> Result<(), WireError> {
+        let start = self.out.len();
+        self.name(&record.name)?;
+        self.out
+            .extend_from_slice(&u16::from(record.record_type()).to_be_bytes());
+        self.out
+            .extend_from_slice(&u16::from(record.dns_class).to_be_bytes());
+        self.out.extend_from_slice(&record.ttl.to_be_bytes());
+        let length_at = self.out.len();
+        self.out.extend_from_slice(&[0, 0]);
+        match &record.data {
+            RData::A(a) => self.out.extend_from_slice(&a.0.octets()),
+            RData::AAAA(aaaa) => self.out.extend_from_slice(&aaaa.0.octets()),
+            RData::SRV(srv) => {
+                self.out.extend_from_slice(&srv.priority.to_be_bytes());
+                self.out.extend_from_slice(&srv.weight.to_be_bytes());
+                self.out.extend_from_slice(&srv.port.to_be_bytes());
+                self.name_uncompressed(&srv.target);
+            }
+            RData::PTR(ptr) => self.name(&ptr.0)?,
+            RData::CNAME(cname) => self.name(&cname.0)?,
+            RData::NS(ns) => self.name(&ns.0)?,
+            RData::SOA(soa) => {
+                self.name(&soa.mname)?;
+                self.name(&soa.rname)?;
+                for value in [
+                    soa.serial,
+                    soa.refresh as u32,
+                    soa.retry as u32,
+                    soa.expire as u32,
+                    soa.minimum,
+                ] {
+                    self.out.extend_from_slice(&value.to_be_bytes());
+                }
+            }
+            RData::TXT(txt) => {
+                for string in txt.txt_data.iter() {
+                    let len = u8::try_from(string.len()).map_err(|_| WireError::Unsupported)?;
+                    self.out.push(len);
+                    self.out.extend_from_slice(string);
+                }
+            }
+            _ => {
+                self.out.truncate(start);
+                return Err(WireError::Unsupported);
+            }
+        }
+        let length = u16::try_from(self.out.len() - length_at - 2).map_err(|_| WireError::Full)?;
+        self.out[length_at..length_at + 2].copy_from_slice(&length.to_be_bytes());
+        self.check()
+    }
+
+    /// The OPT pseudo-record: root owner, payload size as class, DO flag.
+    pub fn opt(&mut self, payload: u16, dnssec_ok: bool) -> Result<(), WireError> {
+        self.out.push(0);
+        self.out.extend_from_slice(&41u16.to_be_bytes());
+        self.out.extend_from_slice(&payload.to_be_bytes());
+        let flags: u16 = if dnssec_ok { 0x8000 } else { 0 };
+        self.out.extend_from_slice(&[0, 0]); // extended rcode, version 0
+        self.out.extend_from_slice(&flags.to_be_bytes());
+        self.out.extend_from_slice(&[0, 0]); // no options
+        self.check()
+    }
+}
