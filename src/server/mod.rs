@@ -26,6 +26,9 @@ use crate::answer::{self, Answer, ZoneConfig};
 use crate::forward::cache::{Cache, EntryKind};
 use crate::forward::{self, Forwarder, Question};
 use crate::index::SharedSnapshot;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
+
 use crate::metrics::{
     self, CacheLabels, CacheMissLabels, DurationLabels, Metrics, RequestLabels, ResponseLabels,
     TypeLabel,
@@ -93,6 +96,15 @@ pub struct DnsHandler {
     rotation: AtomicUsize,
     loop_probe: Arc<LoopProbe>,
     in_flight: Arc<AtomicUsize>,
+}
+
+type MetricHandles = Vec<([usize; 7], Counter, Counter, Histogram)>;
+
+/// Label combinations remembered per thread; beyond, the registry is asked each time.
+const MAX_METRIC_HANDLES: usize = 256;
+
+thread_local! {
+    static METRIC_HANDLES: std::cell::RefCell<MetricHandles> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Counts a query as in flight until dropped.
@@ -171,36 +183,70 @@ impl DnsHandler {
     ) {
         let server = self.labels.load().server;
         let qtype = metrics::type_name(qtype);
-        self.metrics
-            .requests
-            .get_or_create(&RequestLabels {
-                server,
-                zone,
-                view: "",
-                proto,
-                family: if src.is_ipv4() { "1" } else { "2" },
-                qtype: TypeLabel { r#type: qtype },
-            })
-            .inc();
-        self.metrics
-            .responses
-            .get_or_create(&ResponseLabels {
-                server,
-                zone,
-                view: "",
-                rcode: metrics::rcode_name(rcode),
-                plugin: "",
-            })
-            .inc();
-        self.metrics
-            .request_duration
-            .get_or_create(&DurationLabels {
-                server,
-                zone,
-                view: "",
-                r#type: qtype,
-            })
-            .observe(started.elapsed().as_secs_f64());
+        let family = if src.is_ipv4() { "1" } else { "2" };
+        let rcode = metrics::rcode_name(rcode);
+        // Label values are static strings, so their addresses identify them: a
+        // per-thread list of handles spares the registry's hashing and locking.
+        let key = [
+            Arc::as_ptr(&self.metrics) as usize,
+            server.as_ptr() as usize,
+            zone.as_ptr() as usize,
+            qtype.as_ptr() as usize,
+            proto.as_ptr() as usize,
+            family.as_ptr() as usize,
+            rcode.as_ptr() as usize,
+        ];
+        let elapsed = started.elapsed().as_secs_f64();
+        METRIC_HANDLES.with(|cell| {
+            let mut handles = cell.borrow_mut();
+            if let Some((_, requests, responses, duration)) =
+                handles.iter().find(|(k, ..)| *k == key)
+            {
+                requests.inc();
+                responses.inc();
+                duration.observe(elapsed);
+                return;
+            }
+            let requests = self
+                .metrics
+                .requests
+                .get_or_create(&RequestLabels {
+                    server,
+                    zone,
+                    view: "",
+                    proto,
+                    family,
+                    qtype: TypeLabel { r#type: qtype },
+                })
+                .clone();
+            let responses = self
+                .metrics
+                .responses
+                .get_or_create(&ResponseLabels {
+                    server,
+                    zone,
+                    view: "",
+                    rcode,
+                    plugin: "",
+                })
+                .clone();
+            let duration = self
+                .metrics
+                .request_duration
+                .get_or_create(&DurationLabels {
+                    server,
+                    zone,
+                    view: "",
+                    r#type: qtype,
+                })
+                .clone();
+            requests.inc();
+            responses.inc();
+            duration.observe(elapsed);
+            if handles.len() < MAX_METRIC_HANDLES {
+                handles.push((key, requests, responses, duration));
+            }
+        });
     }
 
     /// Picks up new zones for the metric labels after a configuration reload.
