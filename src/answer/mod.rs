@@ -58,6 +58,8 @@ enum ZoneKind {
 pub struct ZoneConfig {
     /// Served zones, longest first: the cluster zones, then `in-addr.arpa.` and `ip6.arpa.`.
     zones: Vec<(Name, ZoneKind)>,
+    /// Per entry of `zones`: the SOA's MNAME (our server's name) and RNAME.
+    soa_names: Vec<(Name, Name)>,
     /// The first cluster zone: PTR targets live there.
     primary: Name,
     pub ttl: u32,
@@ -84,8 +86,28 @@ impl ZoneConfig {
         }
         let primary = zones.first().map(|(z, _)| z.clone()).unwrap_or_default();
         zones.sort_by_key(|(z, _)| std::cmp::Reverse(label_count(z)));
+        // Built once: every negative answer carries them.
+        let soa_names = zones
+            .iter()
+            .map(|(zone, kind)| {
+                // Nothing under *.arpa resolves our name: the reverse zones use the primary's.
+                let home = if *kind == ZoneKind::Cluster {
+                    zone
+                } else {
+                    &primary
+                };
+                let under = |label: &str, domain: &Name| {
+                    Name::from_ascii(label)
+                        .ok()
+                        .and_then(|n| n.append_domain(domain).ok())
+                        .unwrap_or_else(|| domain.clone())
+                };
+                (under("ns.dns", home), under("hostmaster", zone))
+            })
+            .collect();
         ZoneConfig {
             zones,
+            soa_names,
             primary,
             ttl,
             pods,
@@ -109,10 +131,12 @@ impl ZoneConfig {
     }
 
     fn find_zone(&self, qname: &Name) -> Option<(&Name, ZoneKind)> {
-        self.zones
-            .iter()
-            .find(|(zone, _)| zone.zone_of(qname))
-            .map(|(zone, kind)| (zone, *kind))
+        self.find_zone_index(qname)
+            .map(|i| (&self.zones[i].0, self.zones[i].1))
+    }
+
+    fn find_zone_index(&self, qname: &Name) -> Option<usize> {
+        self.zones.iter().position(|(zone, _)| zone.zone_of(qname))
     }
 
     /// The served zone a name falls in.
@@ -184,7 +208,7 @@ pub fn answer(config: &ZoneConfig, snapshot: &Snapshot, qname: &Name, qtype: Rec
     let mut answer = Answer::default();
     let mut name = qname.clone();
     for _ in 0..MAX_CNAME_CHAIN {
-        let Some((zone, kind)) = config.find_zone(&name) else {
+        let Some(zone_index) = config.find_zone_index(&name) else {
             if answer.answers.is_empty() {
                 return Answer::refused();
             }
@@ -192,9 +216,11 @@ pub fn answer(config: &ZoneConfig, snapshot: &Snapshot, qname: &Name, qtype: Rec
             return answer;
         };
         answer.authoritative = true;
+        let (zone, kind) = (&config.zones[zone_index].0, config.zones[zone_index].1);
         let lookup = Lookup {
             config,
             snapshot,
+            soa_names: &config.soa_names[zone_index],
             qname: &name,
             zone,
             qtype,
@@ -267,6 +293,27 @@ fn lower_str(label: &[u8]) -> Option<String> {
         .map(|s| s.to_ascii_lowercase())
 }
 
+/// `<svc>.<ns>.svc`, the part of a service's names in front of the zone.
+fn service_base(service: &ServiceRecords) -> String {
+    format!("{}.{}.svc", service.name, service.namespace)
+}
+
+/// `labels` joined by dots and lower-cased in `buffer`, without allocating.
+fn lower_key<'b>(buffer: &'b mut [u8; 128], labels: &[&[u8]]) -> Option<&'b str> {
+    let mut at = 0;
+    for (i, label) in labels.iter().enumerate() {
+        if i > 0 {
+            *buffer.get_mut(at)? = b'.';
+            at += 1;
+        }
+        let end = at.checked_add(label.len())?;
+        buffer.get_mut(at..end)?.copy_from_slice(label);
+        buffer[at..end].make_ascii_lowercase();
+        at = end;
+    }
+    std::str::from_utf8(&buffer[..at]).ok()
+}
+
 fn is_address_type(qtype: RecordType, ip: &IpAddr) -> bool {
     match qtype {
         RecordType::A => ip.is_ipv4(),
@@ -288,6 +335,7 @@ struct Lookup<'a> {
     snapshot: &'a Snapshot,
     qname: &'a Name,
     zone: &'a Name,
+    soa_names: &'a (Name, Name),
     qtype: RecordType,
 }
 
@@ -307,21 +355,13 @@ impl Lookup<'_> {
     /// Our name server's name: `ns.dns.<zone>` in a cluster zone; the reverse
     /// zones use the primary zone's, since nothing under `*.arpa` resolves it.
     fn ns_name(&self) -> Option<Name> {
-        let home = if self.config.cluster_zones().any(|z| z == self.zone) {
-            self.zone
-        } else {
-            &self.config.primary
-        };
-        Name::from_ascii("ns.dns").ok()?.append_domain(home).ok()
+        Some(self.soa_names.0.clone())
     }
 
     /// The zone's SOA, its owner spelled as in the question.
     fn soa(&self) -> Record {
         let owner = self.qname.trim_to(label_count(self.zone));
-        let mname = self.ns_name().unwrap_or_else(|| self.zone.clone());
-        let rname = self
-            .zone_name("hostmaster")
-            .unwrap_or_else(|| self.zone.clone());
+        let (mname, rname) = self.soa_names.clone();
         let ttl = self.config.ttl;
         let soa = SOA::new(mname, rname, self.snapshot.serial, 7200, 1800, 86400, ttl);
         Record::from_rdata(owner, ttl.min(300), RData::SOA(soa))
@@ -402,19 +442,20 @@ impl Lookup<'_> {
         let Some((ns, rest)) = labels.split_last() else {
             return Found::nodata(); // svc.<zone>
         };
-        let Some(ns) = lower_str(ns) else {
+        let mut buffer = [0u8; 128];
+        let Some(namespace) = lower_key(&mut buffer, &[ns]) else {
             return Found::NxDomain;
         };
-        if !self.snapshot.namespace_exists(&ns) {
+        if !self.snapshot.namespace_exists(namespace) {
             return Found::NxDomain;
         }
         let Some((svc, prefix)) = rest.split_last() else {
             return Found::nodata(); // <ns>.svc.<zone>
         };
-        let Some(svc) = lower_str(svc) else {
+        let Some(key) = lower_key(&mut buffer, &[svc, ns]) else {
             return Found::NxDomain;
         };
-        let Some(service) = self.snapshot.service(&format!("{svc}.{ns}")) else {
+        let Some(service) = self.snapshot.service(key) else {
             return Found::NxDomain;
         };
         let no_endpoints = service.endpoints.is_empty();
@@ -426,7 +467,6 @@ impl Lookup<'_> {
         if hidden {
             return Found::NxDomain;
         }
-        let base = format!("{svc}.{ns}.svc");
         if let ServiceKind::ExternalName(target) = &service.kind {
             return match (prefix, target) {
                 ([], Some(target)) => self.alias(target),
@@ -435,14 +475,14 @@ impl Lookup<'_> {
             };
         }
         match prefix {
-            [] => self.service_name(service, &base),
+            [] => self.service_name(service),
             [label] if label.starts_with(b"_") => {
                 // `_proto.<svc>`: an empty non-terminal when a named port uses that protocol.
                 let proto = &label[1..];
                 let exists = self
                     .srv_targets(
                         service,
-                        &base,
+                        &service_base(service),
                         SrvFilter {
                             proto: Some(proto),
                             ..SrvFilter::default()
@@ -456,10 +496,10 @@ impl Lookup<'_> {
                     Found::NxDomain
                 }
             }
-            [label] => self.endpoint_name(service, &base, label),
+            [label] => self.endpoint_name(service, label),
             [port, proto] if port.starts_with(b"_") && proto.starts_with(b"_") => self.srv_answer(
                 service,
-                &base,
+                &service_base(service),
                 SrvFilter {
                     endpoint: None,
                     port: Some(&port[1..]),
@@ -481,7 +521,7 @@ impl Lookup<'_> {
     }
 
     /// `<svc>.<ns>.svc.<zone>` itself.
-    fn service_name(&self, service: &ServiceRecords, base: &str) -> Found {
+    fn service_name(&self, service: &ServiceRecords) -> Found {
         match self.qtype {
             RecordType::A | RecordType::AAAA | RecordType::ANY => Found::records(
                 service
@@ -491,13 +531,15 @@ impl Lookup<'_> {
                     .map(|ip| self.record(address_rdata(*ip)))
                     .collect(),
             ),
-            RecordType::SRV => self.srv_answer(service, base, SrvFilter::default()),
+            RecordType::SRV => {
+                self.srv_answer(service, &service_base(service), SrvFilter::default())
+            }
             _ => Found::nodata(),
         }
     }
 
     /// `<endpoint>.<svc>.<ns>.svc.<zone>`.
-    fn endpoint_name(&self, service: &ServiceRecords, base: &str, label: &[u8]) -> Found {
+    fn endpoint_name(&self, service: &ServiceRecords, label: &[u8]) -> Found {
         let mut matching = service.endpoints_named(label).peekable();
         if matching.peek().is_none() {
             return Found::NxDomain;
@@ -511,7 +553,7 @@ impl Lookup<'_> {
             ),
             RecordType::SRV => self.srv_answer(
                 service,
-                base,
+                &service_base(service),
                 SrvFilter {
                     endpoint: Some(label),
                     ..SrvFilter::default()
