@@ -83,7 +83,9 @@ fn manifests_dir(settings: &Settings) -> Result<PathBuf, RunError> {
 
 fn load_snapshot(dir: &std::path::Path) -> Result<Snapshot, RunError> {
     let objects = manifests::load_dir(dir).map_err(RunError::Manifests)?;
-    Ok(IndexWriter::from_objects(objects).snapshot())
+    let snapshot = IndexWriter::from_objects(objects).snapshot();
+    crate::index::release_freed_memory();
+    Ok(snapshot)
 }
 
 /// `cluster-dns zone`

@@ -95,6 +95,7 @@ pub async fn run(
                 "synced with the API server: answering from complete data"
             );
             metrics.synced.set(1);
+            super::release_freed_memory();
         }
         was_synced = writer.is_synced();
     }

@@ -20,6 +20,17 @@ use crate::cluster::{
     ClusterObject, EndpointSliceInfo, Kind, ObjectRef, PodInfo, PortInfo, ServiceInfo, ServiceKind,
 };
 
+/// Hands memory freed after a large load (a full list, a manifests directory)
+/// back to the operating system, so the resident size reflects what is kept.
+pub fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap pages to the kernel; it takes no
+    // pointers and is safe to call at any time from any thread.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Where queries find the current snapshot.
 pub type SharedSnapshot = Arc<ArcSwap<Snapshot>>;
 

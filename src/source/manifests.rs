@@ -293,6 +293,7 @@ pub fn reload(
         "loaded manifests"
     );
     shared.store(std::sync::Arc::new(snapshot));
+    crate::index::release_freed_memory();
     Ok(count)
 }
 
