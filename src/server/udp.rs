@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Edns, Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
-use hickory_proto::serialize::binary::{BinDecodable, BinEncodable, BinEncoder};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
 use hickory_server::net::NetError;
 use hickory_server::net::runtime::TokioTime;
 use hickory_server::net::xfer::Protocol;
@@ -210,8 +210,9 @@ impl DnsHandler {
             Ok(parsed) => parsed,
             Err(outcome) => return outcome,
         };
-        let Ok(qname) = Name::from_labels(parsed.labels[..parsed.label_count].iter().copied())
-        else {
+        // The wire decoder builds the name straight from the packet's bytes.
+        let mut decoder = BinDecoder::new(parsed.question);
+        let Ok(qname) = Name::read(&mut decoder) else {
             return Fast::Slow;
         };
         let zone = self.zone.load();
