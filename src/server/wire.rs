@@ -179,3 +179,79 @@ impl<'a> Writer<'a> {
         self.check()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::op::{Message, MessageType, OpCode};
+    use hickory_proto::rr::rdata::{A, CNAME, SRV};
+
+    fn question(name: &str) -> (Vec<u8>, Vec<Vec<u8>>) {
+        let name = Name::from_ascii(name).unwrap();
+        let labels: Vec<Vec<u8>> = name.iter().map(<[u8]>::to_vec).collect();
+        let mut raw = Vec::new();
+        for label in &labels {
+            raw.push(label.len() as u8);
+            raw.extend_from_slice(label);
+        }
+        raw.extend_from_slice(&[0, 0, 1, 0, 1]);
+        (raw, labels)
+    }
+
+    #[test]
+    fn owners_compress_to_the_question_and_targets_to_its_suffix() {
+        let qname = "Web-0.Nginx.default.svc.cluster.local.";
+        let (raw, labels) = question(qname);
+        let labels: Vec<&[u8]> = labels.iter().map(Vec::as_slice).collect();
+        let mut metadata = Metadata::new(7, MessageType::Response, OpCode::Query);
+        metadata.authoritative = true;
+        let owner = Name::from_ascii(qname).unwrap();
+        let target = Name::from_ascii("other.default.svc.cluster.local.").unwrap();
+        let records = [
+            Record::from_rdata(owner.clone(), 5, RData::A(A::new(10, 0, 0, 1))),
+            Record::from_rdata(owner.clone(), 5, RData::CNAME(CNAME(target.clone()))),
+            Record::from_rdata(owner, 5, RData::SRV(SRV::new(0, 100, 80, target.clone()))),
+        ];
+        let mut out = Vec::new();
+        let mut writer =
+            Writer::new(&mut out, 1232, &metadata, [1, 3, 0, 1], &labels, &raw).unwrap();
+        for record in &records {
+            writer.record(record).unwrap();
+        }
+        writer.opt(1232, true).unwrap();
+        // The A record: a 2-byte pointer owner + type, class, ttl, length, address.
+        let a_start = 12 + raw.len();
+        assert_eq!(&out[a_start..a_start + 2], &[0xC0, 0x0C]);
+        let message = Message::from_vec(&out).expect("decodable");
+        assert!(message.metadata.authoritative);
+        assert_eq!(message.answers.len(), 3);
+        assert_eq!(
+            message.answers[0].name.to_string(),
+            qname,
+            "the question's spelling"
+        );
+        assert_eq!(
+            message.answers[1].data.to_string(),
+            "other.default.svc.cluster.local."
+        );
+        assert_eq!(
+            message.answers[2].data.to_string(),
+            "0 100 80 other.default.svc.cluster.local."
+        );
+        assert!(message.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok));
+    }
+
+    #[test]
+    fn the_limit_is_enforced() {
+        let (raw, labels) = question("big.default.svc.cluster.local.");
+        let labels: Vec<&[u8]> = labels.iter().map(Vec::as_slice).collect();
+        let metadata = Metadata::new(1, MessageType::Response, OpCode::Query);
+        let owner = Name::from_ascii("big.default.svc.cluster.local.").unwrap();
+        let mut out = Vec::new();
+        let mut writer =
+            Writer::new(&mut out, 512, &metadata, [1, 100, 0, 0], &labels, &raw).unwrap();
+        let record = Record::from_rdata(owner, 5, RData::A(A::new(10, 0, 0, 1)));
+        let result = (0..100).try_for_each(|_| writer.record(&record));
+        assert_eq!(result, Err(WireError::Full));
+    }
+}
