@@ -3,7 +3,6 @@
 
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
-# Dependencies first, so that source edits do not rebuild them.
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY bench ./bench

@@ -82,6 +82,12 @@ fn apply(state: &Reloadable, new: &Settings) {
         ("metrics_listen", old.metrics_listen != new.metrics_listen),
         ("loadbalance", old.loadbalance != new.loadbalance),
         ("lameduck", old.lameduck != new.lameduck),
+        (
+            "pods (to or from verified: the pod watch starts at start-up)",
+            old.manifests.is_none()
+                && (old.pods == crate::answer::PodsMode::Verified)
+                    != (new.pods == crate::answer::PodsMode::Verified),
+        ),
     ]
     .into_iter()
     .filter_map(|(key, changed)| changed.then_some(key))
@@ -93,8 +99,18 @@ fn apply(state: &Reloadable, new: &Settings) {
         );
     }
     state.zone.store(Arc::new(crate::run::zone_config(new)));
-    state
-        .forwarding
-        .store(Arc::new(crate::run::forwarding(new, &state.metrics)));
+    // Forwarding is rebuilt (cache emptied, upstream health reset) only when its
+    // own settings or the upstream list changed.
+    let forwarding_changed = old.upstreams != new.upstreams
+        || crate::run::upstream_addrs(old) != crate::run::upstream_addrs(new)
+        || old.forward_timeout != new.forward_timeout
+        || old.max_concurrent != new.max_concurrent
+        || old.cache_ttl != new.cache_ttl
+        || old.cache_size != new.cache_size;
+    if forwarding_changed {
+        state
+            .forwarding
+            .store(Arc::new(crate::run::forwarding(new, &state.metrics)));
+    }
     tracing::info!(path = %state.path.display(), "configuration reloaded");
 }

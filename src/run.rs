@@ -207,9 +207,16 @@ pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
                 shared.clone(),
                 metrics.clone(),
             ))];
-            tasks.extend(
-                kubernetes::spawn_watchers(client, &settings.kube, watch_pods, changes).await,
-            );
+            // Started in the background: DNS and the probes listen at once, even when
+            // the API server does not answer (its version check can take a while).
+            let kube_settings = settings.kube.clone();
+            tasks.push(tokio::spawn(async move {
+                let watchers =
+                    kubernetes::spawn_watchers(client, &kube_settings, watch_pods, changes).await;
+                for watcher in watchers {
+                    let _ = watcher.await;
+                }
+            }));
             tracing::info!(
                 "watching the Kubernetes API; answering SERVFAIL instead of NXDOMAIN until synced"
             );
@@ -255,14 +262,12 @@ pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
     let forwarding = Arc::new(ArcSwap::from_pointee(forwarding(&settings, &metrics)));
     let loop_probe = Arc::new(LoopProbe::new());
     let in_flight = Arc::new(AtomicUsize::new(0));
-    let server_label = format!(
-        "dns://{}",
-        settings
-            .listen
-            .first()
-            .map(ToString::to_string)
-            .unwrap_or_default()
-    );
+    // CoreDNS's spelling: `dns://:53` for a wildcard address.
+    let server_label = match settings.listen.first() {
+        Some(addr) if addr.ip().is_unspecified() => format!("dns://:{}", addr.port()),
+        Some(addr) => format!("dns://{addr}"),
+        None => "dns://".to_string(),
+    };
     let handler = DnsHandler::new(HandlerParts {
         zone: zone.clone(),
         snapshot: shared,
@@ -273,7 +278,7 @@ pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
         loop_probe: loop_probe.clone(),
         in_flight: in_flight.clone(),
     });
-    let dns = server::start(handler, listeners).map_err(|e| RunError::Server(e.to_string()))?;
+    let mut dns = server::start(handler, listeners).map_err(|e| RunError::Server(e.to_string()))?;
     let zones: Vec<String> = settings.zones.iter().map(ToString::to_string).collect();
     tracing::info!(
         zones = %zones.join(","),
@@ -308,6 +313,8 @@ pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
         "shutting down: not ready, still answering during the lameduck period"
     );
     tokio::time::sleep(settings.lameduck).await;
+    // Stop taking new datagrams first, then let what was taken finish.
+    dns.stop_receiving().await;
     let drain_deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
     while in_flight.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < drain_deadline {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;

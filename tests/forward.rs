@@ -339,3 +339,39 @@ fn answers_rotate_between_queries() {
         .collect();
     assert!(firsts.len() > 1, "the first address changes: {firsts:?}");
 }
+
+#[test]
+fn external_names_outside_the_cluster_are_resolved_upstream() {
+    let up = Upstream::start();
+    up.set(
+        "db.example.com.",
+        Behaviour::Addresses(vec![[192, 0, 2, 44]], 60),
+    );
+    let server = with_upstreams(&[&up], &[]);
+    for reply in [
+        server.udp("db.shop.svc.cluster.local.", RecordType::A),
+        server.tcp("db.shop.svc.cluster.local.", RecordType::A),
+    ] {
+        let answers: Vec<String> = reply
+            .answers
+            .iter()
+            .map(|r| format!("{} {}", r.name, r.data))
+            .collect();
+        assert_eq!(
+            answers,
+            vec![
+                "db.shop.svc.cluster.local. db.example.com.",
+                "db.example.com. 192.0.2.44"
+            ]
+        );
+        assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+    }
+    // A CNAME question gets only the CNAME.
+    assert_eq!(
+        server
+            .udp("db.shop.svc.cluster.local.", RecordType::CNAME)
+            .answers
+            .len(),
+        1
+    );
+}

@@ -58,7 +58,33 @@ struct Entry {
 pub struct Cache {
     max_ttl: u32,
     max_entries: usize,
-    entries: Mutex<HashMap<Key, Entry>>,
+    entries: Mutex<Entries>,
+}
+
+/// The entries and how many are positive, kept as they change so that reading
+/// the counts costs nothing.
+#[derive(Default)]
+struct Entries {
+    map: HashMap<Key, Entry>,
+    success: usize,
+}
+
+impl Entries {
+    fn remove(&mut self, key: &Key) {
+        if let Some(entry) = self.map.remove(key)
+            && entry.kind == EntryKind::Success
+        {
+            self.success -= 1;
+        }
+    }
+
+    fn insert(&mut self, key: Key, entry: Entry) {
+        self.remove(&key);
+        if entry.kind == EntryKind::Success {
+            self.success += 1;
+        }
+        self.map.insert(key, entry);
+    }
 }
 
 /// How long a reply may be cached, and as what; `None` for replies not to cache.
@@ -90,7 +116,7 @@ impl Cache {
         Cache {
             max_ttl,
             max_entries: max_entries.max(1),
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(Entries::default()),
         }
     }
 
@@ -107,7 +133,7 @@ impl Cache {
     fn get_at(&self, question: &Question, now: Instant) -> Option<(CachedReply, EntryKind)> {
         let key = Key::of(question);
         let mut entries = self.entries.lock().ok()?;
-        let entry = entries.get(&key)?;
+        let entry = entries.map.get(&key)?;
         let age = now.saturating_duration_since(entry.stored).as_secs();
         let age = u32::try_from(age).unwrap_or(u32::MAX);
         if age >= entry.ttl {
@@ -147,17 +173,22 @@ impl Cache {
         let Ok(mut entries) = self.entries.lock() else {
             return false;
         };
-        if entries.len() >= self.max_entries {
+        if entries.map.len() >= self.max_entries {
             // Full: drop what has expired, then, if need be, an arbitrary tenth.
-            entries.retain(|_, e| {
-                now.saturating_duration_since(e.stored) < Duration::from_secs(u64::from(e.ttl))
-            });
-            if entries.len() >= self.max_entries {
+            let mut victims: Vec<Key> = entries
+                .map
+                .iter()
+                .filter(|(_, e)| {
+                    now.saturating_duration_since(e.stored) >= Duration::from_secs(u64::from(e.ttl))
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            if entries.map.len() - victims.len() >= self.max_entries {
                 let excess = (self.max_entries / 10).max(1);
-                let victims: Vec<Key> = entries.keys().take(excess).cloned().collect();
-                for key in victims {
-                    entries.remove(&key);
-                }
+                victims.extend(entries.map.keys().take(excess).cloned());
+            }
+            for key in &victims {
+                entries.remove(key);
             }
         }
         entries.insert(
@@ -177,11 +208,7 @@ impl Cache {
         let Ok(entries) = self.entries.lock() else {
             return (0, 0);
         };
-        let success = entries
-            .values()
-            .filter(|e| e.kind == EntryKind::Success)
-            .count();
-        (success, entries.len() - success)
+        (entries.success, entries.map.len() - entries.success)
     }
 }
 

@@ -186,6 +186,10 @@ fn check(reply: &Message, request: &Message) -> Result<(), ExchangeError> {
     {
         return Err(ExchangeError::BadReply("id or type mismatch".into()));
     }
+    // Some servers send REFUSED, FORMERR or NOTIMP without the question: still an answer.
+    if reply.queries.is_empty() && reply.metadata.response_code != ResponseCode::NoError {
+        return Ok(());
+    }
     if reply.queries.len() != 1 || reply.queries[0] != request.queries[0] {
         // Names compare case-insensitively; a resolver may change the case.
         let same = reply.queries.first().is_some_and(|q| {
@@ -242,7 +246,8 @@ async fn udp_exchange(
     let socket = UdpSocket::bind(local).await?;
     socket.connect(upstream).await?;
     socket.send(bytes).await?;
-    let mut buf = vec![0u8; 65_535];
+    // We offer 1232 bytes; a server that ignores that truncates at its own limit.
+    let mut buf = vec![0u8; 4096];
     loop {
         let len = socket.recv(&mut buf).await?;
         // Ignore stray datagrams; only a matching reply ends the exchange.

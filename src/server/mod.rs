@@ -13,8 +13,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
+use hickory_proto::op::Query;
 use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode};
-use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
@@ -38,6 +39,9 @@ use crate::metrics::{
 pub const MAX_UDP_PAYLOAD: u16 = 1232;
 /// A TCP connection that sends nothing for this long is closed.
 pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// UDP queries on their way through the async handler (forwarding) at once;
+/// beyond, datagrams are dropped and clients retry.
+const SLOW_PATH_LIMIT: usize = 4096;
 /// Replies queued per TCP connection.
 const TCP_RESPONSE_QUEUE: usize = 32;
 
@@ -151,6 +155,25 @@ impl DnsHandler {
             loop_probe: parts.loop_probe,
             in_flight: parts.in_flight,
         }
+    }
+
+    /// The name an answer's CNAME chain ends at, when it leaves our zones and the
+    /// question wants more than the CNAME.
+    fn external_target(
+        &self,
+        zone: &ZoneConfig,
+        answer: &Answer,
+        qtype: RecordType,
+    ) -> Option<Name> {
+        if qtype == RecordType::CNAME || answer.rcode != ResponseCode::NoError {
+            return None;
+        }
+        let last = answer.answers.last()?;
+        let RData::CNAME(cname) = &last.data else {
+            return None;
+        };
+        let forwarding = self.forwarding.load();
+        (forwarding.is_some() && !zone.is_authoritative_for(&cname.0)).then(|| cname.0.clone())
     }
 
     /// Marks a query in flight until the guard is dropped (graceful shutdown waits for it).
@@ -476,6 +499,27 @@ impl RequestHandler for DnsHandler {
                     }
                 }
                 if let Some(answer) = &mut answer {
+                    // An ExternalName leading out of our zones: stub resolvers do not
+                    // follow CNAMEs, so resolve the target upstream (as CoreDNS does).
+                    if let Some(target) = self.external_target(&zone, answer, qtype) {
+                        let question = Question {
+                            query: Query::query(target, qtype),
+                            recursion_desired: true,
+                            checking_disabled: request.metadata.checking_disabled,
+                            dnssec_ok: request.edns.as_ref().map(|e| e.flags().dnssec_ok),
+                        };
+                        // A failed lookup leaves the CNAME alone, as CoreDNS does.
+                        if let Ok(reply) = self.forward(&question).await
+                            && matches!(reply.rcode, ResponseCode::NoError | ResponseCode::NXDomain)
+                        {
+                            answer.rcode = reply.rcode;
+                            answer.answers.extend(reply.answers);
+                            if answer.authority.is_empty() {
+                                answer.authority = reply.authorities;
+                            }
+                            metadata.recursion_available = true;
+                        }
+                    }
                     self.rotate(&mut answer.answers);
                     metadata.response_code = answer.rcode;
                     metadata.authoritative = answer.authoritative;
@@ -651,8 +695,9 @@ pub struct Running {
 }
 
 impl Running {
-    /// Stops receiving and waits for the workers and connections to finish.
-    pub async fn shutdown(mut self) -> Result<(), String> {
+    /// Stops receiving UDP and waits for the workers (queries they handed to the
+    /// async side may still be in flight).
+    pub async fn stop_receiving(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         let workers = std::mem::take(&mut self.workers);
         let _ = tokio::task::spawn_blocking(move || {
@@ -661,6 +706,11 @@ impl Running {
             }
         })
         .await;
+    }
+
+    /// Stops everything: UDP workers, then the TCP listeners and connections.
+    pub async fn shutdown(mut self) -> Result<(), String> {
+        self.stop_receiving().await;
         self.tcp
             .shutdown_gracefully()
             .await
@@ -675,14 +725,16 @@ pub fn start(handler: DnsHandler, listeners: Vec<Listener>) -> std::io::Result<R
     let stop = Arc::new(AtomicBool::new(false));
     let mut tcp = hickory_server::Server::new(SharedHandler(handler.clone()));
     let mut workers = Vec::new();
+    let slow_permits = Arc::new(tokio::sync::Semaphore::new(SLOW_PATH_LIMIT));
     for listener in listeners {
         for socket in listener.udp {
             let (handler, runtime, stop) = (handler.clone(), runtime.clone(), stop.clone());
+            let permits = slow_permits.clone();
             let socket = Arc::new(socket);
             workers.push(
                 std::thread::Builder::new()
                     .name("dns-udp".into())
-                    .spawn(move || udp::serve_socket(socket, handler, runtime, stop))?,
+                    .spawn(move || udp::serve_socket(socket, handler, runtime, stop, permits))?,
             );
         }
         tcp.register_listener(listener.tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_QUEUE);

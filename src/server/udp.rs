@@ -227,6 +227,9 @@ impl DnsHandler {
         if answer.fallthrough && self.forwarding.load().is_some() {
             return Fast::Slow;
         }
+        if self.external_target(&zone, &answer, parsed.qtype).is_some() {
+            return Fast::Slow; // the target is resolved upstream
+        }
         self.rotate(&mut answer.answers);
         let mut metadata = Metadata::new(parsed.id, MessageType::Response, OpCode::Query);
         metadata.recursion_desired = parsed.recursion_desired;
@@ -420,6 +423,7 @@ pub fn serve_socket(
     handler: Arc<DnsHandler>,
     runtime: tokio::runtime::Handle,
     stop: Arc<AtomicBool>,
+    slow_permits: Arc<tokio::sync::Semaphore>,
 ) {
     use std::os::fd::AsRawFd;
     let fd = socket.as_raw_fd();
@@ -463,11 +467,18 @@ pub fn serve_socket(
                 }
                 Fast::Drop => drop(in_flight),
                 Fast::Slow => {
+                    // Bounded: a flood of forwarded names cannot queue up without limit.
+                    let Ok(permit) = slow_permits.clone().try_acquire_owned() else {
+                        tracing::debug!(%src, "too many queries on the slow path; dropping one");
+                        batch.replies[i] = out;
+                        continue;
+                    };
                     let raw = packet.to_vec();
                     let handler = handler.clone();
                     let socket = socket.clone();
                     runtime.spawn(async move {
                         let _in_flight = in_flight;
+                        let _permit = permit;
                         slow(raw, src, socket, handler).await;
                     });
                 }

@@ -155,7 +155,13 @@ pub async fn spawn_watchers(
 }
 
 async fn supports_streaming_lists(client: &Client) -> bool {
-    match client.apiserver_version().await {
+    let version = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        client.apiserver_version(),
+    )
+    .await
+    .unwrap_or_else(|_| Err(kube::Error::Service("timed out".into())));
+    match version {
         Ok(info) => {
             let minor: u32 = info.minor.trim_end_matches('+').parse().unwrap_or_default();
             let supported = info.major == "1" && minor >= 32;
