@@ -371,9 +371,12 @@ impl Batch {
 
     /// Points every header at its packet buffer and address slot, for receiving.
     fn arm_receive(&mut self) {
+        // One pointer for the whole buffer, so no later borrow invalidates the others.
+        let packets = self.packets.as_mut_ptr();
         for i in 0..BATCH {
             self.iovecs[i] = libc::iovec {
-                iov_base: self.packets[i * DATAGRAM..].as_mut_ptr().cast(),
+                // SAFETY: `packets` holds BATCH * DATAGRAM bytes, so slot i starts in bounds.
+                iov_base: unsafe { packets.add(i * DATAGRAM) }.cast(),
                 iov_len: DATAGRAM,
             };
             let header = &mut self.headers[i].msg_hdr;
