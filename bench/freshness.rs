@@ -177,6 +177,15 @@ fn main() {
             "127.0.0.1:0",
             "--metrics-listen",
             "127.0.0.1:0",
+            "--health-listen",
+            "127.0.0.1:0",
+            "--ready-listen",
+            "127.0.0.1:0",
+            // Loopback only: nothing this benchmark starts talks to the outside.
+            "--upstream",
+            "127.0.0.1:9",
+            "--lameduck",
+            "0",
             "--kubeconfig",
         ])
         .arg(&kubeconfig)
