@@ -82,10 +82,9 @@ fn manifests_dir(settings: &Settings) -> Result<PathBuf, RunError> {
 }
 
 fn load_snapshot(dir: &std::path::Path) -> Result<Snapshot, RunError> {
-    let objects = manifests::load_dir(dir).map_err(RunError::Manifests)?;
-    let snapshot = IndexWriter::from_objects(objects).snapshot();
-    crate::index::release_freed_memory();
-    Ok(snapshot)
+    manifests::snapshot(dir)
+        .map(|(snapshot, _)| snapshot)
+        .map_err(RunError::Manifests)
 }
 
 /// `cluster-dns zone`

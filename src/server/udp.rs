@@ -134,46 +134,6 @@ fn parse(packet: &[u8]) -> Result<Parsed<'_>, Fast> {
     })
 }
 
-/// Writes header, question, the record sections and an OPT record.
-fn encode(
-    out: &mut Vec<u8>,
-    metadata: &Metadata,
-    question: &Name,
-    raw_question: &[u8],
-    sections: [&[Record]; 3],
-    edns: Option<&Edns>,
-    limit: u16,
-) -> Result<(), hickory_proto::ProtoError> {
-    out.clear();
-    let mut encoder = BinEncoder::new(out);
-    encoder.set_max_size(limit);
-    let counts = HeaderCounts {
-        queries: 1,
-        answers: u16::try_from(sections[0].len()).unwrap_or(u16::MAX),
-        authorities: u16::try_from(sections[1].len()).unwrap_or(u16::MAX),
-        additionals: u16::try_from(sections[2].len() + usize::from(edns.is_some()))
-            .unwrap_or(u16::MAX),
-    };
-    Header {
-        metadata: *metadata,
-        counts,
-    }
-    .emit(&mut encoder)?;
-    // The name through the encoder, so later names compress against it; type and
-    // class as sent.
-    question.emit(&mut encoder)?;
-    encoder.emit_vec(&raw_question[raw_question.len() - 4..])?;
-    for section in sections {
-        for record in section {
-            record.emit(&mut encoder)?;
-        }
-    }
-    if let Some(edns) = edns {
-        Record::from(edns).emit(&mut encoder)?;
-    }
-    Ok(())
-}
-
 fn write_fast(
     out: &mut Vec<u8>,
     metadata: &Metadata,
@@ -249,36 +209,17 @@ impl DnsHandler {
             &answer.authority[..],
             &answer.additionals[..],
         ];
-        let fits = match write_fast(out, &metadata, &parsed, sections, edns.as_ref(), limit) {
-            Ok(()) => true,
-            Err(WireError::Full) => false,
-            // A record type the small writer does not know: the general encoder.
-            Err(WireError::Unsupported) => encode(
-                out,
-                &metadata,
-                &qname,
-                parsed.question,
-                sections,
-                edns.as_ref(),
-                limit,
-            )
-            .is_ok(),
-        };
-        if !fits {
-            // Too big for this client over UDP: an empty truncated answer sends it to TCP.
-            metadata.truncation = true;
-            if encode(
-                out,
-                &metadata,
-                &qname,
-                parsed.question,
-                [&[], &[], &[]],
-                edns.as_ref(),
-                limit,
-            )
-            .is_err()
-            {
-                return Fast::Slow;
+        match write_fast(out, &metadata, &parsed, sections, edns.as_ref(), limit) {
+            Ok(()) => {}
+            // A record type the small writer does not know: the async handler encodes it.
+            Err(WireError::Unsupported) => return Fast::Slow,
+            Err(WireError::Full) => {
+                // Too big for this client over UDP: an empty truncated answer sends it to TCP.
+                metadata.truncation = true;
+                let empty: [&[Record]; 3] = [&[], &[], &[]];
+                if write_fast(out, &metadata, &parsed, empty, edns.as_ref(), limit).is_err() {
+                    return Fast::Slow;
+                }
             }
         }
         let zone_label = self.zone_label(zone_name);

@@ -10,7 +10,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde_json::Value;
 
 use crate::cluster::{self, ClusterObject};
-use crate::index::{IndexWriter, SharedSnapshot};
+use crate::index::{IndexWriter, SharedSnapshot, Snapshot};
 
 /// A manifest that could not be used, with enough detail to find and fix it.
 #[derive(Debug, thiserror::Error)]
@@ -282,9 +282,7 @@ pub fn reload(
     shared: &SharedSnapshot,
     previous_serial: u32,
 ) -> Result<usize, Vec<ManifestError>> {
-    let objects = load_dir(dir)?;
-    let count = objects.len();
-    let mut snapshot = IndexWriter::from_objects(objects).snapshot();
+    let (mut snapshot, count) = snapshot(dir)?;
     snapshot.serial = snapshot.serial.max(previous_serial.wrapping_add(1));
     tracing::info!(
         dir = %dir.display(),
@@ -293,8 +291,16 @@ pub fn reload(
         "loaded manifests"
     );
     shared.store(std::sync::Arc::new(snapshot));
-    crate::index::release_freed_memory();
     Ok(count)
+}
+
+/// The records of every manifest under `dir`, and how many objects they came from.
+pub fn snapshot(dir: &Path) -> Result<(Snapshot, usize), Vec<ManifestError>> {
+    let objects = load_dir(dir)?;
+    let count = objects.len();
+    let snapshot = IndexWriter::from_objects(objects).snapshot();
+    crate::index::release_freed_memory();
+    Ok((snapshot, count))
 }
 
 /// Polls the directory and reloads it whenever a manifest is added, changed or removed.
