@@ -146,17 +146,23 @@ pub fn parse_file(path: &Path, text: &str) -> Result<Vec<ClusterObject>, Vec<Man
             item,
             reason,
         };
-        let value: Result<Value, String> = if is_json {
-            serde_json::from_str(&body).map_err(|e| e.to_string())
+        // Streamed: a List's items are converted one at a time, so a large cluster
+        // never exists as one parsed tree next to its compact form.
+        let seed = DocumentSeed { out: &mut objects };
+        let parsed: Result<Result<(), (String, String)>, String> = if is_json {
+            let mut deserializer = serde_json::Deserializer::from_str(&body);
+            serde::de::DeserializeSeed::deserialize(seed, &mut deserializer)
+                .and_then(|result| deserializer.end().map(|()| result))
+                .map_err(|e| e.to_string())
         } else {
-            serde_saphyr::from_str(&body).map_err(|e| e.to_string())
+            serde_saphyr::with_deserializer_from_str(&body, |deserializer| {
+                serde::de::DeserializeSeed::deserialize(seed, deserializer)
+            })
+            .map_err(|e| e.to_string())
         };
-        match value {
-            Ok(value) => {
-                if let Err((item, reason)) = collect_objects(value, String::new(), &mut objects) {
-                    errors.push(error(item, reason));
-                }
-            }
+        match parsed {
+            Ok(Ok(())) => {}
+            Ok(Err((item, reason))) => errors.push(error(item, reason)),
             Err(reason) => errors.push(error(String::new(), reason)),
         }
     }
@@ -167,13 +173,194 @@ pub fn parse_file(path: &Path, text: &str) -> Result<Vec<ClusterObject>, Vec<Man
     }
 }
 
-/// Turns one document (an object or a List of them) into cluster objects.
-fn collect_objects(
-    value: Value,
-    item: String,
-    out: &mut Vec<ClusterObject>,
-) -> Result<(), (String, String)> {
-    collect_typed(value, item, None, out)
+/// Reads one document. A List whose `apiVersion` and `kind` come before its
+/// `items` (as every tool writes them) has its items converted as they are read;
+/// anything else is read whole and converted by [`collect_typed`].
+struct DocumentSeed<'a> {
+    out: &'a mut Vec<ClusterObject>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for DocumentSeed<'_> {
+    type Value = Result<(), (String, String)>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for DocumentSeed<'_> {
+    type Value = Result<(), (String, String)>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a Kubernetes object")
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Ok(()))
+    }
+
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(Ok(()))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut fields = serde_json::Map::new();
+        let mut streamed: Option<Result<(), (String, String)>> = None;
+        while let Some(key) = map.next_key::<String>()? {
+            let list_kind = fields
+                .get("kind")
+                .and_then(Value::as_str)
+                .filter(|kind| kind.ends_with("List"));
+            let api_version = fields.get("apiVersion").and_then(Value::as_str);
+            if key == "items"
+                && let (Some(kind), Some(api_version)) = (list_kind, api_version)
+            {
+                let item_kind = kind.strip_suffix("List").filter(|k| !k.is_empty());
+                let items = ItemsSeed {
+                    kind,
+                    implied: item_kind.map(|k| (api_version, k)),
+                    out: &mut *self.out,
+                };
+                streamed = Some(map.next_value_seed(items)?);
+            } else {
+                let value: Value = map.next_value()?;
+                fields.insert(key, value);
+            }
+        }
+        match streamed {
+            // The List's other fields (metadata) carry nothing DNS uses.
+            Some(result) => Ok(result),
+            None => Ok(collect_typed(
+                Value::Object(fields),
+                String::new(),
+                None,
+                self.out,
+            )),
+        }
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(Err((String::new(), NOT_AN_OBJECT.into())))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Err((String::new(), NOT_AN_OBJECT.into())))
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Err((String::new(), NOT_AN_OBJECT.into())))
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Err((String::new(), NOT_AN_OBJECT.into())))
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Err((String::new(), NOT_AN_OBJECT.into())))
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Err((String::new(), NOT_AN_OBJECT.into())))
+    }
+}
+
+const NOT_AN_OBJECT: &str = "not a Kubernetes object: expected a mapping with apiVersion and kind";
+
+/// A List's `items`, each converted as soon as it is read. After the first bad
+/// item the rest are only read past (the document is rejected as a whole).
+struct ItemsSeed<'a, 'k> {
+    kind: &'k str,
+    implied: Option<(&'k str, &'k str)>,
+    out: &'a mut Vec<ClusterObject>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for ItemsSeed<'_, '_> {
+    type Value = Result<(), (String, String)>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ItemsSeed<'_, '_> {
+    type Value = Result<(), (String, String)>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list of objects")
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Ok(()))
+    }
+
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(Ok(()))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut result = Ok(());
+        let mut index = 0;
+        while let Some(entry) = seq.next_element::<Value>()? {
+            if result.is_ok() {
+                result = collect_typed(entry, format!(", items[{index}]"), self.implied, self.out);
+            }
+            index += 1;
+        }
+        Ok(result)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map
+            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+            .is_some()
+        {}
+        Ok(Err((
+            String::new(),
+            format!("{}: items is not a list", self.kind),
+        )))
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Err((
+            String::new(),
+            format!("{}: items is not a list", self.kind),
+        )))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Err((
+            String::new(),
+            format!("{}: items is not a list", self.kind),
+        )))
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Err((
+            String::new(),
+            format!("{}: items is not a list", self.kind),
+        )))
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Err((
+            String::new(),
+            format!("{}: items is not a list", self.kind),
+        )))
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Err((
+            String::new(),
+            format!("{}: items is not a list", self.kind),
+        )))
+    }
 }
 
 /// `implied`: the (apiVersion, kind) of the items of a typed list such as
@@ -188,10 +375,7 @@ fn collect_typed(
         if value.is_null() {
             return Ok(());
         }
-        return Err((
-            item,
-            "not a Kubernetes object: expected a mapping with apiVersion and kind".into(),
-        ));
+        return Err((item, NOT_AN_OBJECT.into()));
     };
     let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_string();
     let mut api_version = text(map.get("apiVersion"));
