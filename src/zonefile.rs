@@ -55,7 +55,7 @@ pub fn render(config: &ZoneConfig, snapshot: &Snapshot) -> String {
                 for port in named {
                     queries.push((format!("{port}.{base}"), RecordType::SRV));
                 }
-                let labels: BTreeSet<&str> = service.endpoints.iter().map(|e| &*e.label).collect();
+                let labels: BTreeSet<_> = service.endpoints.iter().map(|e| e.label()).collect();
                 for label in labels {
                     for qtype in [RecordType::A, RecordType::AAAA, RecordType::SRV] {
                         queries.push((format!("{label}.{base}"), qtype));

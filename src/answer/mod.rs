@@ -616,14 +616,14 @@ impl Lookup<'_> {
             (_, Some(label)) => {
                 for e in service.endpoints_named(label) {
                     for port in e.ports.iter().filter(|p| port_matches(p)) {
-                        push(format!("{}.{base}", e.label), port, &[e.ip]);
+                        push(format!("{}.{base}", e.label()), port, &[e.ip]);
                     }
                 }
             }
             (_, None) => {
                 for e in &service.endpoints {
                     for port in e.ports.iter().filter(|p| port_matches(p)) {
-                        push(format!("{}.{base}", e.label), port, &[e.ip]);
+                        push(format!("{}.{base}", e.label()), port, &[e.ip]);
                     }
                 }
             }
@@ -726,7 +726,7 @@ impl Lookup<'_> {
         };
         let mut answers: Vec<Record> = Vec::with_capacity(owners.len());
         for owner in owners {
-            let Some(target) = Name::from_ascii(format!("{}.svc", owner.relative))
+            let Some(target) = Name::from_ascii(format!("{}.svc", owner.relative(ip)))
                 .ok()
                 .and_then(|n| n.append_domain(&self.config.primary).ok())
             else {

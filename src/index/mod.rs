@@ -34,14 +34,24 @@ pub fn release_freed_memory() {
 /// Where queries find the current snapshot.
 pub type SharedSnapshot = Arc<ArcSwap<Snapshot>>;
 
-/// A ready endpoint address of a service, with the name it answers under.
+/// A ready endpoint address of a service.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Endpoint {
-    /// `hostname`, else the dashed address (lower case).
-    pub label: Box<str>,
+    /// The endpoint's `hostname` (lower case), when it has one.
+    pub hostname: Option<Box<str>>,
     pub ip: IpAddr,
     /// Ports of the EndpointSlice the address came from.
     pub ports: Arc<[PortInfo]>,
+}
+
+impl Endpoint {
+    /// The label it answers under: `hostname`, else the dashed address.
+    pub fn label(&self) -> std::borrow::Cow<'_, str> {
+        match &self.hostname {
+            Some(hostname) => std::borrow::Cow::Borrowed(hostname),
+            None => std::borrow::Cow::Owned(names::dashed_ip(self.ip)),
+        }
+    }
 }
 
 /// Everything DNS serves for one service, derived from the Service and all its slices.
@@ -52,12 +62,14 @@ pub struct ServiceRecords {
     pub kind: ServiceKind,
     pub ports: Vec<PortInfo>,
     /// Ready endpoints of all slices, in slice-name order, without duplicates.
-    pub endpoints: Vec<Endpoint>,
+    pub endpoints: Box<[Endpoint]>,
     /// What `<svc>.<ns>.svc` answers: the cluster IPs, or (headless) every distinct
     /// endpoint address, in order.
-    pub addresses: Vec<IpAddr>,
-    /// Endpoint label -> positions in `endpoints`.
-    labels: HashMap<Box<str>, Vec<usize>>,
+    pub addresses: Box<[IpAddr]>,
+    /// Positions in `endpoints` of those with a hostname, sorted by hostname.
+    by_hostname: Box<[u32]>,
+    /// Positions in `endpoints` of those without one, sorted by address.
+    by_address: Box<[u32]>,
 }
 
 impl ServiceRecords {
@@ -66,31 +78,36 @@ impl ServiceRecords {
         slices: impl IntoIterator<Item = &'a EndpointSliceInfo>,
     ) -> Self {
         let mut endpoints: Vec<Endpoint> = Vec::new();
-        let mut seen: HashSet<(IpAddr, Box<str>)> = HashSet::new();
+        let mut seen: HashSet<(IpAddr, Option<&str>)> = HashSet::new();
         for slice in slices {
             for endpoint in &slice.endpoints {
-                let label: Box<str> = match &endpoint.hostname {
-                    Some(hostname) => hostname.clone(),
-                    None => names::dashed_ip(endpoint.ip).into_boxed_str(),
-                };
                 // The same address may sit in two slices while the controller moves it.
-                if !seen.insert((endpoint.ip, label.clone())) {
+                if !seen.insert((endpoint.ip, endpoint.hostname.as_deref())) {
                     continue;
                 }
                 endpoints.push(Endpoint {
-                    label,
+                    hostname: endpoint.hostname.clone(),
                     ip: endpoint.ip,
                     ports: slice.ports.clone(),
                 });
             }
         }
-        let mut labels: HashMap<Box<str>, Vec<usize>> = HashMap::new();
-        for (position, endpoint) in endpoints.iter().enumerate() {
-            labels
-                .entry(endpoint.label.clone())
-                .or_default()
-                .push(position);
-        }
+        // Positions fit in u32: a service's endpoints come from its slices, each
+        // holding at most 1,000 (the API server's limit), never 4 billion.
+        let positions = |hostnamed: bool| -> Vec<u32> {
+            (0..endpoints.len())
+                .filter(|&i| endpoints[i].hostname.is_some() == hostnamed)
+                .filter_map(|i| u32::try_from(i).ok())
+                .collect()
+        };
+        let mut by_hostname = positions(true);
+        by_hostname.sort_by(|&a, &b| {
+            endpoints[a as usize]
+                .hostname
+                .cmp(&endpoints[b as usize].hostname)
+        });
+        let mut by_address = positions(false);
+        by_address.sort_by_key(|&i| endpoints[i as usize].ip);
         let mut addresses: Vec<IpAddr> = Vec::new();
         let mut distinct: HashSet<IpAddr> = HashSet::new();
         let candidates: Box<dyn Iterator<Item = IpAddr>> = match &service.kind {
@@ -108,34 +125,62 @@ impl ServiceRecords {
             name: service.name.clone(),
             kind: service.kind.clone(),
             ports: service.ports.clone(),
-            endpoints,
-            addresses,
-            labels,
+            endpoints: endpoints.into_boxed_slice(),
+            addresses: addresses.into_boxed_slice(),
+            by_hostname: by_hostname.into_boxed_slice(),
+            by_address: by_address.into_boxed_slice(),
         }
     }
 
-    /// The endpoints named `label` (any case).
+    /// The endpoints named `label` (any case): those with that hostname, then
+    /// those without a hostname whose dashed address it spells.
     pub fn endpoints_named<'s>(&'s self, label: &[u8]) -> impl Iterator<Item = &'s Endpoint> {
-        let positions = std::str::from_utf8(label).ok().and_then(|label| {
-            if label.bytes().any(|b| b.is_ascii_uppercase()) {
-                self.labels.get(label.to_ascii_lowercase().as_str())
-            } else {
-                self.labels.get(label)
+        let mut lower = [0u8; 63];
+        let label = match lower.get_mut(..label.len()) {
+            Some(buffer) => {
+                buffer.copy_from_slice(label);
+                buffer.make_ascii_lowercase();
+                std::str::from_utf8(buffer).ok()
             }
-        });
-        positions
-            .into_iter()
-            .flatten()
-            .filter_map(|&i| self.endpoints.get(i))
+            None => None,
+        };
+        let endpoint = |i: &u32| &self.endpoints[*i as usize];
+        let named: &[u32] = label
+            .map(|label| {
+                let start = self
+                    .by_hostname
+                    .partition_point(|i| endpoint(i).hostname.as_deref() < Some(label));
+                let len = self.by_hostname[start..]
+                    .iter()
+                    .take_while(|i| endpoint(i).hostname.as_deref() == Some(label))
+                    .count();
+                &self.by_hostname[start..start + len]
+            })
+            .unwrap_or(&[]);
+        // Only the canonical spelling names an address: `10-0-0-1`, not `010-0-0-1`.
+        let address = label
+            .and_then(names::parse_dashed_ip)
+            .filter(|ip| label.is_some_and(|label| names::dashed_ip_is(*ip, label)));
+        let unnamed: &[u32] = address
+            .map(|ip| {
+                let start = self.by_address.partition_point(|i| endpoint(i).ip < ip);
+                let len = self.by_address[start..]
+                    .iter()
+                    .take_while(|i| endpoint(i).ip == ip)
+                    .count();
+                &self.by_address[start..start + len]
+            })
+            .unwrap_or(&[]);
+        named.iter().chain(unnamed).map(endpoint)
     }
 
     pub fn is_headless(&self) -> bool {
         self.kind == ServiceKind::Headless
     }
 
-    /// Addresses whose reverse names point at this service, with the endpoint
-    /// label (`None` for a ClusterIP).
-    fn ptr_owners(&self) -> impl Iterator<Item = (IpAddr, Option<&str>)> {
+    /// Addresses whose reverse names point at this service, with the endpoint's
+    /// hostname (`None` for a ClusterIP), and whether the owner is an endpoint.
+    fn ptr_owners(&self) -> impl Iterator<Item = (IpAddr, bool, Option<&Box<str>>)> {
         let cluster_ips: &[IpAddr] = match &self.kind {
             ServiceKind::ClusterIp(ips) => ips,
             _ => &[],
@@ -146,8 +191,8 @@ impl ServiceRecords {
         };
         cluster_ips
             .iter()
-            .map(|ip| (*ip, None))
-            .chain(endpoints.iter().map(|e| (e.ip, Some(&*e.label))))
+            .map(|ip| (*ip, false, None))
+            .chain(endpoints.iter().map(|e| (e.ip, true, e.hostname.as_ref())))
     }
 }
 
@@ -156,9 +201,21 @@ impl ServiceRecords {
 pub struct PtrTarget {
     /// ClusterIP owners sort (and answer) before endpoint owners.
     pub is_endpoint: bool,
-    /// The name in front of `.svc.<zone>`: `svc.ns` or `label.svc.ns`.
-    pub relative: Arc<str>,
+    /// The owning service's key, `svc.ns`.
     service: Arc<str>,
+    /// The endpoint's hostname; an endpoint without one is named by the address.
+    hostname: Option<Box<str>>,
+}
+
+impl PtrTarget {
+    /// The name in front of `.svc.<zone>` for the address `ip`: `svc.ns` or `label.svc.ns`.
+    pub fn relative(&self, ip: IpAddr) -> String {
+        match (&self.hostname, self.is_endpoint) {
+            (Some(hostname), _) => format!("{hostname}.{}", self.service),
+            (None, true) => format!("{}.{}", names::dashed_ip(ip), self.service),
+            (None, false) => self.service.to_string(),
+        }
+    }
 }
 
 /// An immutable view of every record, cheap to clone and to publish.
@@ -167,9 +224,10 @@ pub struct Snapshot {
     /// Keyed by `"<svc>.<ns>"`, lower case: the name as it appears in the question.
     services: imbl::HashMap<Arc<str>, Arc<ServiceRecords>>,
     namespaces: imbl::HashSet<Arc<str>>,
-    reverse: imbl::HashMap<IpAddr, Arc<[PtrTarget]>>,
+    // B-trees: three times denser than the hash tries for 100k addresses.
+    reverse: imbl::OrdMap<IpAddr, Arc<[PtrTarget]>>,
     /// Pod addresses and the namespaces that have a pod with that address.
-    pod_ips: imbl::HashMap<IpAddr, Arc<[Arc<str>]>>,
+    pod_ips: imbl::OrdMap<IpAddr, Arc<[Arc<str>]>>,
     /// Unix time of the last change, for the SOA serial.
     pub serial: u32,
     /// Every source has delivered its first complete list. Until then an answer
@@ -501,23 +559,18 @@ impl IndexWriter {
         }
         self.dirty = true;
         if let Some(old) = &old {
-            for (ip, _) in old.ptr_owners() {
+            for (ip, _, _) in old.ptr_owners() {
                 self.remove_ptr(ip, key);
             }
         }
         if let Some(new) = &new {
-            let base = format!("{}.{}", new.name, new.namespace);
-            for (ip, label) in new.ptr_owners() {
-                let relative: Arc<str> = match label {
-                    Some(label) => Arc::from(format!("{label}.{base}")),
-                    None => Arc::from(base.as_str()),
-                };
+            for (ip, is_endpoint, hostname) in new.ptr_owners() {
                 self.add_ptr(
                     ip,
                     PtrTarget {
-                        is_endpoint: label.is_some(),
-                        relative,
+                        is_endpoint,
                         service: key.clone(),
+                        hostname: hostname.cloned(),
                     },
                 );
             }

@@ -18,6 +18,22 @@ pub fn dashed_ip(ip: IpAddr) -> String {
     }
 }
 
+/// Whether `label` is exactly [`dashed_ip`] of `ip`, without allocating for IPv4.
+pub fn dashed_ip_is(ip: IpAddr, label: &str) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut parts = label.split('-');
+            v4.octets().iter().all(|octet| {
+                parts.next().is_some_and(|part| {
+                    part.parse::<u8>().ok() == Some(*octet)
+                        && (part == "0" || !part.starts_with('0'))
+                })
+            }) && parts.next().is_none()
+        }
+        IpAddr::V6(_) => dashed_ip(ip) == label,
+    }
+}
+
 /// Reads a pod label back into an address: `10-244-1-10` or `fd00--1`.
 pub fn parse_dashed_ip(label: &str) -> Option<IpAddr> {
     if label.bytes().filter(|b| *b == b'-').count() == 3 && !label.contains("--") {
@@ -105,6 +121,12 @@ mod tests {
         assert_eq!(parse_dashed_ip("fd00--0"), Some(ip("fd00::")));
         assert_eq!(parse_dashed_ip("web-0"), None);
         assert_eq!(parse_dashed_ip("10-244-1-300"), None);
+        assert!(dashed_ip_is(ip("10.244.1.10"), "10-244-1-10"));
+        assert!(!dashed_ip_is(ip("10.244.1.10"), "10-244-01-10"));
+        assert!(!dashed_ip_is(ip("10.244.1.10"), "10-244-1-10-1"));
+        assert!(!dashed_ip_is(ip("10.244.1.10"), "10-244-1"));
+        assert!(dashed_ip_is(ip("1234:abcd::3"), "1234-abcd--3"));
+        assert!(!dashed_ip_is(ip("1234:abcd::3"), "1234-abcd-0-0-0-0-0-3"));
     }
 
     #[test]

@@ -67,17 +67,17 @@ fn slices_of_a_service_merge_in_name_order_without_duplicates() {
     ));
     let snap = w.snapshot();
     let records = snap.service("web.ns").expect("service indexed");
-    let got: Vec<(&str, IpAddr)> = records
+    let got: Vec<(String, IpAddr)> = records
         .endpoints
         .iter()
-        .map(|e| (&*e.label, e.ip))
+        .map(|e| (e.label().into_owned(), e.ip))
         .collect();
     assert_eq!(
         got,
         vec![
-            ("web-0", ip("10.0.0.1")),
-            ("10-0-0-2", ip("10.0.0.2")),
-            ("web-1", ip("fd00::2"))
+            ("web-0".to_string(), ip("10.0.0.1")),
+            ("10-0-0-2".to_string(), ip("10.0.0.2")),
+            ("web-1".to_string(), ip("fd00::2"))
         ]
     );
     assert_eq!(records.endpoints[0].ports[0].port, 8080);
@@ -103,9 +103,7 @@ fn relabelled_and_removed_slices_move_their_endpoints() {
     w.upsert_service(service("ns", "b", ServiceKind::Headless));
     w.upsert_slice(slice("ns", "s", Some("a"), &[("10.0.0.1", None)]));
     assert_eq!(
-        w.snapshot().ptr_targets(&ip("10.0.0.1"))[0]
-            .relative
-            .as_ref(),
+        w.snapshot().ptr_targets(&ip("10.0.0.1"))[0].relative(ip("10.0.0.1")),
         "10-0-0-1.a.ns"
     );
     w.upsert_slice(slice("ns", "s", Some("b"), &[("10.0.0.1", None)]));
@@ -114,7 +112,7 @@ fn relabelled_and_removed_slices_move_their_endpoints() {
     assert_eq!(snap.service("b.ns").unwrap().endpoints.len(), 1);
     assert_eq!(snap.ptr_targets(&ip("10.0.0.1")).len(), 1);
     assert_eq!(
-        snap.ptr_targets(&ip("10.0.0.1"))[0].relative.as_ref(),
+        snap.ptr_targets(&ip("10.0.0.1"))[0].relative(ip("10.0.0.1")),
         "10-0-0-1.b.ns"
     );
     w.remove_slice("ns", "s");
@@ -272,4 +270,43 @@ fn deletes_by_reference() {
         name: "team".into(),
     });
     assert!(!w.snapshot().namespace_exists("team"));
+}
+
+#[test]
+fn endpoints_are_found_by_hostname_or_by_canonical_dashed_address() {
+    let mut w = IndexWriter::new();
+    w.upsert_service(service("ns", "web", ServiceKind::Headless));
+    w.upsert_slice(slice(
+        "ns",
+        "web-a",
+        Some("web"),
+        &[
+            ("10.0.0.3", Some("web-1")),
+            ("10.0.0.1", Some("web-0")),
+            ("10.0.0.2", None),
+            ("fd00::2", None),
+            ("10.0.0.4", Some("web-1")),
+        ],
+    ));
+    let snap = w.snapshot();
+    let records = snap.service("web.ns").expect("indexed");
+    let found = |label: &str| -> Vec<IpAddr> {
+        records
+            .endpoints_named(label.as_bytes())
+            .map(|e| e.ip)
+            .collect()
+    };
+    assert_eq!(found("web-0"), vec![ip("10.0.0.1")]);
+    assert_eq!(found("WEB-0"), vec![ip("10.0.0.1")], "any case");
+    assert_eq!(found("web-1"), vec![ip("10.0.0.3"), ip("10.0.0.4")]);
+    assert_eq!(found("10-0-0-2"), vec![ip("10.0.0.2")]);
+    assert_eq!(found("fd00--2"), vec![ip("fd00::2")]);
+    assert!(
+        found("10-0-0-1").is_empty(),
+        "a named endpoint answers to its name only"
+    );
+    assert!(found("010-0-0-2").is_empty(), "one spelling per address");
+    assert!(found("fd00-0-0-0-0-0-0-2").is_empty());
+    assert!(found("web-2").is_empty());
+    assert!(found(&"x".repeat(70)).is_empty());
 }

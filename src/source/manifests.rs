@@ -637,4 +637,60 @@ mod tests {
         .expect("parses");
         assert_eq!(objects.len(), 1);
     }
+
+    #[test]
+    fn json_lists_read_the_same_whatever_the_key_order() {
+        let items = r#"[{"metadata":{"name":"a"}},{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"b"}}]"#;
+        for text in [
+            format!(r#"{{"apiVersion":"v1","kind":"NamespaceList","items":{items}}}"#),
+            format!(r#"{{"items":{items},"kind":"NamespaceList","apiVersion":"v1"}}"#),
+        ] {
+            let objects = parse_file(Path::new("x.json"), &text).expect("parses");
+            assert_eq!(
+                objects,
+                vec![
+                    ClusterObject::Namespace("a".into()),
+                    ClusterObject::Namespace("b".into())
+                ],
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_streamed_item_rejects_its_document_and_names_it() {
+        let text = r#"{"apiVersion":"v1","kind":"List","items":[
+            {"apiVersion":"v1","kind":"Namespace","metadata":{"name":"ok"}},
+            {"apiVersion":"v1","kind":"Namespace","metadata":{}},
+            {"apiVersion":"v1","kind":"Namespace","metadata":{"name":"after"}}]}"#;
+        let errors = parse_file(Path::new("x.json"), text).expect_err("item 1 has no name");
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0]
+                .to_string()
+                .contains("x.json: document 1 (line 1), items[1]: Namespace"),
+            "{}",
+            errors[0]
+        );
+        let errors = parse_file(
+            Path::new("x.json"),
+            r#"{"apiVersion":"v1","kind":"List","items":{"a":1}}"#,
+        )
+        .expect_err("items is a map");
+        assert!(
+            errors[0].to_string().contains("List: items is not a list"),
+            "{}",
+            errors[0]
+        );
+        let errors = parse_file(
+            Path::new("x.json"),
+            r#"{"apiVersion":"v1","kind":"List","items":[]} trailing"#,
+        )
+        .expect_err("trailing garbage");
+        assert!(
+            errors[0].to_string().contains("x.json: document 1"),
+            "{}",
+            errors[0]
+        );
+    }
 }
