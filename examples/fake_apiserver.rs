@@ -80,7 +80,10 @@ fn main() {
     }
     // Commands until standard input closes; then the server goes with the process.
     for line in std::io::stdin().lock().lines().map_while(Result::ok) {
-        if let Some(Ok(n)) = line.strip_prefix("rate ").map(|n| n.trim().parse::<usize>()) {
+        if let Some(Ok(n)) = line
+            .strip_prefix("rate ")
+            .map(|n| n.trim().parse::<usize>())
+        {
             rate.store(n, Ordering::Relaxed);
             println!("updates {}", updates.load(Ordering::Relaxed));
             let _ = std::io::stdout().flush();

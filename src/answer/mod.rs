@@ -60,6 +60,8 @@ pub struct ZoneConfig {
     zones: Vec<(Name, ZoneKind)>,
     /// Per entry of `zones`: the SOA's MNAME (our server's name) and RNAME.
     soa_names: Vec<(Name, Name)>,
+    /// Per entry of `zones`: its labels, lower case, for matching raw question labels.
+    zone_labels: Vec<Vec<Box<[u8]>>>,
     /// The first cluster zone: PTR targets live there.
     primary: Name,
     pub ttl: u32,
@@ -105,9 +107,14 @@ impl ZoneConfig {
                 (under("ns.dns", home), under("hostmaster", zone))
             })
             .collect();
+        let zone_labels = zones
+            .iter()
+            .map(|(zone, _)| zone.iter().map(|l| l.to_ascii_lowercase().into()).collect())
+            .collect();
         ZoneConfig {
             zones,
             soa_names,
+            zone_labels,
             primary,
             ttl,
             pods,
@@ -137,6 +144,22 @@ impl ZoneConfig {
 
     fn find_zone_index(&self, qname: &Name) -> Option<usize> {
         self.zones.iter().position(|(zone, _)| zone.zone_of(qname))
+    }
+
+    /// The zone at a position [`direct`] reports.
+    pub fn zone_at(&self, index: usize) -> Option<&Name> {
+        self.zones.get(index).map(|(zone, _)| zone)
+    }
+
+    /// [`Self::find_zone_index`] for a name given as its labels.
+    fn find_zone_index_of_labels(&self, labels: &[&[u8]]) -> Option<usize> {
+        self.zone_labels.iter().position(|zone| {
+            labels.len() >= zone.len()
+                && labels[labels.len() - zone.len()..]
+                    .iter()
+                    .zip(zone)
+                    .all(|(label, zone_label)| label.eq_ignore_ascii_case(zone_label))
+        })
     }
 
     /// The served zone a name falls in.
@@ -270,6 +293,82 @@ pub fn answer(config: &ZoneConfig, snapshot: &Snapshot, qname: &Name, qtype: Rec
         rcode: ResponseCode::ServFail,
         ..Answer::default()
     }
+}
+
+/// A positive A or AAAA answer found straight from the question's labels: the
+/// common case (`<svc>.<ns>.svc.<zone>`, `<endpoint>.<svc>.<ns>.svc.<zone>`),
+/// answered without building names or records. Every record is owned by the
+/// question's name, with the zone's TTL.
+pub struct DirectAnswer<'s> {
+    /// Position of the zone (see [`ZoneConfig::zone_at`]).
+    pub zone: usize,
+    qtype: RecordType,
+    service: &'s ServiceRecords,
+    /// The endpoint label, when the name has one.
+    endpoint: Option<&'s [u8]>,
+}
+
+impl<'s> DirectAnswer<'s> {
+    /// The addresses, in the order [`answer`] gives them.
+    pub fn addresses(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        let (service_ips, endpoint) = match self.endpoint {
+            None => (&self.service.addresses[..], None),
+            Some(label) => (&[][..], Some(label)),
+        };
+        let endpoint_ips = endpoint
+            .into_iter()
+            .flat_map(|label| self.service.endpoints_named(label).map(|e| e.ip));
+        service_ips
+            .iter()
+            .copied()
+            .chain(endpoint_ips)
+            .filter(|ip| is_address_type(self.qtype, ip))
+    }
+}
+
+/// What [`answer`] says for `labels`/`qtype` when that is a non-empty A or AAAA
+/// answer at a service or endpoint name; `None` for everything else (the caller
+/// then asks [`answer`]). The two agree byte for byte (tested in `server::udp`).
+pub fn direct<'s, 'q: 's>(
+    config: &ZoneConfig,
+    snapshot: &'s Snapshot,
+    labels: &[&'q [u8]],
+    qtype: RecordType,
+) -> Option<DirectAnswer<'s>> {
+    if !matches!(qtype, RecordType::A | RecordType::AAAA) {
+        return None;
+    }
+    let zone = config.find_zone_index_of_labels(labels)?;
+    if config.zones.get(zone)?.1 != ZoneKind::Cluster {
+        return None;
+    }
+    let relative = &labels[..labels.len() - config.zone_labels[zone].len()];
+    let (endpoint, svc, ns) = match relative {
+        [svc, ns, last] if label_is(last, "svc") => (None, svc, ns),
+        [endpoint, svc, ns, last] if label_is(last, "svc") && !endpoint.starts_with(b"_") => {
+            (Some(*endpoint), svc, ns)
+        }
+        _ => return None,
+    };
+    let mut buffer = [0u8; 128];
+    let service = snapshot.service(lower_key(&mut buffer, &[svc, ns])?)?;
+    let empty = service.endpoints.is_empty();
+    let shown = match service.kind {
+        ServiceKind::ClusterIp(_) => !(empty && config.ignore_empty_service),
+        ServiceKind::Headless => !empty,
+        ServiceKind::ExternalName(_) => false,
+    };
+    if !shown {
+        return None;
+    }
+    let direct = DirectAnswer {
+        zone,
+        qtype,
+        service,
+        endpoint,
+    };
+    let found = direct.addresses().next().is_some();
+    found.then_some(direct)
 }
 
 /// Labels in a name, a leading `*` included (`Name::num_labels` leaves it out).

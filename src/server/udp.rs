@@ -21,6 +21,7 @@ use super::wire::{WireError, Writer};
 use super::{DnsHandler, MAX_UDP_PAYLOAD};
 
 /// What the fast path made of a datagram.
+#[derive(Debug)]
 pub enum Fast {
     /// `out` holds the reply.
     Reply,
@@ -162,6 +163,28 @@ fn write_fast(
     Ok(())
 }
 
+fn response_metadata(parsed: &Parsed<'_>, authoritative: bool, rcode: ResponseCode) -> Metadata {
+    let mut metadata = Metadata::new(parsed.id, MessageType::Response, OpCode::Query);
+    metadata.recursion_desired = parsed.recursion_desired;
+    metadata.checking_disabled = parsed.checking_disabled;
+    metadata.authoritative = authoritative;
+    metadata.response_code = rcode;
+    metadata
+}
+
+/// The reply's EDNS (payload clamped) and the size limit it implies.
+fn response_edns(parsed: &Parsed<'_>) -> (Option<Edns>, u16) {
+    let edns = parsed.edns.map(|(payload, dnssec_ok)| {
+        let mut edns = Edns::new();
+        edns.set_max_payload(payload.clamp(512, MAX_UDP_PAYLOAD));
+        edns.set_version(0);
+        edns.set_dnssec_ok(dnssec_ok);
+        edns
+    });
+    let limit = edns.as_ref().map_or(512, Edns::max_payload);
+    (edns, limit)
+}
+
 impl DnsHandler {
     /// Answers a datagram from the index if it can, into `out`.
     pub fn answer_fast(&self, packet: &[u8], src: SocketAddr, out: &mut Vec<u8>) -> Fast {
@@ -170,6 +193,66 @@ impl DnsHandler {
             Ok(parsed) => parsed,
             Err(outcome) => return outcome,
         };
+        if let Some(zone_label) = self.answer_direct(&parsed, out) {
+            self.record_metrics(
+                zone_label,
+                parsed.qtype,
+                "udp",
+                src,
+                ResponseCode::NoError,
+                started,
+            );
+            return Fast::Reply;
+        }
+        self.answer_general(&parsed, src, out, started)
+    }
+
+    /// The common positive A/AAAA answer, written straight from the index with no
+    /// names or records built. Returns the zone's metrics label, or `None` (nothing
+    /// written that counts) when [`Self::answer_general`] must decide.
+    fn answer_direct(&self, parsed: &Parsed<'_>, out: &mut Vec<u8>) -> Option<&'static str> {
+        let zone = self.zone.load();
+        let snapshot = self.snapshot.load();
+        let labels = &parsed.labels[..parsed.label_count];
+        let direct = crate::answer::direct(&zone, &snapshot, labels, parsed.qtype)?;
+        let total = direct.addresses().count();
+        let count = u16::try_from(total).ok()?;
+        // `loadbalance`, as `rotate` does it for the general path.
+        let rotate_by = if self.loadbalance && total > 1 {
+            self.rotation
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                % total
+        } else {
+            0
+        };
+        let metadata = response_metadata(parsed, true, ResponseCode::NoError);
+        let (edns, limit) = response_edns(parsed);
+        let counts = [1, count, 0, u16::from(edns.is_some())];
+        let mut writer =
+            Writer::new(out, limit, &metadata, counts, labels, parsed.question).ok()?;
+        let rotated = direct
+            .addresses()
+            .skip(rotate_by)
+            .chain(direct.addresses().take(rotate_by));
+        for ip in rotated {
+            // Too big: the general path writes the truncated answer.
+            writer.address_at_question(zone.ttl, ip).ok()?;
+        }
+        if let Some(edns) = &edns {
+            writer
+                .opt(edns.max_payload(), edns.flags().dnssec_ok)
+                .ok()?;
+        }
+        zone.zone_at(direct.zone).map(|name| self.zone_label(name))
+    }
+
+    fn answer_general(
+        &self,
+        parsed: &Parsed<'_>,
+        src: SocketAddr,
+        out: &mut Vec<u8>,
+        started: Instant,
+    ) -> Fast {
         // The wire decoder builds the name straight from the packet's bytes.
         let mut decoder = BinDecoder::new(parsed.question);
         let Ok(qname) = Name::read(&mut decoder) else {
@@ -191,25 +274,14 @@ impl DnsHandler {
             return Fast::Slow; // the target is resolved upstream
         }
         self.rotate(&mut answer.answers);
-        let mut metadata = Metadata::new(parsed.id, MessageType::Response, OpCode::Query);
-        metadata.recursion_desired = parsed.recursion_desired;
-        metadata.checking_disabled = parsed.checking_disabled;
-        metadata.authoritative = answer.authoritative;
-        metadata.response_code = answer.rcode;
-        let edns = parsed.edns.map(|(payload, dnssec_ok)| {
-            let mut edns = Edns::new();
-            edns.set_max_payload(payload.clamp(512, MAX_UDP_PAYLOAD));
-            edns.set_version(0);
-            edns.set_dnssec_ok(dnssec_ok);
-            edns
-        });
-        let limit = edns.as_ref().map_or(512, Edns::max_payload);
+        let mut metadata = response_metadata(parsed, answer.authoritative, answer.rcode);
+        let (edns, limit) = response_edns(parsed);
         let sections = [
             &answer.answers[..],
             &answer.authority[..],
             &answer.additionals[..],
         ];
-        match write_fast(out, &metadata, &parsed, sections, edns.as_ref(), limit) {
+        match write_fast(out, &metadata, parsed, sections, edns.as_ref(), limit) {
             Ok(()) => {}
             // A record type the small writer does not know: the async handler encodes it.
             Err(WireError::Unsupported) => return Fast::Slow,
@@ -217,7 +289,7 @@ impl DnsHandler {
                 // Too big for this client over UDP: an empty truncated answer sends it to TCP.
                 metadata.truncation = true;
                 let empty: [&[Record]; 3] = [&[], &[], &[]];
-                if write_fast(out, &metadata, &parsed, empty, edns.as_ref(), limit).is_err() {
+                if write_fast(out, &metadata, parsed, empty, edns.as_ref(), limit).is_err() {
                     return Fast::Slow;
                 }
             }
@@ -498,3 +570,221 @@ async fn slow(raw: Vec<u8>, src: SocketAddr, socket: Arc<UdpSocket>, handler: Ar
 
 /// How long a receive waits before looking at the stop flag.
 pub const RECEIVE_TICK: Duration = Duration::from_millis(200);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::answer::{PodsMode, ZoneConfig};
+    use crate::index::IndexWriter;
+    use crate::metrics::Metrics;
+    use crate::server::{HandlerParts, LoopProbe};
+    use arc_swap::ArcSwap;
+    use hickory_proto::op::{Message, Query};
+    use std::fmt::Write as _;
+    use std::sync::atomic::AtomicUsize;
+
+    fn cluster() -> String {
+        let mut yaml = String::from(
+            "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: default}\n\
+             spec: {clusterIP: 10.96.0.10, clusterIPs: [10.96.0.10, 'fd00::10'], ports: [{name: http, port: 80}]}\n---\n\
+             apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\naddressType: IPv4\n\
+             metadata: {name: web-a, namespace: default, labels: {kubernetes.io/service-name: web}}\n\
+             endpoints: [{addresses: [10.244.0.5]}]\n---\n\
+             apiVersion: v1\nkind: Service\nmetadata: {name: empty, namespace: default}\nspec: {clusterIP: 10.96.0.11}\n---\n\
+             apiVersion: v1\nkind: Service\nmetadata: {name: nginx, namespace: default}\nspec: {clusterIP: None}\n---\n\
+             apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\naddressType: IPv4\n\
+             metadata: {name: nginx-a, namespace: default, labels: {kubernetes.io/service-name: nginx}}\n\
+             endpoints: [{addresses: [10.244.1.10], hostname: web-0}, {addresses: [10.244.2.11], hostname: web-1},\n\
+             {addresses: [10.244.3.12]}, {addresses: [10.244.3.13], hostname: web-1}]\n---\n\
+             apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\naddressType: IPv6\n\
+             metadata: {name: nginx-b, namespace: default, labels: {kubernetes.io/service-name: nginx}}\n\
+             endpoints: [{addresses: ['fd00::12']}, {addresses: ['fd00::13'], hostname: web-0}]\n---\n\
+             apiVersion: v1\nkind: Service\nmetadata: {name: lonely, namespace: default}\nspec: {clusterIP: None}\n---\n\
+             apiVersion: v1\nkind: Service\nmetadata: {name: ext, namespace: default}\n\
+             spec: {type: ExternalName, externalName: example.com}\n---\n\
+             apiVersion: v1\nkind: Service\nmetadata: {name: big, namespace: default}\nspec: {clusterIP: None}\n---\n\
+             apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\naddressType: IPv4\n\
+             metadata: {name: big-a, namespace: default, labels: {kubernetes.io/service-name: big}}\nendpoints:\n",
+        );
+        for i in 0..40 {
+            let _ = writeln!(yaml, "- {{addresses: [10.245.0.{i}]}}");
+        }
+        yaml
+    }
+
+    fn handler(loadbalance: bool) -> DnsHandler {
+        let objects =
+            crate::source::manifests::parse_file(std::path::Path::new("t.yaml"), &cluster())
+                .expect("test cluster parses");
+        let snapshot = IndexWriter::from_objects(objects).snapshot();
+        let zone = ZoneConfig::new(
+            &[Name::from_ascii("cluster.local.").unwrap()],
+            5,
+            PodsMode::Insecure,
+        );
+        DnsHandler::new(HandlerParts {
+            zone: Arc::new(ArcSwap::from_pointee(zone)),
+            snapshot: Arc::new(ArcSwap::from_pointee(snapshot)),
+            forwarding: Arc::new(ArcSwap::from_pointee(None)),
+            metrics: Arc::new(Metrics::new()),
+            server_label: "dns://:53".into(),
+            loadbalance,
+            loop_probe: Arc::new(LoopProbe::new()),
+            in_flight: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    fn packet(name: &str, qtype: RecordType, edns: Option<(u16, bool)>) -> Vec<u8> {
+        let mut message = Message::new(0x1234, MessageType::Query, OpCode::Query);
+        message.metadata.recursion_desired = true;
+        message.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
+        if let Some((payload, dnssec_ok)) = edns {
+            let mut e = Edns::new();
+            e.set_max_payload(payload);
+            e.set_dnssec_ok(dnssec_ok);
+            message.set_edns(e);
+        }
+        message.to_vec().unwrap()
+    }
+
+    const NAMES: &[&str] = &[
+        "web.default.svc.cluster.local.",
+        "WEB.Default.SVC.Cluster.Local.",
+        "empty.default.svc.cluster.local.",
+        "nginx.default.svc.cluster.local.",
+        "web-0.nginx.default.svc.cluster.local.",
+        "Web-1.NGINX.default.svc.cluster.local.",
+        "10-244-3-12.nginx.default.svc.cluster.local.",
+        "fd00--12.nginx.default.svc.cluster.local.",
+        "010-244-3-12.nginx.default.svc.cluster.local.",
+        "web-9.nginx.default.svc.cluster.local.",
+        "10-244-0-5.web.default.svc.cluster.local.",
+        "lonely.default.svc.cluster.local.",
+        "ext.default.svc.cluster.local.",
+        "big.default.svc.cluster.local.",
+        "_http._tcp.web.default.svc.cluster.local.",
+        "_tcp.web.default.svc.cluster.local.",
+        "missing.default.svc.cluster.local.",
+        "web.other.svc.cluster.local.",
+        "x.web-0.nginx.default.svc.cluster.local.",
+        "default.svc.cluster.local.",
+        "svc.cluster.local.",
+        "cluster.local.",
+        "dns-version.cluster.local.",
+        "10-0-0-1.default.pod.cluster.local.",
+        "1.0.96.10.in-addr.arpa.",
+    ];
+
+    /// The direct writer and the general one agree on every answer the direct
+    /// one gives; and it gives the common ones.
+    #[test]
+    fn direct_answers_match_the_general_path_byte_for_byte() {
+        for loadbalance in [false, true] {
+            direct_answers_match(&handler(loadbalance));
+        }
+    }
+
+    fn direct_answers_match(handler: &DnsHandler) {
+        let src: SocketAddr = "127.0.0.1:5300".parse().unwrap();
+        let mut direct_count = 0;
+        let mut direct_names = std::collections::BTreeSet::new();
+        for name in NAMES {
+            for qtype in [
+                RecordType::A,
+                RecordType::AAAA,
+                RecordType::SRV,
+                RecordType::TXT,
+                RecordType::ANY,
+            ] {
+                for edns in [
+                    None,
+                    Some((1232, false)),
+                    Some((4096, true)),
+                    Some((100, false)),
+                ] {
+                    let raw = packet(name, qtype, edns);
+                    let parsed = parse(&raw).unwrap_or_else(|_| panic!("{name} parses"));
+                    let mut direct = Vec::new();
+                    // Both paths rotate from the same point (loadbalance).
+                    handler
+                        .rotation
+                        .store(7, std::sync::atomic::Ordering::Relaxed);
+                    if handler.answer_direct(&parsed, &mut direct).is_none() {
+                        continue;
+                    }
+                    handler
+                        .rotation
+                        .store(7, std::sync::atomic::Ordering::Relaxed);
+                    let mut general = Vec::new();
+                    let outcome =
+                        handler.answer_general(&parsed, src, &mut general, Instant::now());
+                    assert!(matches!(outcome, Fast::Reply), "{name} {qtype} {edns:?}");
+                    assert_eq!(direct, general, "{name} {qtype} {edns:?}");
+                    direct_count += 1;
+                    direct_names.insert((name.to_ascii_lowercase(), qtype));
+                }
+            }
+        }
+        let expected: Vec<(&str, RecordType)> = vec![
+            ("web.default.svc.cluster.local.", RecordType::A),
+            ("web.default.svc.cluster.local.", RecordType::AAAA),
+            ("empty.default.svc.cluster.local.", RecordType::A),
+            ("nginx.default.svc.cluster.local.", RecordType::A),
+            ("nginx.default.svc.cluster.local.", RecordType::AAAA),
+            ("web-0.nginx.default.svc.cluster.local.", RecordType::A),
+            ("web-0.nginx.default.svc.cluster.local.", RecordType::AAAA),
+            ("web-1.nginx.default.svc.cluster.local.", RecordType::A),
+            (
+                "10-244-3-12.nginx.default.svc.cluster.local.",
+                RecordType::A,
+            ),
+            (
+                "fd00--12.nginx.default.svc.cluster.local.",
+                RecordType::AAAA,
+            ),
+            ("10-244-0-5.web.default.svc.cluster.local.", RecordType::A),
+            ("big.default.svc.cluster.local.", RecordType::A),
+        ];
+        for (name, qtype) in &expected {
+            assert!(
+                direct_names.contains(&(name.to_string(), *qtype)),
+                "{name} {qtype} should be answered directly; got {direct_names:?}"
+            );
+        }
+        assert_eq!(direct_names.len(), expected.len(), "{direct_names:?}");
+        assert!(direct_count >= expected.len() * 3, "{direct_count}");
+    }
+
+    #[test]
+    fn loadbalance_rotates_direct_answers() {
+        let handler = handler(true);
+        let raw = packet("nginx.default.svc.cluster.local.", RecordType::A, None);
+        let parsed = parse(&raw).expect("parses");
+        let mut firsts = std::collections::BTreeSet::new();
+        for _ in 0..4 {
+            let mut out = Vec::new();
+            assert!(handler.answer_direct(&parsed, &mut out).is_some());
+            let reply = Message::from_vec(&out).expect("reply parses");
+            assert_eq!(reply.answers.len(), 4);
+            firsts.insert(reply.answers[0].data.clone());
+        }
+        assert_eq!(firsts.len(), 4, "each address leads once in four answers");
+    }
+
+    #[test]
+    fn answers_too_big_are_left_to_the_general_path() {
+        let handler = handler(false);
+        // 40 addresses (640 bytes) do not fit in 512: the general path truncates.
+        let raw = packet("big.default.svc.cluster.local.", RecordType::A, None);
+        let parsed = parse(&raw).expect("parses");
+        assert!(handler.answer_direct(&parsed, &mut Vec::new()).is_none());
+        let mut out = Vec::new();
+        let src: SocketAddr = "127.0.0.1:5300".parse().unwrap();
+        assert!(matches!(
+            handler.answer_fast(&raw, src, &mut out),
+            Fast::Reply
+        ));
+        let reply = Message::from_vec(&out).expect("reply parses");
+        assert!(reply.metadata.truncation);
+    }
+}

@@ -168,6 +168,22 @@ impl<'a> Writer<'a> {
     }
 
     /// The OPT pseudo-record: root owner, payload size as class, DO flag.
+    /// An A or AAAA record owned by the question's name.
+    pub fn address_at_question(&mut self, ttl: u32, ip: std::net::IpAddr) -> Result<(), WireError> {
+        let offset = self.offsets[0];
+        self.out.extend_from_slice(&(0xC000 | offset).to_be_bytes());
+        let (rtype, length): (u16, u16) = if ip.is_ipv4() { (1, 4) } else { (28, 16) };
+        self.out.extend_from_slice(&rtype.to_be_bytes());
+        self.out.extend_from_slice(&1u16.to_be_bytes()); // IN
+        self.out.extend_from_slice(&ttl.to_be_bytes());
+        self.out.extend_from_slice(&length.to_be_bytes());
+        match ip {
+            std::net::IpAddr::V4(v4) => self.out.extend_from_slice(&v4.octets()),
+            std::net::IpAddr::V6(v6) => self.out.extend_from_slice(&v6.octets()),
+        }
+        self.check()
+    }
+
     pub fn opt(&mut self, payload: u16, dnssec_ok: bool) -> Result<(), WireError> {
         self.out.push(0);
         self.out.extend_from_slice(&41u16.to_be_bytes());
