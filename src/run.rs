@@ -163,6 +163,76 @@ async fn bind_http(addr: SocketAddr, what: &str) -> Result<tokio::net::TcpListen
     Ok(listener)
 }
 
+/// Runs the Kubernetes watchers and the index writer on a thread of their own, at
+/// a lower scheduling priority than the threads that answer: on a busy core a
+/// burst of API events waits a little rather than delaying queries. Returns once
+/// the client is built (a bad kubeconfig fails start-up).
+async fn spawn_kubernetes_source(
+    kube_settings: kubernetes::KubeSettings,
+    watch_pods: bool,
+    shared: SharedSnapshot,
+    metrics: Arc<Metrics>,
+) -> Result<(), RunError> {
+    let (started, client_ready) = tokio::sync::oneshot::channel::<Result<(), RunError>>();
+    let spawned = std::thread::Builder::new()
+        .name("k8s-source".into())
+        .spawn(move || {
+            lower_thread_priority();
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    let _ = started.send(Err(RunError::Server(error.to_string())));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let client = match kubernetes::client(&kube_settings).await {
+                    Ok(client) => client,
+                    Err(error) => {
+                        let _ = started.send(Err(error.into()));
+                        return;
+                    }
+                };
+                let _ = started.send(Ok(()));
+                let writer = IndexWriter::awaiting(kubernetes::required_kinds(watch_pods));
+                let (changes, incoming) = tokio::sync::mpsc::channel(8192);
+                let feed = tokio::spawn(feed::run(incoming, writer, shared, metrics));
+                let watchers =
+                    kubernetes::spawn_watchers(client, &kube_settings, watch_pods, changes).await;
+                for watcher in watchers {
+                    let _ = watcher.await;
+                }
+                let _ = feed.await;
+            });
+        });
+    if let Err(error) = spawned {
+        return Err(RunError::Server(format!(
+            "cannot start the Kubernetes source: {error}"
+        )));
+    }
+    client_ready
+        .await
+        .unwrap_or_else(|_| Err(RunError::Server("the Kubernetes source stopped".into())))
+}
+
+/// Nice 10 for the calling thread (Linux applies `setpriority` per thread).
+fn lower_thread_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid and setpriority take plain integers and touch no memory of ours.
+        let result = unsafe {
+            let tid = libc::gettid();
+            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10)
+        };
+        if result != 0 {
+            tracing::debug!(error = %std::io::Error::last_os_error(), "cannot lower the source thread's priority");
+        }
+    }
+}
+
 /// `cluster-dns serve`: runs until SIGINT or SIGTERM.
 pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
     // Installed first, so a SIGTERM that arrives during start-up is not fatal.
@@ -195,31 +265,21 @@ pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
             (shared, vec![watcher])
         }
         None => {
-            let client = kubernetes::client(&settings.kube).await?;
             let watch_pods = settings.pods == PodsMode::Verified;
-            let writer = IndexWriter::awaiting(kubernetes::required_kinds(watch_pods));
             let shared: SharedSnapshot = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
-            let (changes, incoming) = tokio::sync::mpsc::channel(8192);
-            let mut tasks = vec![tokio::spawn(feed::run(
-                incoming,
-                writer,
+            // DNS and the probes listen at once, even when the API server does not
+            // answer (its version check can take a while).
+            spawn_kubernetes_source(
+                settings.kube.clone(),
+                watch_pods,
                 shared.clone(),
                 metrics.clone(),
-            ))];
-            // Started in the background: DNS and the probes listen at once, even when
-            // the API server does not answer (its version check can take a while).
-            let kube_settings = settings.kube.clone();
-            tasks.push(tokio::spawn(async move {
-                let watchers =
-                    kubernetes::spawn_watchers(client, &kube_settings, watch_pods, changes).await;
-                for watcher in watchers {
-                    let _ = watcher.await;
-                }
-            }));
+            )
+            .await?;
             tracing::info!(
                 "watching the Kubernetes API; answering SERVFAIL instead of NXDOMAIN until synced"
             );
-            (shared, tasks)
+            (shared, Vec::new())
         }
     };
 

@@ -46,6 +46,47 @@ fn health_ready_and_metrics() {
 }
 
 #[test]
+fn silent_http_clients_are_cut_off_and_probes_still_answer() {
+    use std::io::Read;
+    let server = example();
+    let addr = server.http_addr("health");
+    // Clients that connect and never send a request (slowloris).
+    let mut silent: Vec<std::net::TcpStream> = (0..20)
+        .map(|_| std::net::TcpStream::connect(&addr).expect("connects"))
+        .collect();
+    assert_eq!(
+        server.http_get("health", "/health"),
+        (200, "OK".to_string()),
+        "a probe gets through while they wait"
+    );
+    let started = Instant::now();
+    let mut first = silent.remove(0);
+    first
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let mut buffer = [0u8; 512];
+    // The server gives up on the missing headers: EOF or a 408, never a hang.
+    let read = first.read(&mut buffer);
+    assert!(
+        started.elapsed() < Duration::from_secs(12),
+        "closed after the header timeout, not left open: {read:?} after {:?}",
+        started.elapsed()
+    );
+    match read {
+        Ok(0) => {}
+        Ok(n) => assert!(
+            String::from_utf8_lossy(&buffer[..n]).starts_with("HTTP/1.1 408"),
+            "{}",
+            String::from_utf8_lossy(&buffer[..n])
+        ),
+        Err(error) => assert!(
+            error.kind() == std::io::ErrorKind::ConnectionReset,
+            "{error}"
+        ),
+    }
+}
+
+#[test]
 fn not_ready_until_synced() {
     let api = fake_apiserver::FakeApiServer::start();
     api.stop();

@@ -4,6 +4,7 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -11,7 +12,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 use crate::index::SharedSnapshot;
@@ -73,18 +74,35 @@ fn route(path: &str, endpoint: &Endpoint) -> (StatusCode, &'static str, String) 
     }
 }
 
-/// Serves one endpoint on the listener until the task is dropped.
+/// Connections served at once per endpoint; probes and a scraper need a handful.
+const MAX_CONNECTIONS: usize = 256;
+/// A client must send its request headers within this time.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// No connection lives longer, whatever the client does.
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
+
+/// Serves one endpoint on the listener until the task is dropped. Slow or piled-up
+/// clients are cut off, so a probe always finds a free slot.
 pub async fn serve(listener: TcpListener, endpoint: Endpoint) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(error) => {
+                // Out of file descriptors, most likely: wait instead of spinning.
                 tracing::debug!(%error, "HTTP accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!("too many HTTP connections; closing a new one");
+            drop(stream);
+            continue;
+        };
         let endpoint = endpoint.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let service = service_fn(move |request: Request<Incoming>| {
                 let (status, content_type, body) = route(request.uri().path(), &endpoint);
                 let mut response = Response::new(Full::new(Bytes::from(body)));
@@ -96,11 +114,14 @@ pub async fn serve(listener: TcpListener, endpoint: Endpoint) {
                 }
                 async move { Ok::<_, Infallible>(response) }
             });
-            if let Err(error) = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(%error, "HTTP connection ended");
+            let connection = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            match tokio::time::timeout(CONNECTION_LIFETIME, connection).await {
+                Ok(Err(error)) => tracing::debug!(%error, "HTTP connection ended"),
+                Err(_) => tracing::debug!("HTTP connection open too long; closed"),
+                Ok(Ok(())) => {}
             }
         });
     }

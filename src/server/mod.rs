@@ -718,6 +718,33 @@ impl Running {
     }
 }
 
+/// Runs a UDP worker until `stop`; a panic (a bug) is logged and the loop starts
+/// again, so the clients `SO_REUSEPORT` hashes to this socket keep getting answers.
+fn serve_socket_forever(
+    socket: Arc<std::net::UdpSocket>,
+    handler: Arc<DnsHandler>,
+    runtime: tokio::runtime::Handle,
+    stop: Arc<AtomicBool>,
+    permits: Arc<tokio::sync::Semaphore>,
+) {
+    while !stop.load(Ordering::Relaxed) {
+        let (socket, handler, runtime, stop, permits) = (
+            socket.clone(),
+            handler.clone(),
+            runtime.clone(),
+            stop.clone(),
+            permits.clone(),
+        );
+        let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            udp::serve_socket(socket, handler, runtime, stop, permits)
+        }));
+        if served.is_err() {
+            tracing::error!("a UDP worker panicked (a bug; please report it); restarting it");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
 /// Starts serving on the listeners: a thread per UDP socket, TCP through hickory-server.
 pub fn start(handler: DnsHandler, listeners: Vec<Listener>) -> std::io::Result<Running> {
     let handler = Arc::new(handler);
@@ -734,7 +761,7 @@ pub fn start(handler: DnsHandler, listeners: Vec<Listener>) -> std::io::Result<R
             workers.push(
                 std::thread::Builder::new()
                     .name("dns-udp".into())
-                    .spawn(move || udp::serve_socket(socket, handler, runtime, stop, permits))?,
+                    .spawn(move || serve_socket_forever(socket, handler, runtime, stop, permits))?,
             );
         }
         tcp.register_listener(listener.tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_QUEUE);
