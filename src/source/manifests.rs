@@ -173,6 +173,32 @@ pub fn parse_file(path: &Path, text: &str) -> Result<Vec<ClusterObject>, Vec<Man
     }
 }
 
+/// Scalars where a mapping or a list belongs: the document is rejected with the
+/// visitor's own reason (its `rejected` method), not with a parse error.
+macro_rules! reject_scalars {
+    () => {
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(Err(self.rejected()))
+        }
+
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(Err(self.rejected()))
+        }
+
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(Err(self.rejected()))
+        }
+
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(Err(self.rejected()))
+        }
+
+        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+            Ok(Err(self.rejected()))
+        }
+    };
+}
+
 /// Reads one document. A List whose `apiVersion` and `kind` come before its
 /// `items` (as every tool writes them) has its items converted as they are read;
 /// anything else is read whole and converted by [`collect_typed`].
@@ -244,27 +270,15 @@ impl<'de> serde::de::Visitor<'de> for DocumentSeed<'_> {
 
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-        Ok(Err((String::new(), NOT_AN_OBJECT.into())))
+        Ok(Err(self.rejected()))
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(Err((String::new(), NOT_AN_OBJECT.into())))
-    }
+    reject_scalars!();
+}
 
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(Err((String::new(), NOT_AN_OBJECT.into())))
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(Err((String::new(), NOT_AN_OBJECT.into())))
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(Err((String::new(), NOT_AN_OBJECT.into())))
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(Err((String::new(), NOT_AN_OBJECT.into())))
+impl DocumentSeed<'_> {
+    fn rejected(&self) -> (String, String) {
+        (String::new(), NOT_AN_OBJECT.into())
     }
 }
 
@@ -321,45 +335,15 @@ impl<'de> serde::de::Visitor<'de> for ItemsSeed<'_, '_> {
             .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
             .is_some()
         {}
-        Ok(Err((
-            String::new(),
-            format!("{}: items is not a list", self.kind),
-        )))
+        Ok(Err(self.rejected()))
     }
 
-    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(Err((
-            String::new(),
-            format!("{}: items is not a list", self.kind),
-        )))
-    }
+    reject_scalars!();
+}
 
-    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(Err((
-            String::new(),
-            format!("{}: items is not a list", self.kind),
-        )))
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(Err((
-            String::new(),
-            format!("{}: items is not a list", self.kind),
-        )))
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(Err((
-            String::new(),
-            format!("{}: items is not a list", self.kind),
-        )))
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(Err((
-            String::new(),
-            format!("{}: items is not a list", self.kind),
-        )))
+impl ItemsSeed<'_, '_> {
+    fn rejected(&self) -> (String, String) {
+        (String::new(), format!("{}: items is not a list", self.kind))
     }
 }
 
@@ -655,6 +639,24 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn scalar_and_empty_documents() {
+        assert_eq!(parse("# only a comment\n").expect("empty is fine"), vec![]);
+        let errors = parse("just text\n").expect_err("a scalar is not an object");
+        assert!(
+            errors[0].to_string().contains("not a Kubernetes object"),
+            "{}",
+            errors[0]
+        );
+        let errors =
+            parse("apiVersion: v1\nkind: List\nitems: 5\n").expect_err("items is a number");
+        assert!(
+            errors[0].to_string().contains("List: items is not a list"),
+            "{}",
+            errors[0]
+        );
     }
 
     #[test]
