@@ -96,6 +96,12 @@ fn churn(api: &FakeApiServer, mut slices: Vec<Value>, rate: &AtomicUsize, update
     if slices.is_empty() {
         return;
     }
+    // A prime stride that does not divide the count visits every slice before
+    // repeating one, in an order that hops across namespaces.
+    let stride = [7919, 7907, 7901]
+        .into_iter()
+        .find(|p| !slices.len().is_multiple_of(*p))
+        .unwrap_or(1);
     let mut next = Instant::now();
     let mut sequence: usize = 0;
     loop {
@@ -109,8 +115,7 @@ fn churn(api: &FakeApiServer, mut slices: Vec<Value>, rate: &AtomicUsize, update
         if let Some(wait) = next.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
-        // A stride prime to the count visits every slice before repeating one.
-        let index = (sequence.wrapping_mul(7919)) % slices.len();
+        let index = sequence.wrapping_mul(stride) % slices.len();
         let fresh = format!(
             "10.{}.{}.{}",
             200 + (sequence / 65536) % 50,

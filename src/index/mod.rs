@@ -82,7 +82,12 @@ impl ServiceRecords {
         for slice in slices {
             for endpoint in &slice.endpoints {
                 // The same address may sit in two slices while the controller moves it.
-                if !seen.insert((endpoint.ip, endpoint.hostname.as_deref())) {
+                // A hostname that spells the address names it as no hostname would.
+                let hostname = endpoint
+                    .hostname
+                    .as_deref()
+                    .filter(|h| !names::dashed_ip_is(endpoint.ip, h));
+                if !seen.insert((endpoint.ip, hostname)) {
                     continue;
                 }
                 endpoints.push(Endpoint {
@@ -158,20 +163,22 @@ impl ServiceRecords {
             })
             .unwrap_or(&[]);
         // Only the canonical spelling names an address: `10-0-0-1`, not `010-0-0-1`.
-        let address = label
-            .and_then(names::parse_dashed_ip)
-            .filter(|ip| label.is_some_and(|label| names::dashed_ip_is(*ip, label)));
-        let unnamed: &[u32] = address
-            .map(|ip| {
+        // At most two addresses share a label (see `endpoint_label_ips`).
+        let mut unnamed: [&[u32]; 2] = [&[], &[]];
+        if let Some(label) = label {
+            for (slot, ip) in unnamed.iter_mut().zip(names::endpoint_label_ips(label)) {
                 let start = self.by_address.partition_point(|i| endpoint(i).ip < ip);
                 let len = self.by_address[start..]
                     .iter()
                     .take_while(|i| endpoint(i).ip == ip)
                     .count();
-                &self.by_address[start..start + len]
-            })
-            .unwrap_or(&[]);
-        named.iter().chain(unnamed).map(endpoint)
+                *slot = &self.by_address[start..start + len];
+            }
+        }
+        named
+            .iter()
+            .chain(unnamed.into_iter().flatten())
+            .map(endpoint)
     }
 
     pub fn is_headless(&self) -> bool {
@@ -201,10 +208,11 @@ impl ServiceRecords {
 pub struct PtrTarget {
     /// ClusterIP owners sort (and answer) before endpoint owners.
     pub is_endpoint: bool,
+    /// The endpoint's hostname; an endpoint without one is named by the address.
+    /// (Field order is sort order: by label, then by service, as the names sort.)
+    hostname: Option<Box<str>>,
     /// The owning service's key, `svc.ns`.
     service: Arc<str>,
-    /// The endpoint's hostname; an endpoint without one is named by the address.
-    hostname: Option<Box<str>>,
 }
 
 impl PtrTarget {

@@ -25,13 +25,30 @@ pub fn dashed_ip_is(ip: IpAddr, label: &str) -> bool {
             let mut parts = label.split('-');
             v4.octets().iter().all(|octet| {
                 parts.next().is_some_and(|part| {
-                    part.parse::<u8>().ok() == Some(*octet)
+                    part.bytes().all(|b| b.is_ascii_digit())
+                        && part.parse::<u8>().ok() == Some(*octet)
                         && (part == "0" || !part.starts_with('0'))
                 })
             }) && parts.next().is_none()
         }
         IpAddr::V6(_) => dashed_ip(ip) == label,
     }
+}
+
+/// The addresses whose [`dashed_ip`] is exactly `label`: none, one, or (for
+/// `--ffff-a-b-c-d`) both `::ffff:a:b:c:d` and the IPv4-mapped `::ffff:a.b.c.d`,
+/// which share that label. Other spellings of an address are refused.
+pub fn endpoint_label_ips(label: &str) -> impl Iterator<Item = IpAddr> + '_ {
+    let mapped = label
+        .strip_prefix("--ffff-")
+        .and_then(|v4| match parse_dashed_ip(v4) {
+            Some(IpAddr::V4(v4)) => Some(IpAddr::V6(v4.to_ipv6_mapped())),
+            _ => None,
+        });
+    parse_dashed_ip(label)
+        .into_iter()
+        .chain(mapped)
+        .filter(move |ip| dashed_ip_is(*ip, label))
 }
 
 /// Reads a pod label back into an address: `10-244-1-10` or `fd00--1`.
@@ -126,7 +143,28 @@ mod tests {
         assert!(!dashed_ip_is(ip("10.244.1.10"), "10-244-1-10-1"));
         assert!(!dashed_ip_is(ip("10.244.1.10"), "10-244-1"));
         assert!(dashed_ip_is(ip("1234:abcd::3"), "1234-abcd--3"));
+        assert!(!dashed_ip_is(ip("10.244.1.10"), "10-244-+1-10"));
         assert!(!dashed_ip_is(ip("1234:abcd::3"), "1234-abcd-0-0-0-0-0-3"));
+    }
+
+    #[test]
+    fn every_endpoint_label_reads_back_to_its_address() {
+        for text in [
+            "10.244.1.10",
+            "0.0.0.0",
+            "1234:abcd::3",
+            "fd00::",
+            "::ffff:10.0.0.1",
+            "::1",
+            "::",
+        ] {
+            let addr = ip(text);
+            let label = dashed_ip(addr);
+            assert!(endpoint_label_ips(&label).any(|ip| ip == addr), "{text}");
+        }
+        assert_eq!(endpoint_label_ips("010-0-0-1").count(), 0);
+        assert_eq!(endpoint_label_ips("web-0").count(), 0);
+        assert_eq!(endpoint_label_ips("--ffff-10-0-0-1").count(), 2);
     }
 
     #[test]

@@ -286,6 +286,9 @@ fn endpoints_are_found_by_hostname_or_by_canonical_dashed_address() {
             ("10.0.0.2", None),
             ("fd00::2", None),
             ("10.0.0.4", Some("web-1")),
+            ("::ffff:10.0.0.7", None),
+            ("10.0.0.8", Some("10-0-0-8")),
+            ("10.0.0.8", None),
         ],
     ));
     let snap = w.snapshot();
@@ -301,6 +304,12 @@ fn endpoints_are_found_by_hostname_or_by_canonical_dashed_address() {
     assert_eq!(found("web-1"), vec![ip("10.0.0.3"), ip("10.0.0.4")]);
     assert_eq!(found("10-0-0-2"), vec![ip("10.0.0.2")]);
     assert_eq!(found("fd00--2"), vec![ip("fd00::2")]);
+    assert_eq!(found("--ffff-10-0-0-7"), vec![ip("::ffff:10.0.0.7")]);
+    assert_eq!(
+        found("10-0-0-8"),
+        vec![ip("10.0.0.8")],
+        "a hostname spelling its own address is one endpoint, not two"
+    );
     assert!(
         found("10-0-0-1").is_empty(),
         "a named endpoint answers to its name only"

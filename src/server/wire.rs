@@ -167,7 +167,6 @@ impl<'a> Writer<'a> {
         self.check()
     }
 
-    /// The OPT pseudo-record: root owner, payload size as class, DO flag.
     /// An A or AAAA record owned by the question's name.
     pub fn address_at_question(&mut self, ttl: u32, ip: std::net::IpAddr) -> Result<(), WireError> {
         let offset = self.offsets[0];
@@ -184,6 +183,7 @@ impl<'a> Writer<'a> {
         self.check()
     }
 
+    /// The OPT pseudo-record: root owner, payload size as class, DO flag.
     pub fn opt(&mut self, payload: u16, dnssec_ok: bool) -> Result<(), WireError> {
         self.out.push(0);
         self.out.extend_from_slice(&41u16.to_be_bytes());

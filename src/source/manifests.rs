@@ -240,8 +240,14 @@ impl<'de> serde::de::Visitor<'de> for DocumentSeed<'_> {
                 .get("kind")
                 .and_then(Value::as_str)
                 .filter(|kind| kind.ends_with("List"));
-            let api_version = fields.get("apiVersion").and_then(Value::as_str);
-            if key == "items"
+            let api_version = fields
+                .get("apiVersion")
+                .and_then(Value::as_str)
+                .filter(|v| !v.is_empty());
+            if key == "items" && streamed.is_some() {
+                map.next_value::<serde::de::IgnoredAny>()?;
+                streamed = Some(Err((String::new(), "items appears twice".into())));
+            } else if key == "items"
                 && let (Some(kind), Some(api_version)) = (list_kind, api_version)
             {
                 let item_kind = kind.strip_suffix("List").filter(|k| !k.is_empty());
@@ -639,6 +645,23 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn odd_json_lists_are_read_as_before() {
+        let twice = r#"{"apiVersion":"v1","kind":"NamespaceList","items":[{"metadata":{"name":"a"}}],"items":[]}"#;
+        let errors = parse_file(Path::new("x.json"), twice).expect_err("items twice");
+        assert!(
+            errors[0].to_string().contains("items appears twice"),
+            "{}",
+            errors[0]
+        );
+        let unversioned =
+            r#"{"apiVersion":"","kind":"NamespaceList","items":[{"metadata":{"name":"a"}}]}"#;
+        assert_eq!(
+            parse_file(Path::new("x.json"), unversioned).expect("skipped"),
+            vec![]
+        );
     }
 
     #[test]
