@@ -178,35 +178,36 @@ async fn spawn_kubernetes_source(
         .name("k8s-source".into())
         .spawn(move || {
             lower_thread_priority();
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime,
-                Err(error) => {
-                    let _ = started.send(Err(RunError::Server(error.to_string())));
-                    return;
-                }
-            };
-            runtime.block_on(async move {
-                let client = match kubernetes::client(&kube_settings).await {
-                    Ok(client) => client,
-                    Err(error) => {
-                        let _ = started.send(Err(error.into()));
+            let mut started = Some(started);
+            // The watchers retry on their own; this loop only catches what should
+            // never happen (a panic, the tasks ending), so records do not go stale.
+            loop {
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    run_kubernetes_source(&kube_settings, watch_pods, &shared, &metrics, &mut started)
+                }));
+                match (outcome, started.take()) {
+                    (Ok(Err(error)), Some(started)) => {
+                        let _ = started.send(Err(error));
                         return;
                     }
-                };
-                let _ = started.send(Ok(()));
-                let writer = IndexWriter::awaiting(kubernetes::required_kinds(watch_pods));
-                let (changes, incoming) = tokio::sync::mpsc::channel(8192);
-                let feed = tokio::spawn(feed::run(incoming, writer, shared, metrics));
-                let watchers =
-                    kubernetes::spawn_watchers(client, &kube_settings, watch_pods, changes).await;
-                for watcher in watchers {
-                    let _ = watcher.await;
+                    (_, Some(started)) => {
+                        let _ = started.send(Err(RunError::Server(
+                            "the Kubernetes source stopped while starting".into(),
+                        )));
+                        return;
+                    }
+                    (Ok(Ok(())), None) => {
+                        tracing::error!("the Kubernetes watchers stopped; starting them again");
+                    }
+                    (Ok(Err(error)), None) => {
+                        tracing::error!("the Kubernetes source failed: {error}; starting it again");
+                    }
+                    (Err(_), None) => tracing::error!(
+                        "the Kubernetes source panicked (a bug; please report it); starting it again"
+                    ),
                 }
-                let _ = feed.await;
-            });
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
         });
     if let Err(error) = spawned {
         return Err(RunError::Server(format!(
@@ -216,6 +217,37 @@ async fn spawn_kubernetes_source(
     client_ready
         .await
         .unwrap_or_else(|_| Err(RunError::Server("the Kubernetes source stopped".into())))
+}
+
+/// One life of the Kubernetes source: builds the client (reporting success through
+/// `started` the first time), then runs the watchers and the index writer until
+/// either ends.
+fn run_kubernetes_source(
+    kube_settings: &kubernetes::KubeSettings,
+    watch_pods: bool,
+    shared: &SharedSnapshot,
+    metrics: &Arc<Metrics>,
+    started: &mut Option<tokio::sync::oneshot::Sender<Result<(), RunError>>>,
+) -> Result<(), RunError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| RunError::Server(error.to_string()))?;
+    runtime.block_on(async {
+        let client = kubernetes::client(kube_settings).await?;
+        if let Some(started) = started.take() {
+            let _ = started.send(Ok(()));
+        }
+        let writer = IndexWriter::awaiting(kubernetes::required_kinds(watch_pods));
+        let (changes, incoming) = tokio::sync::mpsc::channel(8192);
+        let mut feed = tokio::spawn(feed::run(incoming, writer, shared.clone(), metrics.clone()));
+        let watchers = kubernetes::spawn_watchers(client, kube_settings, watch_pods, changes).await;
+        tokio::select! {
+            _ = &mut feed => {}
+            _ = futures::future::join_all(watchers) => {}
+        }
+        Ok(())
+    })
 }
 
 /// Nice 10 for the calling thread (Linux applies `setpriority` per thread).
