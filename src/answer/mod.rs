@@ -302,6 +302,8 @@ pub fn answer(config: &ZoneConfig, snapshot: &Snapshot, qname: &Name, qtype: Rec
 pub struct DirectAnswer<'s> {
     /// Position of the zone (see [`ZoneConfig::zone_at`]).
     pub zone: usize,
+    /// How many addresses [`Self::addresses`] gives (at least one).
+    pub count: usize,
     qtype: RecordType,
     service: &'s ServiceRecords,
     /// The endpoint label, when the name has one.
@@ -361,14 +363,15 @@ pub fn direct<'s, 'q: 's>(
     if !shown {
         return None;
     }
-    let direct = DirectAnswer {
+    let mut direct = DirectAnswer {
         zone,
+        count: 0,
         qtype,
         service,
         endpoint,
     };
-    let found = direct.addresses().next().is_some();
-    found.then_some(direct)
+    direct.count = direct.addresses().count();
+    (direct.count > 0).then_some(direct)
 }
 
 /// Labels in a name, a leading `*` included (`Name::num_labels` leaves it out).

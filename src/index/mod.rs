@@ -150,16 +150,22 @@ impl ServiceRecords {
             None => None,
         };
         let endpoint = |i: &u32| &self.endpoints[*i as usize];
+        // The run of `positions` (sorted by `key`) whose key is `want`.
+        fn equal_run<K: Ord>(positions: &[u32], key: impl Fn(&u32) -> K, want: K) -> &[u32] {
+            let start = positions.partition_point(|i| key(i) < want);
+            let len = positions[start..]
+                .iter()
+                .take_while(|i| key(i) == want)
+                .count();
+            &positions[start..start + len]
+        }
         let named: &[u32] = label
             .map(|label| {
-                let start = self
-                    .by_hostname
-                    .partition_point(|i| endpoint(i).hostname.as_deref() < Some(label));
-                let len = self.by_hostname[start..]
-                    .iter()
-                    .take_while(|i| endpoint(i).hostname.as_deref() == Some(label))
-                    .count();
-                &self.by_hostname[start..start + len]
+                equal_run(
+                    &self.by_hostname,
+                    |i| endpoint(i).hostname.as_deref(),
+                    Some(label),
+                )
             })
             .unwrap_or(&[]);
         // Only the canonical spelling names an address: `10-0-0-1`, not `010-0-0-1`.
@@ -167,12 +173,7 @@ impl ServiceRecords {
         let mut unnamed: [&[u32]; 2] = [&[], &[]];
         if let Some(label) = label {
             for (slot, ip) in unnamed.iter_mut().zip(names::endpoint_label_ips(label)) {
-                let start = self.by_address.partition_point(|i| endpoint(i).ip < ip);
-                let len = self.by_address[start..]
-                    .iter()
-                    .take_while(|i| endpoint(i).ip == ip)
-                    .count();
-                *slot = &self.by_address[start..start + len];
+                *slot = equal_run(&self.by_address, |i| endpoint(i).ip, ip);
             }
         }
         named

@@ -19,6 +19,8 @@ use hickory_server::zone_handler::MessageResponse;
 
 use super::wire::{WireError, Writer};
 use super::{DnsHandler, MAX_UDP_PAYLOAD};
+use crate::answer::ZoneConfig;
+use crate::index::Snapshot;
 
 /// What the fast path made of a datagram.
 #[derive(Debug)]
@@ -193,7 +195,10 @@ impl DnsHandler {
             Ok(parsed) => parsed,
             Err(outcome) => return outcome,
         };
-        if let Some(zone_label) = self.answer_direct(&parsed, out) {
+        // Loaded once: the direct path and the general one answer from the same view.
+        let zone = self.zone.load();
+        let snapshot = self.snapshot.load();
+        if let Some(zone_label) = self.answer_direct(&zone, &snapshot, &parsed, out) {
             self.record_metrics(
                 zone_label,
                 parsed.qtype,
@@ -204,18 +209,22 @@ impl DnsHandler {
             );
             return Fast::Reply;
         }
-        self.answer_general(&parsed, src, out, started)
+        self.answer_general(&zone, &snapshot, &parsed, src, out, started)
     }
 
     /// The common positive A/AAAA answer, written straight from the index with no
     /// names or records built. Returns the zone's metrics label, or `None` (nothing
     /// written that counts) when [`Self::answer_general`] must decide.
-    fn answer_direct(&self, parsed: &Parsed<'_>, out: &mut Vec<u8>) -> Option<&'static str> {
-        let zone = self.zone.load();
-        let snapshot = self.snapshot.load();
+    fn answer_direct(
+        &self,
+        zone: &ZoneConfig,
+        snapshot: &Snapshot,
+        parsed: &Parsed<'_>,
+        out: &mut Vec<u8>,
+    ) -> Option<&'static str> {
         let labels = &parsed.labels[..parsed.label_count];
-        let direct = crate::answer::direct(&zone, &snapshot, labels, parsed.qtype)?;
-        let total = direct.addresses().count();
+        let direct = crate::answer::direct(zone, snapshot, labels, parsed.qtype)?;
+        let total = direct.count;
         let count = u16::try_from(total).ok()?;
         // `loadbalance`, as `rotate` does it for the general path.
         let rotate_by = if self.loadbalance && total > 1 {
@@ -248,6 +257,8 @@ impl DnsHandler {
 
     fn answer_general(
         &self,
+        zone: &ZoneConfig,
+        snapshot: &Snapshot,
         parsed: &Parsed<'_>,
         src: SocketAddr,
         out: &mut Vec<u8>,
@@ -258,19 +269,17 @@ impl DnsHandler {
         let Ok(qname) = Name::read(&mut decoder) else {
             return Fast::Slow;
         };
-        let zone = self.zone.load();
         let Some(zone_name) = zone.zone_of(&qname) else {
             return Fast::Slow; // forwarded
         };
         if self.loop_probe.name.zone_of(&qname) {
             return Fast::Slow;
         }
-        let snapshot = self.snapshot.load();
-        let mut answer = crate::answer::answer(&zone, &snapshot, &qname, parsed.qtype);
+        let mut answer = crate::answer::answer(zone, snapshot, &qname, parsed.qtype);
         if answer.fallthrough && self.forwarding.load().is_some() {
             return Fast::Slow;
         }
-        if self.external_target(&zone, &answer, parsed.qtype).is_some() {
+        if self.external_target(zone, &answer, parsed.qtype).is_some() {
             return Fast::Slow; // the target is resolved upstream
         }
         self.rotate(&mut answer.answers);
@@ -647,6 +656,25 @@ mod tests {
         message.to_vec().unwrap()
     }
 
+    fn direct_path(
+        handler: &DnsHandler,
+        parsed: &Parsed<'_>,
+        out: &mut Vec<u8>,
+    ) -> Option<&'static str> {
+        let (zone, snapshot) = (handler.zone.load(), handler.snapshot.load());
+        handler.answer_direct(&zone, &snapshot, parsed, out)
+    }
+
+    fn general_path(
+        handler: &DnsHandler,
+        parsed: &Parsed<'_>,
+        src: SocketAddr,
+        out: &mut Vec<u8>,
+    ) -> Fast {
+        let (zone, snapshot) = (handler.zone.load(), handler.snapshot.load());
+        handler.answer_general(&zone, &snapshot, parsed, src, out, Instant::now())
+    }
+
     const NAMES: &[&str] = &[
         "web.default.svc.cluster.local.",
         "WEB.Default.SVC.Cluster.Local.",
@@ -709,15 +737,14 @@ mod tests {
                     handler
                         .rotation
                         .store(7, std::sync::atomic::Ordering::Relaxed);
-                    if handler.answer_direct(&parsed, &mut direct).is_none() {
+                    if direct_path(handler, &parsed, &mut direct).is_none() {
                         continue;
                     }
                     handler
                         .rotation
                         .store(7, std::sync::atomic::Ordering::Relaxed);
                     let mut general = Vec::new();
-                    let outcome =
-                        handler.answer_general(&parsed, src, &mut general, Instant::now());
+                    let outcome = general_path(handler, &parsed, src, &mut general);
                     assert!(matches!(outcome, Fast::Reply), "{name} {qtype} {edns:?}");
                     assert_eq!(direct, general, "{name} {qtype} {edns:?}");
                     direct_count += 1;
@@ -763,7 +790,7 @@ mod tests {
         let mut firsts = std::collections::BTreeSet::new();
         for _ in 0..4 {
             let mut out = Vec::new();
-            assert!(handler.answer_direct(&parsed, &mut out).is_some());
+            assert!(direct_path(&handler, &parsed, &mut out).is_some());
             let reply = Message::from_vec(&out).expect("reply parses");
             assert_eq!(reply.answers.len(), 4);
             firsts.insert(reply.answers[0].data.clone());
@@ -777,7 +804,7 @@ mod tests {
         // 40 addresses (640 bytes) do not fit in 512: the general path truncates.
         let raw = packet("big.default.svc.cluster.local.", RecordType::A, None);
         let parsed = parse(&raw).expect("parses");
-        assert!(handler.answer_direct(&parsed, &mut Vec::new()).is_none());
+        assert!(direct_path(&handler, &parsed, &mut Vec::new()).is_none());
         let mut out = Vec::new();
         let src: SocketAddr = "127.0.0.1:5300".parse().unwrap();
         assert!(matches!(

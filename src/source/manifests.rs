@@ -149,7 +149,7 @@ pub fn parse_file(path: &Path, text: &str) -> Result<Vec<ClusterObject>, Vec<Man
         // Streamed: a List's items are converted one at a time, so a large cluster
         // never exists as one parsed tree next to its compact form.
         let seed = DocumentSeed { out: &mut objects };
-        let parsed: Result<Result<(), (String, String)>, String> = if is_json {
+        let parsed: Result<Outcome, String> = if is_json {
             let mut deserializer = serde_json::Deserializer::from_str(&body);
             serde::de::DeserializeSeed::deserialize(seed, &mut deserializer)
                 .and_then(|result| deserializer.end().map(|()| result))
@@ -173,10 +173,41 @@ pub fn parse_file(path: &Path, text: &str) -> Result<Vec<ClusterObject>, Vec<Man
     }
 }
 
-/// Scalars where a mapping or a list belongs: the document is rejected with the
+/// What reading a document (or a List's items) found: nothing wrong, or the
+/// (item, reason) of the first problem.
+type Outcome = Result<(), (String, String)>;
+
+/// A seed that is its own visitor, as both document readers are.
+macro_rules! seed_is_visitor {
+    ($seed:ty) => {
+        impl<'de> serde::de::DeserializeSeed<'de> for $seed {
+            type Value = Outcome;
+
+            fn deserialize<D: serde::Deserializer<'de>>(
+                self,
+                deserializer: D,
+            ) -> Result<Self::Value, D::Error> {
+                deserializer.deserialize_any(self)
+            }
+        }
+    };
+}
+
+/// Visitor methods shared by both readers: nothing (`null`, an empty document) is
+/// fine; a scalar where a mapping or a list belongs rejects the document with the
 /// visitor's own reason (its `rejected` method), not with a parse error.
-macro_rules! reject_scalars {
+macro_rules! empty_ok_scalars_rejected {
     () => {
+        type Value = Outcome;
+
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(Ok(()))
+        }
+
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok(Ok(()))
+        }
+
         fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
             Ok(Err(self.rejected()))
         }
@@ -206,35 +237,18 @@ struct DocumentSeed<'a> {
     out: &'a mut Vec<ClusterObject>,
 }
 
-impl<'de> serde::de::DeserializeSeed<'de> for DocumentSeed<'_> {
-    type Value = Result<(), (String, String)>;
-
-    fn deserialize<D: serde::Deserializer<'de>>(
-        self,
-        deserializer: D,
-    ) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
+seed_is_visitor!(DocumentSeed<'_>);
 
 impl<'de> serde::de::Visitor<'de> for DocumentSeed<'_> {
-    type Value = Result<(), (String, String)>;
+    empty_ok_scalars_rejected!();
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("a Kubernetes object")
     }
 
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(Ok(()))
-    }
-
-    fn visit_none<E>(self) -> Result<Self::Value, E> {
-        Ok(Ok(()))
-    }
-
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut fields = serde_json::Map::new();
-        let mut streamed: Option<Result<(), (String, String)>> = None;
+        let mut streamed: Option<Outcome> = None;
         while let Some(key) = map.next_key::<String>()? {
             let list_kind = fields
                 .get("kind")
@@ -278,8 +292,6 @@ impl<'de> serde::de::Visitor<'de> for DocumentSeed<'_> {
         while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
         Ok(Err(self.rejected()))
     }
-
-    reject_scalars!();
 }
 
 impl DocumentSeed<'_> {
@@ -298,30 +310,13 @@ struct ItemsSeed<'a, 'k> {
     out: &'a mut Vec<ClusterObject>,
 }
 
-impl<'de> serde::de::DeserializeSeed<'de> for ItemsSeed<'_, '_> {
-    type Value = Result<(), (String, String)>;
-
-    fn deserialize<D: serde::Deserializer<'de>>(
-        self,
-        deserializer: D,
-    ) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
+seed_is_visitor!(ItemsSeed<'_, '_>);
 
 impl<'de> serde::de::Visitor<'de> for ItemsSeed<'_, '_> {
-    type Value = Result<(), (String, String)>;
+    empty_ok_scalars_rejected!();
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("a list of objects")
-    }
-
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(Ok(()))
-    }
-
-    fn visit_none<E>(self) -> Result<Self::Value, E> {
-        Ok(Ok(()))
     }
 
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
@@ -343,8 +338,6 @@ impl<'de> serde::de::Visitor<'de> for ItemsSeed<'_, '_> {
         {}
         Ok(Err(self.rejected()))
     }
-
-    reject_scalars!();
 }
 
 impl ItemsSeed<'_, '_> {
