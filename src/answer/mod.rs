@@ -257,9 +257,12 @@ pub fn answer(config: &ZoneConfig, snapshot: &Snapshot, qname: &Name, qtype: Rec
                 name = target;
             }
             Found::Records {
-                answers,
-                additionals,
+                mut answers,
+                mut additionals,
             } => {
+                if qtype == RecordType::ANY {
+                    minimal_any(&mut answers, &mut additionals);
+                }
                 if answers.is_empty() {
                     answer.authority.push(lookup.soa());
                 }
@@ -414,6 +417,19 @@ fn lower_key<'b>(buffer: &'b mut [u8; 128], labels: &[&[u8]]) -> Option<&'b str>
         at = end;
     }
     std::str::from_utf8(&buffer[..at]).ok()
+}
+
+/// RFC 8482: ANY gets one RRset (the first that exists), not everything, so the
+/// question cannot be used to amplify; the additional records go with the rest.
+fn minimal_any(answers: &mut Vec<Record>, additionals: &mut Vec<Record>) {
+    let Some(first) = answers.first().map(Record::record_type) else {
+        return;
+    };
+    let before = answers.len();
+    answers.retain(|record| record.record_type() == first);
+    if answers.len() != before {
+        additionals.clear();
+    }
 }
 
 fn is_address_type(qtype: RecordType, ip: &IpAddr) -> bool {

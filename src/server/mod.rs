@@ -2,6 +2,7 @@
 //! and the UDP/TCP sockets it serves on.
 
 pub mod http;
+pub mod precheck;
 pub mod udp;
 mod wire;
 
@@ -443,6 +444,9 @@ impl RequestHandler for DnsHandler {
         } else {
             None
         };
+        if let Some(code) = early {
+            tracing::debug!(src = %request.src(), rcode = %code, "protocol error");
+        }
         let mut zone_label = ".";
         let result = match (early, request.queries.queries().first()) {
             (None, Some(query)) => {
@@ -455,6 +459,7 @@ impl RequestHandler for DnsHandler {
                     || !qname.is_fqdn()
                 {
                     // Zone transfers and other classes are not served.
+                    tracing::debug!(src = %request.src(), %qtype, class = %query.query_class(), "refused");
                     Some(Answer {
                         rcode: ResponseCode::Refused,
                         ..Answer::default()

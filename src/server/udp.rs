@@ -17,6 +17,7 @@ use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponse;
 
+use super::precheck::{self, Verdict, options_fit};
 use super::wire::{WireError, Writer};
 use super::{DnsHandler, MAX_UDP_PAYLOAD};
 use crate::answer::ZoneConfig;
@@ -114,7 +115,7 @@ fn parse(packet: &[u8]) -> Result<Parsed<'_>, Fast> {
         let version = *packet.get(at + 6).ok_or(Fast::Slow)?;
         let ext_flags = u16_at(packet, at + 7).ok_or(Fast::Slow)?;
         let rdlen = usize::from(u16_at(packet, at + 9).ok_or(Fast::Slow)?);
-        if version != 0 || at + 11 + rdlen != packet.len() {
+        if version != 0 || at + 11 + rdlen != packet.len() || !options_fit(&packet[at + 11..]) {
             return Err(Fast::Slow);
         }
         edns = Some((payload, ext_flags & 0x8000 != 0));
@@ -193,7 +194,7 @@ impl DnsHandler {
         let started = Instant::now();
         let parsed = match parse(packet) {
             Ok(parsed) => parsed,
-            Err(outcome) => return outcome,
+            Err(_) => return self.check_unusual(packet, src, out),
         };
         // Loaded once: the direct path and the general one answer from the same view.
         let zone = self.zone.load();
@@ -210,6 +211,39 @@ impl DnsHandler {
             return Fast::Reply;
         }
         self.answer_general(&zone, &snapshot, &parsed, src, out, started)
+    }
+
+    /// [`Self::answer_fast`] without the direct writer: what the general writer
+    /// makes of the same datagram (for the differential test and fuzz target).
+    #[doc(hidden)]
+    pub fn answer_fast_general(&self, packet: &[u8], src: SocketAddr, out: &mut Vec<u8>) -> Fast {
+        let Ok(parsed) = parse(packet) else {
+            return Fast::Slow;
+        };
+        let (zone, snapshot) = (self.zone.load(), self.snapshot.load());
+        self.answer_general(&zone, &snapshot, &parsed, src, out, Instant::now())
+    }
+
+    /// A datagram the fast parser passed over: dropped, FORMERR, or the async handler's.
+    fn check_unusual(&self, packet: &[u8], src: SocketAddr, out: &mut Vec<u8>) -> Fast {
+        match precheck::check(packet) {
+            Verdict::Pass => Fast::Slow,
+            Verdict::Drop(reason) => {
+                tracing::debug!(%src, reason, "dropped a datagram");
+                Fast::Drop
+            }
+            Verdict::FormErr(reason) => {
+                tracing::debug!(%src, reason, "FORMERR");
+                match format_error(packet) {
+                    Some(reply) => {
+                        out.clear();
+                        out.extend_from_slice(&reply);
+                        Fast::Reply
+                    }
+                    None => Fast::Drop,
+                }
+            }
+        }
     }
 
     /// The common positive A/AAAA answer, written straight from the index with no
@@ -309,11 +343,14 @@ impl DnsHandler {
     }
 }
 
-/// Sends the async handler's reply for one datagram back through the socket.
-#[derive(Clone)]
-struct DatagramReply {
-    socket: Arc<UdpSocket>,
-    to: SocketAddr,
+/// Collects the async handler's reply for one datagram.
+#[derive(Clone, Default)]
+struct DatagramReply(Arc<std::sync::Mutex<Option<Vec<u8>>>>);
+
+impl DatagramReply {
+    fn take(&self) -> Option<Vec<u8>> {
+        self.0.lock().ok()?.take()
+    }
 }
 
 #[async_trait::async_trait]
@@ -332,15 +369,39 @@ impl ResponseHandler for DatagramReply {
         let limit = response.edns().map_or(512, |e| e.max_payload().max(512));
         let mut bytes = Vec::with_capacity(512);
         let mut encoder = BinEncoder::new(&mut bytes);
-        encoder.set_max_size(limit);
         let info = response
             .destructive_emit(&mut encoder)
             .map_err(NetError::from)?;
-        self.socket
-            .send_to(&bytes, self.to)
-            .map_err(NetError::from)?;
+        if bytes.len() > usize::from(limit) {
+            // Cutting the encoding at the limit would leave half a record and no OPT.
+            bytes = truncated(&bytes);
+        }
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(bytes);
+        }
         Ok(info)
     }
+}
+
+/// An encoded reply too big for the client, as the empty answer with TC set that
+/// sends it to TCP: header, question and OPT record (when there was one) kept.
+fn truncated(full: &[u8]) -> Vec<u8> {
+    let rebuilt = hickory_proto::op::Message::from_vec(full)
+        .ok()
+        .and_then(|mut message| {
+            message.answers.clear();
+            message.authorities.clear();
+            message.additionals.clear();
+            message.metadata.truncation = true;
+            message.to_vec().ok()
+        });
+    rebuilt.unwrap_or_else(|| {
+        // Our own encoding always decodes; should it not, the header alone still says TC.
+        let mut header = full.get(..12).map_or_else(|| vec![0; 12], <[u8]>::to_vec);
+        header[2] |= 0x02;
+        header[4..].fill(0);
+        header
+    })
 }
 
 /// A FORMERR for a datagram whose header parses but whose body does not.
@@ -478,6 +539,10 @@ pub fn serve_socket(
             let Some(src) = socket_addr(&batch.addresses[i]) else {
                 continue;
             };
+            if let Err(reason) = precheck::sanitize_source(src) {
+                tracing::debug!(%src, reason, "dropped a datagram");
+                continue;
+            }
             let packet = &batch.packets[i * DATAGRAM..i * DATAGRAM + len];
             let in_flight = handler.in_flight_guard();
             let mut out = std::mem::take(&mut batch.replies[i]);
@@ -559,20 +624,26 @@ fn send_replies(fd: std::os::fd::RawFd, batch: &mut Batch, count: usize) {
 
 /// The async handler's answer for a datagram the fast path passed on.
 async fn slow(raw: Vec<u8>, src: SocketAddr, socket: Arc<UdpSocket>, handler: Arc<DnsHandler>) {
-    match Request::from_bytes(raw.clone(), src, Protocol::Udp) {
-        Ok(request) => {
-            if request.metadata.message_type == MessageType::Response {
-                return;
+    if let Some(reply) = handler.answer_slow(raw, src).await {
+        let _ = socket.send_to(&reply, src);
+    }
+}
+
+impl DnsHandler {
+    /// The async handler's reply to a datagram (forwarding, rare record types,
+    /// protocol errors), encoded for UDP; `None` when nothing is to be sent.
+    pub async fn answer_slow(&self, raw: Vec<u8>, src: SocketAddr) -> Option<Vec<u8>> {
+        match Request::from_bytes(raw.clone(), src, Protocol::Udp) {
+            Ok(request) => {
+                if request.metadata.message_type == MessageType::Response {
+                    return None;
+                }
+                let reply = DatagramReply::default();
+                self.handle_request::<_, TokioTime>(&request, reply.clone())
+                    .await;
+                reply.take()
             }
-            let reply = DatagramReply { socket, to: src };
-            handler
-                .handle_request::<_, TokioTime>(&request, reply)
-                .await;
-        }
-        Err(_) => {
-            if let Some(reply) = format_error(&raw) {
-                let _ = socket.send_to(&reply, src);
-            }
+            Err(_) => format_error(&raw),
         }
     }
 }

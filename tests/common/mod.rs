@@ -53,10 +53,39 @@ impl Server {
 
     /// Starts `cluster-dns serve` with exactly these arguments.
     pub fn start_raw(args: &[&str]) -> Server {
-        let mut child = Command::new(BIN)
+        Self::spawn(args, None)
+    }
+
+    /// As [`Server::start`], with the `RUST_LOG` filter given.
+    pub fn start_logging(args: &[&str], filter: &str) -> Server {
+        let mut all: Vec<&str> = vec![
+            "--listen",
+            "127.0.0.1:0",
+            "--health-listen",
+            "127.0.0.1:0",
+            "--ready-listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--lameduck",
+            "0",
+        ];
+        if !args.contains(&"--upstream") {
+            all.extend(["--upstream", DEAD_UPSTREAM]);
+        }
+        all.extend_from_slice(args);
+        Self::spawn(&all, Some(filter))
+    }
+
+    fn spawn(args: &[&str], filter: Option<&str>) -> Server {
+        let mut command = Command::new(BIN);
+        command.env_remove("RUST_LOG");
+        if let Some(filter) = filter {
+            command.env("RUST_LOG", filter);
+        }
+        let mut child = command
             .arg("serve")
             .args(args)
-            .env_remove("RUST_LOG")
             .env_remove("KUBECONFIG")
             .env_remove("KUBERNETES_SERVICE_HOST")
             .stdin(Stdio::null())
