@@ -486,3 +486,157 @@ pub fn failure_rcode(error: &ForwardError) -> ResponseCode {
         ForwardError::NoUpstreams => ResponseCode::Refused,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::rr::DNSClass;
+    use hickory_proto::rr::rdata::{A, CNAME, NS, SOA};
+
+    fn name(text: &str) -> Name {
+        Name::from_ascii(text).unwrap()
+    }
+
+    fn zones() -> Vec<Name> {
+        vec![name("cluster.local.")]
+    }
+
+    fn a(owner: &str, last: u8) -> Record {
+        Record::from_rdata(name(owner), 60, RData::A(A::new(192, 0, 2, last)))
+    }
+
+    fn cname(owner: &str, target: &str) -> Record {
+        Record::from_rdata(name(owner), 60, RData::CNAME(CNAME(name(target))))
+    }
+
+    fn soa(owner: &str) -> Record {
+        let soa = SOA::new(name(owner), name(owner), 1, 60, 60, 60, 30);
+        Record::from_rdata(name(owner), 60, RData::SOA(soa))
+    }
+
+    fn reply_to(query: &Query, id: u16) -> Message {
+        let mut m = Message::new(id, MessageType::Response, OpCode::Query);
+        m.add_query(query.clone());
+        m
+    }
+
+    fn accept(query: &Query, id: u16, reply: &Message) -> Option<Message> {
+        accept_reply(query, id, &reply.to_vec().unwrap(), &zones())
+    }
+
+    fn owners(records: &[Record]) -> Vec<String> {
+        records
+            .iter()
+            .map(|r| format!("{} {}", r.name, r.record_type()))
+            .collect()
+    }
+
+    #[test]
+    fn only_the_reply_to_our_question_is_accepted() {
+        let query = Query::query(name("www.example."), RecordType::A);
+        let mut good = reply_to(&query, 7);
+        good.add_answer(a("www.example.", 1));
+        assert!(accept(&query, 7, &good).is_some());
+        assert!(accept(&query, 8, &good).is_none(), "another ID");
+        let mut not_response = good.clone();
+        not_response.metadata.message_type = MessageType::Query;
+        assert!(accept(&query, 7, &not_response).is_none());
+        let mut other_class = good.clone();
+        other_class.queries[0].query_class = DNSClass::CH;
+        assert!(accept(&query, 7, &other_class).is_none(), "another class");
+        let mut other_type = good.clone();
+        other_type.queries[0].query_type = RecordType::AAAA;
+        assert!(accept(&query, 7, &other_type).is_none(), "another type");
+        let mut other_name = good.clone();
+        other_name.queries[0].name = name("www.example.org.");
+        assert!(accept(&query, 7, &other_name).is_none(), "another name");
+        let mut two = good.clone();
+        two.add_query(query.clone());
+        assert!(accept(&query, 7, &two).is_none(), "two questions");
+        // 0x20: the name's case may change.
+        let mut cased = good.clone();
+        cased.queries[0].name = name("WwW.ExAmPlE.");
+        assert_eq!(accept(&query, 7, &cased).unwrap().answers.len(), 1);
+        // An error without the question is an answer, with nothing in it.
+        let mut refused = Message::new(7, MessageType::Response, OpCode::Query);
+        refused.metadata.response_code = ResponseCode::Refused;
+        refused.add_answer(a("www.example.", 6));
+        let accepted = accept(&query, 7, &refused).unwrap();
+        assert!(accepted.answers.is_empty());
+        refused.metadata.response_code = ResponseCode::NoError;
+        assert!(
+            accept(&query, 7, &refused).is_none(),
+            "NOERROR needs the question"
+        );
+    }
+
+    #[test]
+    fn broken_bytes_are_dropped() {
+        let query = Query::query(name("www.example."), RecordType::A);
+        let mut good = reply_to(&query, 7);
+        good.add_answer(a("www.example.", 1));
+        let bytes = good.to_vec().unwrap();
+        for len in 0..bytes.len() {
+            assert!(
+                accept_reply(&query, 7, &bytes[..len], &[]).is_none(),
+                "{len}"
+            );
+        }
+        // A name that points at itself (a compression loop).
+        let mut looped = bytes[..12].to_vec();
+        looped[4..6].copy_from_slice(&1u16.to_be_bytes());
+        looped[6..12].fill(0);
+        looped.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1]);
+        assert!(accept_reply(&query, 7, &looped, &[]).is_none());
+    }
+
+    #[test]
+    fn only_the_cname_chain_outside_our_zones_is_kept() {
+        let query = Query::query(name("www.example."), RecordType::A);
+        let mut reply = reply_to(&query, 1);
+        reply.answers = vec![
+            a("target.example.", 1),
+            a("web-0.nginx.default.svc.cluster.local.", 6),
+            cname("WWW.example.", "target.example."),
+            a("stranger.example.", 6),
+            Record::from_rdata(name("www.example."), 60, RData::NS(NS(name("ns.evil.")))),
+        ];
+        reply.authorities = vec![
+            soa("example."),
+            soa("example.org."),
+            soa("cluster.local."),
+            a("www.example.", 6),
+        ];
+        reply.additionals = vec![a("ns.evil.", 6)];
+        let accepted = accept(&query, 1, &reply).unwrap();
+        assert_eq!(
+            owners(&accepted.answers),
+            vec!["WWW.example. CNAME", "target.example. A"]
+        );
+        assert_eq!(owners(&accepted.authorities), vec!["example. SOA"]);
+        assert!(accepted.additionals.is_empty());
+
+        // A chain into our zones stops before it; one that loops stops too.
+        reply.answers = vec![
+            cname("www.example.", "web-0.nginx.default.svc.cluster.local."),
+            a("web-0.nginx.default.svc.cluster.local.", 6),
+        ];
+        let accepted = accept(&query, 1, &reply).unwrap();
+        assert_eq!(owners(&accepted.answers), vec!["www.example. CNAME"]);
+        reply.answers = vec![
+            cname("www.example.", "b.example."),
+            cname("b.example.", "www.example."),
+        ];
+        assert_eq!(accept(&query, 1, &reply).unwrap().answers.len(), 2);
+        // Another class in a record.
+        let mut chaos = a("www.example.", 6);
+        chaos.dns_class = DNSClass::CH;
+        reply.answers = vec![chaos];
+        assert!(accept(&query, 1, &reply).unwrap().answers.is_empty());
+        // A question in our zones takes nothing from upstream.
+        let inside = Query::query(name("x.svc.cluster.local."), RecordType::A);
+        let mut reply = reply_to(&inside, 1);
+        reply.add_answer(a("x.svc.cluster.local.", 6));
+        assert!(accept(&inside, 1, &reply).unwrap().answers.is_empty());
+    }
+}

@@ -86,9 +86,16 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn start() -> Self {
-        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind upstream");
-        let addr = udp.local_addr().unwrap();
-        let tcp = TcpListener::bind(addr).expect("bind upstream tcp");
+        // The UDP port's TCP twin may be taken (by a client's ephemeral port):
+        // then try another pair.
+        let (udp, addr, tcp) = (0..50)
+            .find_map(|_| {
+                let udp = UdpSocket::bind("127.0.0.1:0").ok()?;
+                let addr = udp.local_addr().ok()?;
+                let tcp = TcpListener::bind(addr).ok()?;
+                Some((udp, addr, tcp))
+            })
+            .expect("bind upstream UDP and TCP on one port");
         let upstream = Upstream {
             addr,
             table: Arc::new(Mutex::new(HashMap::new())),
