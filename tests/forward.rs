@@ -5,7 +5,7 @@ mod common;
 #[path = "support/upstream.rs"]
 mod upstream;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use hickory_proto::op::{Edns, ResponseCode};
@@ -105,22 +105,20 @@ fn a_silent_upstream_times_out_and_the_next_answers() {
         "www.example.",
         "two.example.",
     ] {
-        let started = Instant::now();
         let reply = server.udp(name, RecordType::A);
         assert_eq!(
             reply.metadata.response_code,
             ResponseCode::NoError,
             "{name}"
         );
-        assert!(started.elapsed() < Duration::from_millis(2500));
+        assert_eq!(rdata(&reply).len(), 1, "{name}");
     }
-    // After failing, the silent upstream is tried last: later queries do not wait for it.
-    let started = Instant::now();
-    let _ = server.udp("www.example.", RecordType::A);
+    // After failing (timing out or being overtaken), the silent upstream is
+    // tried last for a while: later queries do not wait for it.
     assert!(
-        started.elapsed() < Duration::from_millis(250),
-        "took {:?}",
-        started.elapsed()
+        server.wait_for_log("trying the others first", Duration::from_secs(5)),
+        "{}",
+        server.log()
     );
 }
 

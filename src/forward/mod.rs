@@ -160,7 +160,7 @@ impl Forwarder {
             };
             tokio::select! {
                 Some((i, started, result)) = attempts.next() => {
-                    running[i] = None;
+                    let launched = running[i].take();
                     match result {
                         Ok(reply) => {
                             let upstream = order[i];
@@ -174,7 +174,7 @@ impl Forwarder {
                             // Those asked before the winner had longer and did not
                             // answer: that counts against them, as a timeout would.
                             for (j, since) in running.iter().enumerate() {
-                                if since.is_some_and(|since| since < started) {
+                                if since.zip(launched).is_some_and(|(since, won)| since < won) {
                                     self.failed(order[j], &"overtaken by another upstream");
                                 }
                             }
