@@ -5,12 +5,13 @@ mod common;
 #[path = "support/upstream.rs"]
 mod upstream;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use hickory_proto::op::{Edns, ResponseCode};
-use hickory_proto::rr::RecordType;
-use upstream::{Behaviour, Upstream};
+use hickory_proto::rr::rdata::{A, CNAME, NS};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use upstream::{Behaviour, LIE, Lie, Upstream};
 
 fn with_upstreams(upstreams: &[&Upstream], extra: &[&str]) -> Server {
     let dir = example_dir();
@@ -104,22 +105,20 @@ fn a_silent_upstream_times_out_and_the_next_answers() {
         "www.example.",
         "two.example.",
     ] {
-        let started = Instant::now();
         let reply = server.udp(name, RecordType::A);
         assert_eq!(
             reply.metadata.response_code,
             ResponseCode::NoError,
             "{name}"
         );
-        assert!(started.elapsed() < Duration::from_millis(2500));
+        assert_eq!(rdata(&reply).len(), 1, "{name}");
     }
-    // After failing, the silent upstream is tried last: later queries do not wait for it.
-    let started = Instant::now();
-    let _ = server.udp("www.example.", RecordType::A);
+    // After failing (timing out or being overtaken), the silent upstream is
+    // tried last for a while: later queries do not wait for it.
     assert!(
-        started.elapsed() < Duration::from_millis(250),
-        "took {:?}",
-        started.elapsed()
+        server.wait_for_log("trying the others first", Duration::from_secs(5)),
+        "{}",
+        server.log()
     );
 }
 
@@ -374,4 +373,251 @@ fn external_names_outside_the_cluster_are_resolved_upstream() {
             .len(),
         1
     );
+}
+
+/// Every address in every section of a reply, as text.
+fn all_rdata(reply: &hickory_proto::op::Message) -> Vec<String> {
+    reply
+        .answers
+        .iter()
+        .chain(&reply.authorities)
+        .chain(&reply.additionals)
+        .map(|r| format!("{} {}", r.name, r.data))
+        .collect()
+}
+
+#[test]
+fn forged_and_broken_replies_are_dropped_and_the_real_one_taken() {
+    let up = Upstream::start();
+    let lies = [
+        ("wrong-id.example.", Lie::WrongId),
+        ("wrong-name.example.", Lie::WrongName),
+        ("wrong-type.example.", Lie::WrongType),
+        ("wrong-class.example.", Lie::WrongClass),
+        ("other-port.example.", Lie::OtherPort),
+        ("cut.example.", Lie::Cut),
+        ("garbage.example.", Lie::Garbage),
+        ("not-response.example.", Lie::NotResponse),
+    ];
+    for (i, (name, lie)) in lies.iter().enumerate() {
+        up.set(
+            name,
+            Behaviour::LieFirst(
+                vec![*lie],
+                Box::new(Behaviour::Addresses(vec![[192, 0, 2, i as u8 + 1]], 60)),
+            ),
+        );
+    }
+    let all: Vec<Lie> = lies.iter().map(|(_, lie)| *lie).collect();
+    up.set(
+        "all-lies.example.",
+        Behaviour::LieFirst(
+            all,
+            Box::new(Behaviour::Addresses(vec![[192, 0, 2, 99]], 60)),
+        ),
+    );
+    let server = with_upstreams(&[&up], &[]);
+    let names = lies
+        .iter()
+        .map(|(name, _)| *name)
+        .chain(["all-lies.example."]);
+    for (i, name) in names.enumerate() {
+        let good = if i < lies.len() {
+            format!("192.0.2.{}", i + 1)
+        } else {
+            "192.0.2.99".to_string()
+        };
+        // The second answer comes from the cache: it must hold the real reply.
+        for round in 0..2 {
+            let reply = server.udp(name, RecordType::A);
+            assert_eq!(
+                reply.metadata.response_code,
+                ResponseCode::NoError,
+                "{name} {round}"
+            );
+            assert_eq!(rdata(&reply), vec![good.clone()], "{name} round {round}");
+        }
+        assert_eq!(up.count(name), 1, "{name}: the second answer is cached");
+    }
+}
+
+#[test]
+fn forged_replies_on_the_tcp_retry_are_skipped_too() {
+    let up = Upstream::start();
+    let many: Vec<[u8; 4]> = (1..=100).map(|i| [198, 51, 100, i]).collect();
+    up.set(
+        "big.example.",
+        Behaviour::LieFirst(
+            vec![Lie::WrongId, Lie::WrongClass, Lie::Cut, Lie::Garbage],
+            Box::new(Behaviour::Addresses(many, 60)),
+        ),
+    );
+    let server = with_upstreams(&[&up], &[]);
+    let reply = server.tcp("big.example.", RecordType::A);
+    assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(reply.answers.len(), 100);
+    assert!(!all_rdata(&reply).iter().any(|r| r.ends_with("6.6.6.6")));
+    assert!(
+        up.seen().iter().any(|s| s.name == "big.example." && s.tcp),
+        "retried over TCP"
+    );
+}
+
+fn a(name: &str, ip: [u8; 4]) -> Record {
+    Record::from_rdata(
+        Name::from_ascii(name).unwrap(),
+        60,
+        RData::A(A::new(ip[0], ip[1], ip[2], ip[3])),
+    )
+}
+
+fn cname(name: &str, target: &str) -> Record {
+    Record::from_rdata(
+        Name::from_ascii(name).unwrap(),
+        60,
+        RData::CNAME(CNAME(Name::from_ascii(target).unwrap())),
+    )
+}
+
+#[test]
+fn records_outside_the_questions_chain_are_dropped() {
+    let up = Upstream::start();
+    let ns = Record::from_rdata(
+        Name::from_ascii("cluster.local.").unwrap(),
+        60,
+        RData::NS(NS(Name::from_ascii("ns.evil.").unwrap())),
+    );
+    up.set(
+        "www.example.",
+        Behaviour::Records(
+            vec![
+                a("www.example.", [192, 0, 2, 10]),
+                a("web-0.nginx.default.svc.cluster.local.", LIE),
+                a("evil.example.", LIE),
+            ],
+            vec![ns],
+            vec![a("ns.evil.", LIE)],
+        ),
+    );
+    // A chain of CNAMEs out of order, with a stranger among them.
+    up.set(
+        "chain.example.",
+        Behaviour::Records(
+            vec![
+                a("target.example.", [192, 0, 2, 50]),
+                a("stranger.example.", LIE),
+                cname("middle.example.", "target.example."),
+                cname("chain.example.", "middle.example."),
+            ],
+            vec![],
+            vec![],
+        ),
+    );
+    // A chain that leads into our zone: we answer those names, not the upstream.
+    up.set(
+        "alias.example.",
+        Behaviour::Records(
+            vec![
+                cname("alias.example.", "web-0.nginx.default.svc.cluster.local."),
+                a("web-0.nginx.default.svc.cluster.local.", LIE),
+            ],
+            vec![],
+            vec![],
+        ),
+    );
+    let server = with_upstreams(&[&up], &[]);
+    for round in 0..2 {
+        let reply = server.udp("www.example.", RecordType::A);
+        assert_eq!(
+            all_rdata(&reply),
+            vec!["www.example. 192.0.2.10"],
+            "round {round}"
+        );
+        let reply = server.udp("chain.example.", RecordType::A);
+        assert_eq!(
+            all_rdata(&reply),
+            vec![
+                "chain.example. middle.example.",
+                "middle.example. target.example.",
+                "target.example. 192.0.2.50"
+            ],
+            "round {round}"
+        );
+        let reply = server.udp("alias.example.", RecordType::A);
+        assert_eq!(
+            all_rdata(&reply),
+            vec!["alias.example. web-0.nginx.default.svc.cluster.local."],
+            "round {round}"
+        );
+    }
+    // The second round came from the cache, which held the filtered replies.
+    assert_eq!(up.count("www.example."), 1);
+    assert_eq!(up.count("chain.example."), 1);
+}
+
+#[test]
+fn an_external_name_chase_appends_only_the_targets_records() {
+    let up = Upstream::start();
+    up.set(
+        "db.example.com.",
+        Behaviour::Records(
+            vec![
+                a("web-0.nginx.default.svc.cluster.local.", LIE),
+                a("db.example.com.", [192, 0, 2, 44]),
+                a("other.example.com.", LIE),
+            ],
+            vec![],
+            vec![a("web-0.nginx.default.svc.cluster.local.", LIE)],
+        ),
+    );
+    let server = with_upstreams(&[&up], &[]);
+    for reply in [
+        server.udp("db.shop.svc.cluster.local.", RecordType::A),
+        server.tcp("db.shop.svc.cluster.local.", RecordType::A),
+    ] {
+        assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(
+            all_rdata(&reply),
+            vec![
+                "db.shop.svc.cluster.local. db.example.com.",
+                "db.example.com. 192.0.2.44"
+            ]
+        );
+    }
+}
+
+#[test]
+fn dead_upstreams_are_hedged_not_waited_for_in_turn() {
+    // Two black holes listed first: they take the queries and never answer.
+    let hole1 = Upstream::start();
+    hole1.set_silent(true);
+    let hole2 = Upstream::start();
+    hole2.set_silent(true);
+    let good = Upstream::start();
+    for name in ["one.example.", "two.example.", "three.example."] {
+        good.set(name, Behaviour::Addresses(vec![[192, 0, 2, 3]], 60));
+    }
+    let config_dir = tempfile::tempdir().unwrap();
+    let config = config_dir.path().join("c.toml");
+    // 5 s per upstream: asked in turn, the first query would take 10 s.
+    std::fs::write(&config, "forward_timeout_ms = 5000\n").unwrap();
+    let server = with_upstreams(
+        &[&hole1, &hole2, &good],
+        &["--config", config.to_str().unwrap()],
+    );
+    for name in ["one.example.", "two.example.", "three.example."] {
+        let query = message(name, RecordType::A, Some(1232));
+        // One try within the client's own 3 s timeout, no retry.
+        let bytes = udp_raw(server.addr, &query.to_vec().unwrap(), IO_TIMEOUT)
+            .unwrap_or_else(|| panic!("{name}: no answer within {IO_TIMEOUT:?}"));
+        let reply = hickory_proto::op::Message::from_vec(&bytes).unwrap();
+        assert_eq!(reply.metadata.id, query.metadata.id);
+        assert_eq!(
+            reply.metadata.response_code,
+            ResponseCode::NoError,
+            "{name}"
+        );
+        assert_eq!(rdata(&reply), vec!["192.0.2.3"], "{name}");
+    }
+    assert!(hole1.count("one.example.") + hole2.count("one.example.") >= 1);
 }

@@ -1,5 +1,110 @@
 #![no_main]
-//! Placeholder: replaced by the real target.
+//! Bytes an upstream sends back, through the forwarder's acceptance check and
+//! bailiwick filter (`forward::accept_reply`, what the UDP and TCP exchanges
+//! call on every message they receive), then into the cache and out again.
+//!
+//! Input: one byte choosing the question we asked, two bytes of the ID we
+//! sent, then the upstream's message.
+
+use cluster_dns::forward::cache::Cache;
+use cluster_dns::forward::{Question, accept_reply};
+use hickory_proto::op::{Message, MessageType, Query, ResponseCode};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+
+const QUESTIONS: &[(&str, RecordType)] = &[
+    ("www.example.", RecordType::A),
+    ("www.example.", RecordType::AAAA),
+    ("alias.example.", RecordType::CNAME),
+    ("db.example.com.", RecordType::ANY),
+    ("1.2.0.192.in-addr.arpa.", RecordType::PTR),
+    ("chain.example.", RecordType::A),
+    ("x.svc.cluster.local.", RecordType::A),
+];
+
+fn inside(zones: &[Name], name: &Name) -> bool {
+    zones.iter().any(|z| z.zone_of(name))
+}
+
+/// Every answer is the question's name or reached from it by the CNAMEs kept.
+fn on_chain(answers: &[Record], query: &Query) -> bool {
+    let mut chain = vec![query.name().clone()];
+    let mut grew = true;
+    while grew {
+        grew = false;
+        for record in answers {
+            if let RData::CNAME(target) = &record.data
+                && chain.iter().any(|n| n.eq_ignore_root(&record.name))
+                && !chain.iter().any(|n| n.eq_ignore_root(&target.0))
+            {
+                chain.push(target.0.clone());
+                grew = true;
+            }
+        }
+    }
+    answers
+        .iter()
+        .all(|r| chain.iter().any(|n| n.eq_ignore_root(&r.name)))
+}
+
+fn check(accepted: &Message, query: &Query, id: u16, zones: &[Name]) {
+    assert_eq!(accepted.metadata.id, id);
+    assert_eq!(accepted.metadata.message_type, MessageType::Response);
+    match accepted.queries.as_slice() {
+        [] => assert!(
+            !matches!(
+                accepted.metadata.response_code,
+                ResponseCode::NoError | ResponseCode::NXDomain
+            ),
+            "only an error may come without the question"
+        ),
+        [asked] => {
+            assert!(asked.name().eq_ignore_root(query.name()));
+            assert_eq!(asked.query_type(), query.query_type());
+            assert_eq!(asked.query_class(), query.query_class());
+        }
+        _ => panic!("accepted a reply with several questions"),
+    }
+    assert!(on_chain(&accepted.answers, query), "{:?}", accepted.answers);
+    for record in accepted.answers.iter().chain(&accepted.authorities) {
+        assert!(!inside(zones, &record.name), "in our zone: {record}");
+        assert_eq!(record.dns_class, query.query_class());
+    }
+    assert!(accepted.additionals.is_empty());
+}
+
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let _ = data;
+    let [pick, id_hi, id_lo, bytes @ ..] = data else {
+        return;
+    };
+    let (qname, qtype) = QUESTIONS[usize::from(*pick) % QUESTIONS.len()];
+    let Ok(qname) = Name::from_ascii(qname) else {
+        return;
+    };
+    let query = Query::query(qname, qtype);
+    let id = u16::from_be_bytes([*id_hi, *id_lo]);
+    let Ok(zone) = Name::from_ascii("cluster.local.") else {
+        return;
+    };
+    let zones = [zone];
+    let Some(accepted) = accept_reply(&query, id, bytes, &zones) else {
+        return;
+    };
+    check(&accepted, &query, id, &zones);
+    // What the cache keeps and gives back is the filtered reply, no more.
+    let question = Question {
+        query: query.clone(),
+        recursion_desired: true,
+        checking_disabled: false,
+        dnssec_ok: None,
+    };
+    let cache = Cache::new(30, 16);
+    if cache.insert(&question, &accepted) {
+        let (cached, _) = cache.get(&question).expect("just inserted, TTL > 0");
+        assert_eq!(cached.rcode, accepted.metadata.response_code);
+        assert_eq!(cached.answers.len(), accepted.answers.len());
+        assert_eq!(cached.authorities.len(), accepted.authorities.len());
+        assert!(cached.additionals.is_empty());
+        assert!(on_chain(&cached.answers, &query));
+        assert!(cached.answers.iter().all(|r| r.ttl <= 30));
+    }
 });

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use futures::stream::{FuturesUnordered, StreamExt};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
@@ -22,6 +24,9 @@ const UPSTREAM_PAYLOAD: u16 = 1232;
 /// Consecutive failures after which an upstream is tried last for a while.
 const FAILS_BEFORE_DOWN: u32 = 2;
 const DOWN_FOR: Duration = Duration::from_secs(5);
+/// How long an upstream has to answer before the next one is asked as well
+/// (hedging): dead upstreams cost this much each, not a whole timeout.
+const HEDGE_AFTER: Duration = Duration::from_millis(200);
 
 /// What a forwarded question carries from the client.
 #[derive(Clone, Debug)]
@@ -104,8 +109,15 @@ impl Forwarder {
         healthy.into_iter().chain(down).collect()
     }
 
-    /// Asks the upstreams in turn until one answers.
-    pub async fn forward(&self, question: &Question) -> Result<Message, ForwardError> {
+    /// Asks the upstreams, hedged: the first in order at once, the next one
+    /// when the previous has not answered within `HEDGE_AFTER` or has failed;
+    /// the first valid answer wins and the other exchanges are dropped. Records
+    /// owned by names in `zones` (our cluster zones) never come from upstream.
+    pub async fn forward(
+        &self,
+        question: &Question,
+        zones: &[Name],
+    ) -> Result<Message, ForwardError> {
         if self.upstreams.is_empty() {
             return Err(ForwardError::NoUpstreams);
         }
@@ -113,34 +125,79 @@ impl Forwarder {
             self.metrics.forward_max_concurrent_rejects.inc();
             return Err(ForwardError::Busy);
         };
-        for upstream in self.order() {
-            let started = Instant::now();
-            match exchange(upstream.addr, question, self.timeout).await {
-                Ok(reply) => {
-                    upstream.fails.store(0, Ordering::Relaxed);
-                    upstream.down_until.store(0, Ordering::Relaxed);
-                    self.metrics.observe_forward(
-                        &upstream.label,
-                        reply.metadata.response_code,
-                        started.elapsed(),
-                    );
-                    return Ok(reply);
+        let order = self.order();
+        let hedge_after = HEDGE_AFTER.min(self.timeout);
+        let timeout = self.timeout;
+        let attempt = |i: usize| {
+            let addr = order[i].addr;
+            async move {
+                let started = Instant::now();
+                (i, started, exchange(addr, question, timeout, zones).await)
+            }
+        };
+        let mut attempts = FuturesUnordered::new();
+        // When each launched attempt started; `None` once it has ended.
+        let mut running: Vec<Option<Instant>> = vec![None; order.len()];
+        let mut next = 0;
+        // Each turn follows the start, a failure or a hedge timer running out:
+        // each is a reason to ask the next upstream.
+        loop {
+            if next < order.len() {
+                running[next] = Some(Instant::now());
+                attempts.push(attempt(next));
+                next += 1;
+            }
+            if attempts.is_empty() {
+                return Err(ForwardError::AllFailed);
+            }
+            let more_to_start = next < order.len();
+            let hedge_timer = async {
+                if more_to_start {
+                    tokio::time::sleep(hedge_after).await;
+                } else {
+                    std::future::pending::<()>().await;
                 }
-                Err(error) => {
-                    tracing::debug!(upstream = %upstream.addr, %error, "upstream failed");
-                    self.metrics.forward_failure(&upstream.label);
-                    let fails = upstream.fails.fetch_add(1, Ordering::Relaxed) + 1;
-                    if fails >= FAILS_BEFORE_DOWN {
-                        let until =
-                            self.now_ms() + u64::try_from(DOWN_FOR.as_millis()).unwrap_or(u64::MAX);
-                        if upstream.down_until.swap(until, Ordering::Relaxed) == 0 {
-                            tracing::warn!(upstream = %upstream.addr, %error, "upstream is failing; trying the others first");
+            };
+            tokio::select! {
+                Some((i, started, result)) = attempts.next() => {
+                    let launched = running[i].take();
+                    match result {
+                        Ok(reply) => {
+                            let upstream = order[i];
+                            upstream.fails.store(0, Ordering::Relaxed);
+                            upstream.down_until.store(0, Ordering::Relaxed);
+                            self.metrics.observe_forward(
+                                &upstream.label,
+                                reply.metadata.response_code,
+                                started.elapsed(),
+                            );
+                            // Those asked before the winner had longer and did not
+                            // answer: that counts against them, as a timeout would.
+                            for (j, since) in running.iter().enumerate() {
+                                if since.zip(launched).is_some_and(|(since, won)| since < won) {
+                                    self.failed(order[j], &"overtaken by another upstream");
+                                }
+                            }
+                            return Ok(reply);
                         }
+                        Err(error) => self.failed(order[i], &error),
                     }
                 }
+                () = hedge_timer => {}
             }
         }
-        Err(ForwardError::AllFailed)
+    }
+
+    fn failed(&self, upstream: &Upstream, error: &dyn std::fmt::Display) {
+        tracing::debug!(upstream = %upstream.addr, %error, "upstream failed");
+        self.metrics.forward_failure(&upstream.label);
+        let fails = upstream.fails.fetch_add(1, Ordering::Relaxed) + 1;
+        if fails >= FAILS_BEFORE_DOWN {
+            let until = self.now_ms() + u64::try_from(DOWN_FOR.as_millis()).unwrap_or(u64::MAX);
+            if upstream.down_until.swap(until, Ordering::Relaxed) == 0 {
+                tracing::warn!(upstream = %upstream.addr, %error, "upstream is failing; trying the others first");
+            }
+        }
     }
 }
 
@@ -179,43 +236,160 @@ fn request(question: &Question) -> Message {
     message
 }
 
-/// A reply that answers our request: same id, same question.
-fn check(reply: &Message, request: &Message) -> Result<(), ExchangeError> {
-    if reply.metadata.id != request.metadata.id
+/// The upstream's reply to our query `query` with ID `id`, if `bytes` is one:
+/// it parses, is a response with that ID and the same question (name in any
+/// case, same type and class), and then keeps only what may pass through.
+/// This is exactly what the UDP and TCP exchanges do with each message they
+/// receive; anything else is dropped and the exchange keeps waiting.
+#[doc(hidden)]
+pub fn accept_reply(query: &Query, id: u16, bytes: &[u8], zones: &[Name]) -> Option<Message> {
+    let mut reply = Message::from_vec(bytes).ok()?;
+    if reply.metadata.id != id
         || reply.metadata.message_type != MessageType::Response
+        || reply.metadata.op_code != OpCode::Query
     {
-        return Err(ExchangeError::BadReply("id or type mismatch".into()));
+        return None;
     }
-    // Some servers send REFUSED, FORMERR or NOTIMP without the question: still an answer.
-    if reply.queries.is_empty() && reply.metadata.response_code != ResponseCode::NoError {
-        return Ok(());
+    let rcode = reply.metadata.response_code;
+    match reply.queries.as_slice() {
+        // Some servers send REFUSED, FORMERR or NOTIMP without the question: still an answer.
+        [] if !matches!(rcode, ResponseCode::NoError | ResponseCode::NXDomain) => {}
+        [asked] if same_question(asked, query) => {}
+        _ => return None,
     }
-    if reply.queries.len() != 1 || reply.queries[0] != request.queries[0] {
-        // Names compare case-insensitively; a resolver may change the case.
-        let same = reply.queries.first().is_some_and(|q| {
-            q.name().eq_ignore_root(request.queries[0].name())
-                && q.query_type() == request.queries[0].query_type()
+    keep_in_bailiwick(&mut reply, query, zones);
+    Some(reply)
+}
+
+fn same_question(asked: &Query, query: &Query) -> bool {
+    // Names compare case-insensitively; a resolver may change the case (0x20).
+    asked.name().eq_ignore_root(query.name())
+        && asked.query_type() == query.query_type()
+        && asked.query_class() == query.query_class()
+}
+
+fn inside(zones: &[Name], name: &Name) -> bool {
+    zones.iter().any(|zone| zone.zone_of(name))
+}
+
+/// Most names a CNAME chain may take; longer chains are cut (CoreDNS stops at 8).
+const MAX_CHAIN: usize = 16;
+
+/// The question's name and the CNAME targets it leads to in `answers`, in
+/// order; the chain stops at a loop, at `MAX_CHAIN` or at a name in `zones`.
+fn cname_chain(answers: &[Record], query: &Query, zones: &[Name]) -> Vec<Name> {
+    let mut chain = Vec::new();
+    if inside(zones, query.name()) {
+        return chain;
+    }
+    chain.push(query.name().clone());
+    if matches!(query.query_type(), RecordType::CNAME) {
+        return chain;
+    }
+    while chain.len() < MAX_CHAIN {
+        let Some(last) = chain.last() else { break };
+        let target = answers.iter().find_map(|r| match &r.data {
+            RData::CNAME(cname)
+                if r.name.eq_ignore_root(last) && r.dns_class == query.query_class() =>
+            {
+                Some(cname.0.clone())
+            }
+            _ => None,
         });
-        if !same {
-            return Err(ExchangeError::BadReply("question mismatch".into()));
+        match target {
+            Some(target)
+                if !inside(zones, &target) && !chain.iter().any(|n| n.eq_ignore_root(&target)) =>
+            {
+                chain.push(target);
+            }
+            _ => break,
         }
     }
-    Ok(())
+    chain
+}
+
+/// Drops what an upstream has no business telling us about this question
+/// (RFC 5452 section 6, bailiwick):
+/// - answers: only the question's CNAME chain, each owner with its CNAME, the
+///   asked type (any type for ANY) and their RRSIGs, of the asked class, in
+///   chain order; a chain leading into our zones stops before it (we answer
+///   those names);
+/// - authority: only the SOA and NS of a zone holding a chain name (a denial's
+///   SOA for the negative cache), and NSEC, NSEC3 and RRSIG below such a zone
+///   (a validating client's proof of denial);
+/// - additional: nothing; stub clients do not use glue, and EDNS (OPT) is
+///   parsed apart from the records and answered with our own.
+///
+/// Records owned by names in `zones` never pass. Replies other than NOERROR
+/// and NXDOMAIN keep no records at all.
+fn keep_in_bailiwick(reply: &mut Message, query: &Query, zones: &[Name]) {
+    reply.additionals.clear();
+    reply.signature = None;
+    if !matches!(
+        reply.metadata.response_code,
+        ResponseCode::NoError | ResponseCode::NXDomain
+    ) {
+        reply.answers.clear();
+        reply.authorities.clear();
+        return;
+    }
+    let chain = cname_chain(&reply.answers, query, zones);
+    let on_chain = |name: &Name| chain.iter().any(|n| n.eq_ignore_root(name));
+    let class = query.query_class();
+    let qtype = query.query_type();
+    reply.answers.retain(|r| {
+        r.dns_class == class
+            && on_chain(&r.name)
+            && (qtype == RecordType::ANY
+                || matches!(r.record_type(), RecordType::CNAME | RecordType::RRSIG)
+                || r.record_type() == qtype)
+    });
+    // In chain order: stub resolvers (glibc) follow the chain as they read it.
+    reply
+        .answers
+        .sort_by_key(|r| chain.iter().position(|n| n.eq_ignore_root(&r.name)));
+    let zones_of_chain: Vec<Name> = reply
+        .authorities
+        .iter()
+        .filter(|r| {
+            matches!(r.record_type(), RecordType::SOA | RecordType::NS)
+                && r.dns_class == class
+                && !inside(zones, &r.name)
+                && chain.iter().any(|n| r.name.zone_of(n))
+        })
+        .map(|r| r.name.clone())
+        .collect();
+    reply.authorities.retain(|r| {
+        r.dns_class == class
+            && !inside(zones, &r.name)
+            && match r.record_type() {
+                RecordType::SOA | RecordType::NS => chain.iter().any(|n| r.name.zone_of(n)),
+                RecordType::NSEC | RecordType::NSEC3 | RecordType::RRSIG => {
+                    zones_of_chain.iter().any(|zone| zone.zone_of(&r.name))
+                }
+                _ => false,
+            }
+    });
 }
 
 async fn exchange(
     upstream: SocketAddr,
     question: &Question,
     timeout: Duration,
+    zones: &[Name],
 ) -> Result<Message, ExchangeError> {
     let request = request(question);
     let bytes = request
         .to_vec()
         .map_err(|e| ExchangeError::BadReply(e.to_string()))?;
     let deadline = tokio::time::Instant::now() + timeout;
-    let udp = tokio::time::timeout_at(deadline, udp_exchange(upstream, &bytes, &request))
-        .await
-        .map_err(|_| ExchangeError::Timeout)??;
+    let id = request.metadata.id;
+    let udp = tokio::time::timeout_at(
+        deadline,
+        udp_exchange(upstream, &bytes, &question.query, id, zones),
+    )
+    .await
+    .map_err(|_| ExchangeError::Timeout)??;
     if !udp.metadata.truncation {
         return Ok(udp);
     }
@@ -228,31 +402,41 @@ async fn exchange(
     let bytes = request
         .to_vec()
         .map_err(|e| ExchangeError::BadReply(e.to_string()))?;
-    tokio::time::timeout_at(deadline, tcp_exchange(upstream, &bytes, &request))
-        .await
-        .map_err(|_| ExchangeError::Timeout)?
+    let id = request.metadata.id;
+    tokio::time::timeout_at(
+        deadline,
+        tcp_exchange(upstream, &bytes, &question.query, id, zones),
+    )
+    .await
+    .map_err(|_| ExchangeError::Timeout)?
 }
 
 async fn udp_exchange(
     upstream: SocketAddr,
     bytes: &[u8],
-    request: &Message,
+    query: &Query,
+    id: u16,
+    zones: &[Name],
 ) -> Result<Message, ExchangeError> {
     let local: SocketAddr = if upstream.is_ipv4() {
         ([0, 0, 0, 0], 0).into()
     } else {
         ([0u16; 8], 0).into()
     };
+    // A fresh socket per query: the kernel picks a random ephemeral port, and
+    // with the random ID a spoofer has ~2^32 guesses to make (RFC 5452 section 9).
     let socket = UdpSocket::bind(local).await?;
+    // Connected: the kernel delivers only datagrams from the upstream's address
+    // and port (and reports its ICMP errors, so a dead one fails at once).
     socket.connect(upstream).await?;
     socket.send(bytes).await?;
     // We offer 1232 bytes; a server that ignores that truncates at its own limit.
     let mut buf = vec![0u8; 4096];
     loop {
-        let len = socket.recv(&mut buf).await?;
-        // Ignore stray datagrams; only a matching reply ends the exchange.
-        if let Ok(reply) = Message::from_vec(&buf[..len])
-            && check(&reply, request).is_ok()
+        let (len, from) = socket.recv_from(&mut buf).await?;
+        // Anything but the reply to this query is dropped; keep waiting for it.
+        if (from.ip(), from.port()) == (upstream.ip(), upstream.port())
+            && let Some(reply) = accept_reply(query, id, &buf[..len], zones)
         {
             return Ok(reply);
         }
@@ -262,7 +446,9 @@ async fn udp_exchange(
 async fn tcp_exchange(
     upstream: SocketAddr,
     bytes: &[u8],
-    request: &Message,
+    query: &Query,
+    id: u16,
+    zones: &[Name],
 ) -> Result<Message, ExchangeError> {
     let mut stream = TcpStream::connect(upstream).await?;
     stream.set_nodelay(true)?;
@@ -272,19 +458,22 @@ async fn tcp_exchange(
     framed.extend_from_slice(&len.to_be_bytes());
     framed.extend_from_slice(bytes);
     stream.write_all(&framed).await?;
-    let mut len = [0u8; 2];
-    stream.read_exact(&mut len).await?;
-    let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
-    stream.read_exact(&mut body).await?;
-    let reply = Message::from_vec(&body).map_err(|e| ExchangeError::BadReply(e.to_string()))?;
-    check(&reply, request)?;
-    Ok(reply)
+    loop {
+        let mut len = [0u8; 2];
+        stream.read_exact(&mut len).await?;
+        let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        stream.read_exact(&mut body).await?;
+        // As over UDP, a message that is not our reply is skipped.
+        if let Some(reply) = accept_reply(query, id, &body, zones) {
+            return Ok(reply);
+        }
+    }
 }
 
 impl Forwarder {
     /// One exchange with one upstream, outside the failover and the concurrency bound.
     pub async fn probe(&self, upstream: SocketAddr, question: &Question) -> Option<Message> {
-        exchange(upstream, question, self.timeout).await.ok()
+        exchange(upstream, question, self.timeout, &[]).await.ok()
     }
 }
 
@@ -295,5 +484,159 @@ pub fn failure_rcode(error: &ForwardError) -> ResponseCode {
         ForwardError::Busy => ResponseCode::Refused,
         ForwardError::AllFailed => ResponseCode::ServFail,
         ForwardError::NoUpstreams => ResponseCode::Refused,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::rr::DNSClass;
+    use hickory_proto::rr::rdata::{A, CNAME, NS, SOA};
+
+    fn name(text: &str) -> Name {
+        Name::from_ascii(text).unwrap()
+    }
+
+    fn zones() -> Vec<Name> {
+        vec![name("cluster.local.")]
+    }
+
+    fn a(owner: &str, last: u8) -> Record {
+        Record::from_rdata(name(owner), 60, RData::A(A::new(192, 0, 2, last)))
+    }
+
+    fn cname(owner: &str, target: &str) -> Record {
+        Record::from_rdata(name(owner), 60, RData::CNAME(CNAME(name(target))))
+    }
+
+    fn soa(owner: &str) -> Record {
+        let soa = SOA::new(name(owner), name(owner), 1, 60, 60, 60, 30);
+        Record::from_rdata(name(owner), 60, RData::SOA(soa))
+    }
+
+    fn reply_to(query: &Query, id: u16) -> Message {
+        let mut m = Message::new(id, MessageType::Response, OpCode::Query);
+        m.add_query(query.clone());
+        m
+    }
+
+    fn accept(query: &Query, id: u16, reply: &Message) -> Option<Message> {
+        accept_reply(query, id, &reply.to_vec().unwrap(), &zones())
+    }
+
+    fn owners(records: &[Record]) -> Vec<String> {
+        records
+            .iter()
+            .map(|r| format!("{} {}", r.name, r.record_type()))
+            .collect()
+    }
+
+    #[test]
+    fn only_the_reply_to_our_question_is_accepted() {
+        let query = Query::query(name("www.example."), RecordType::A);
+        let mut good = reply_to(&query, 7);
+        good.add_answer(a("www.example.", 1));
+        assert!(accept(&query, 7, &good).is_some());
+        assert!(accept(&query, 8, &good).is_none(), "another ID");
+        let mut not_response = good.clone();
+        not_response.metadata.message_type = MessageType::Query;
+        assert!(accept(&query, 7, &not_response).is_none());
+        let mut other_class = good.clone();
+        other_class.queries[0].query_class = DNSClass::CH;
+        assert!(accept(&query, 7, &other_class).is_none(), "another class");
+        let mut other_type = good.clone();
+        other_type.queries[0].query_type = RecordType::AAAA;
+        assert!(accept(&query, 7, &other_type).is_none(), "another type");
+        let mut other_name = good.clone();
+        other_name.queries[0].name = name("www.example.org.");
+        assert!(accept(&query, 7, &other_name).is_none(), "another name");
+        let mut two = good.clone();
+        two.add_query(query.clone());
+        assert!(accept(&query, 7, &two).is_none(), "two questions");
+        // 0x20: the name's case may change.
+        let mut cased = good.clone();
+        cased.queries[0].name = name("WwW.ExAmPlE.");
+        assert_eq!(accept(&query, 7, &cased).unwrap().answers.len(), 1);
+        // An error without the question is an answer, with nothing in it.
+        let mut refused = Message::new(7, MessageType::Response, OpCode::Query);
+        refused.metadata.response_code = ResponseCode::Refused;
+        refused.add_answer(a("www.example.", 6));
+        let accepted = accept(&query, 7, &refused).unwrap();
+        assert!(accepted.answers.is_empty());
+        refused.metadata.response_code = ResponseCode::NoError;
+        assert!(
+            accept(&query, 7, &refused).is_none(),
+            "NOERROR needs the question"
+        );
+    }
+
+    #[test]
+    fn broken_bytes_are_dropped() {
+        let query = Query::query(name("www.example."), RecordType::A);
+        let mut good = reply_to(&query, 7);
+        good.add_answer(a("www.example.", 1));
+        let bytes = good.to_vec().unwrap();
+        for len in 0..bytes.len() {
+            assert!(
+                accept_reply(&query, 7, &bytes[..len], &[]).is_none(),
+                "{len}"
+            );
+        }
+        // A name that points at itself (a compression loop).
+        let mut looped = bytes[..12].to_vec();
+        looped[4..6].copy_from_slice(&1u16.to_be_bytes());
+        looped[6..12].fill(0);
+        looped.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1]);
+        assert!(accept_reply(&query, 7, &looped, &[]).is_none());
+    }
+
+    #[test]
+    fn only_the_cname_chain_outside_our_zones_is_kept() {
+        let query = Query::query(name("www.example."), RecordType::A);
+        let mut reply = reply_to(&query, 1);
+        reply.answers = vec![
+            a("target.example.", 1),
+            a("web-0.nginx.default.svc.cluster.local.", 6),
+            cname("WWW.example.", "target.example."),
+            a("stranger.example.", 6),
+            Record::from_rdata(name("www.example."), 60, RData::NS(NS(name("ns.evil.")))),
+        ];
+        reply.authorities = vec![
+            soa("example."),
+            soa("example.org."),
+            soa("cluster.local."),
+            a("www.example.", 6),
+        ];
+        reply.additionals = vec![a("ns.evil.", 6)];
+        let accepted = accept(&query, 1, &reply).unwrap();
+        assert_eq!(
+            owners(&accepted.answers),
+            vec!["WWW.example. CNAME", "target.example. A"]
+        );
+        assert_eq!(owners(&accepted.authorities), vec!["example. SOA"]);
+        assert!(accepted.additionals.is_empty());
+
+        // A chain into our zones stops before it; one that loops stops too.
+        reply.answers = vec![
+            cname("www.example.", "web-0.nginx.default.svc.cluster.local."),
+            a("web-0.nginx.default.svc.cluster.local.", 6),
+        ];
+        let accepted = accept(&query, 1, &reply).unwrap();
+        assert_eq!(owners(&accepted.answers), vec!["www.example. CNAME"]);
+        reply.answers = vec![
+            cname("www.example.", "b.example."),
+            cname("b.example.", "www.example."),
+        ];
+        assert_eq!(accept(&query, 1, &reply).unwrap().answers.len(), 2);
+        // Another class in a record.
+        let mut chaos = a("www.example.", 6);
+        chaos.dns_class = DNSClass::CH;
+        reply.answers = vec![chaos];
+        assert!(accept(&query, 1, &reply).unwrap().answers.is_empty());
+        // A question in our zones takes nothing from upstream.
+        let inside = Query::query(name("x.svc.cluster.local."), RecordType::A);
+        let mut reply = reply_to(&inside, 1);
+        reply.add_answer(a("x.svc.cluster.local.", 6));
+        assert!(accept(&inside, 1, &reply).unwrap().answers.is_empty());
     }
 }

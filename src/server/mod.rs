@@ -347,7 +347,9 @@ impl DnsHandler {
                 })
                 .inc();
         }
-        match forwarding.forwarder.forward(question).await {
+        // Upstreams may not speak for our zones: their records there are dropped.
+        let zones: Vec<Name> = self.zone.load().cluster_zones().cloned().collect();
+        match forwarding.forwarder.forward(question, &zones).await {
             Ok(mut reply) => {
                 if let Some(cache) = &forwarding.cache
                     && cache.insert(question, &reply)

@@ -1,6 +1,7 @@
 //! A scriptable upstream DNS server on 127.0.0.1 (UDP and TCP, same port) for
 //! forwarding tests: it answers from a table, can be slow or silent, truncates
-//! big answers over UDP, and records what it was asked.
+//! big answers over UDP, and records what it was asked. It can also lie: send
+//! forged or broken replies before the real one, or inject records.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -10,9 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hickory_proto::op::{Message, MessageType, ResponseCode};
+use hickory_proto::op::{Message, MessageType, Query, ResponseCode};
 use hickory_proto::rr::rdata::{A, SOA};
-use hickory_proto::rr::{Name, RData, Record};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
 /// How the upstream treats a name.
 #[derive(Clone, Debug)]
@@ -25,6 +26,43 @@ pub enum Behaviour {
     Slow(Duration, Box<Behaviour>),
     /// Never answer.
     Silent,
+    /// These answer, authority and additional records, as they are (the
+    /// owners need not be the question: records an attacker injects).
+    Records(Vec<Record>, Vec<Record>, Vec<Record>),
+    /// Send these forged or broken messages first, then the real reply.
+    LieFirst(Vec<Lie>, Box<Behaviour>),
+}
+
+/// A message sent before the real reply; each carries the address 6.6.6.6
+/// for the question's name, so that accepting it shows in the answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lie {
+    /// Another message ID.
+    WrongId,
+    /// Another name in the question.
+    WrongName,
+    /// Another type in the question.
+    WrongType,
+    /// Another class in the question (CH).
+    WrongClass,
+    /// Right ID and question, but sent from another port (a spoofer).
+    OtherPort,
+    /// The forged reply cut short: it does not parse.
+    Cut,
+    /// Bytes that are no DNS message at all.
+    Garbage,
+    /// A query, not a response, with the right ID and question.
+    NotResponse,
+}
+
+/// The address lies carry.
+pub const LIE: [u8; 4] = [6, 6, 6, 6];
+
+/// One message to send back.
+struct Out {
+    bytes: Vec<u8>,
+    /// Sent from a socket of its own instead of the server's port.
+    other_port: bool,
 }
 
 /// What the upstream saw in one query.
@@ -48,9 +86,16 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn start() -> Self {
-        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind upstream");
-        let addr = udp.local_addr().unwrap();
-        let tcp = TcpListener::bind(addr).expect("bind upstream tcp");
+        // The UDP port's TCP twin may be taken (by a client's ephemeral port):
+        // then try another pair.
+        let (udp, addr, tcp) = (0..50)
+            .find_map(|_| {
+                let udp = UdpSocket::bind("127.0.0.1:0").ok()?;
+                let addr = udp.local_addr().ok()?;
+                let tcp = TcpListener::bind(addr).ok()?;
+                Some((udp, addr, tcp))
+            })
+            .expect("bind upstream UDP and TCP on one port");
         let upstream = Upstream {
             addr,
             table: Arc::new(Mutex::new(HashMap::new())),
@@ -71,8 +116,14 @@ impl Upstream {
                 let udp = udp.try_clone().unwrap();
                 let (table, seen, silent) = (table.clone(), seen.clone(), silent.clone());
                 std::thread::spawn(move || {
-                    if let Some(reply) = respond(&request, false, &table, &seen, &silent) {
-                        let _ = udp.send_to(&reply, from);
+                    for out in respond(&request, false, &table, &seen, &silent) {
+                        if out.other_port {
+                            if let Ok(spoofer) = UdpSocket::bind("127.0.0.1:0") {
+                                let _ = spoofer.send_to(&out.bytes, from);
+                            }
+                        } else {
+                            let _ = udp.send_to(&out.bytes, from);
+                        }
                     }
                 });
             }
@@ -95,9 +146,13 @@ impl Upstream {
                         if stream.read_exact(&mut body).is_err() {
                             return;
                         }
-                        if let Some(reply) = respond(&body, true, &table, &seen, &silent) {
-                            let mut framed = (reply.len() as u16).to_be_bytes().to_vec();
-                            framed.extend_from_slice(&reply);
+                        // Over TCP there is no other port to spoof from.
+                        for out in respond(&body, true, &table, &seen, &silent)
+                            .into_iter()
+                            .filter(|out| !out.other_port)
+                        {
+                            let mut framed = (out.bytes.len() as u16).to_be_bytes().to_vec();
+                            framed.extend_from_slice(&out.bytes);
                             if stream.write_all(&framed).is_err() {
                                 return;
                             }
@@ -161,9 +216,13 @@ fn respond(
     table: &Mutex<HashMap<String, Behaviour>>,
     seen: &Mutex<Vec<Seen>>,
     silent: &AtomicBool,
-) -> Option<Vec<u8>> {
-    let request = Message::from_vec(bytes).ok()?;
-    let query = request.queries.first()?.clone();
+) -> Vec<Out> {
+    let Ok(request) = Message::from_vec(bytes) else {
+        return Vec::new();
+    };
+    let Some(query) = request.queries.first().cloned() else {
+        return Vec::new();
+    };
     let name = query.name().to_ascii().to_ascii_lowercase();
     seen.lock().unwrap().push(Seen {
         name: name.clone(),
@@ -174,7 +233,7 @@ fn respond(
         has_edns: request.edns.is_some(),
     });
     if silent.load(Ordering::Relaxed) {
-        return None;
+        return Vec::new();
     }
     let mut behaviour = table
         .lock()
@@ -182,10 +241,30 @@ fn respond(
         .get(&name)
         .cloned()
         .unwrap_or(Behaviour::NxDomain(60, 60));
-    if let Behaviour::Slow(delay, inner) = behaviour {
-        std::thread::sleep(delay);
-        behaviour = *inner;
+    let mut out = Vec::new();
+    loop {
+        match behaviour {
+            Behaviour::Slow(delay, inner) => {
+                std::thread::sleep(delay);
+                behaviour = *inner;
+            }
+            Behaviour::LieFirst(lies, inner) => {
+                out.extend(lies.iter().map(|lie| lie_reply(*lie, &request, &query)));
+                behaviour = *inner;
+            }
+            _ => break,
+        }
     }
+    if let Some(bytes) = reply(behaviour, &request, &query, tcp) {
+        out.push(Out {
+            bytes,
+            other_port: false,
+        });
+    }
+    out
+}
+
+fn reply(behaviour: Behaviour, request: &Message, query: &Query, tcp: bool) -> Option<Vec<u8>> {
     let mut reply = Message::new(
         request.metadata.id,
         MessageType::Response,
@@ -210,8 +289,12 @@ fn respond(
             let soa = SOA::new(zone.clone(), zone.clone(), 1, 60, 60, 60, minimum);
             reply.add_authority(Record::from_rdata(zone, ttl, RData::SOA(soa)));
         }
-        Behaviour::Silent => return None,
-        Behaviour::Slow(..) => return None,
+        Behaviour::Records(answers, authorities, additionals) => {
+            reply.answers = answers;
+            reply.authorities = authorities;
+            reply.additionals = additionals;
+        }
+        Behaviour::Silent | Behaviour::Slow(..) | Behaviour::LieFirst(..) => return None,
     }
     let bytes = reply.to_vec().ok()?;
     if !tcp && bytes.len() > 512 {
@@ -223,8 +306,53 @@ fn respond(
         );
         truncated.metadata.truncation = true;
         truncated.metadata.recursion_available = true;
-        truncated.add_query(query);
+        truncated.add_query(query.clone());
         return truncated.to_vec().ok();
     }
     Some(bytes)
+}
+
+/// A forged reply: the question's name at [`LIE`], bent as `lie` says.
+fn lie_reply(lie: Lie, request: &Message, query: &Query) -> Out {
+    let mut forged = Message::new(
+        request.metadata.id,
+        MessageType::Response,
+        request.metadata.op_code,
+    );
+    forged.metadata.recursion_available = true;
+    let mut asked = query.clone();
+    match lie {
+        Lie::WrongId => forged.metadata.id = request.metadata.id.wrapping_add(1),
+        Lie::WrongName => asked.name = Name::from_ascii("other.example.").unwrap(),
+        Lie::WrongType => {
+            asked.query_type = if query.query_type() == RecordType::AAAA {
+                RecordType::A
+            } else {
+                RecordType::AAAA
+            };
+        }
+        Lie::WrongClass => asked.query_class = DNSClass::CH,
+        Lie::NotResponse => forged.metadata.message_type = MessageType::Query,
+        Lie::OtherPort | Lie::Cut | Lie::Garbage => {}
+    }
+    forged.add_query(asked);
+    forged.add_answer(Record::from_rdata(
+        query.name().clone(),
+        300,
+        RData::A(A::new(LIE[0], LIE[1], LIE[2], LIE[3])),
+    ));
+    let mut bytes = forged.to_vec().unwrap();
+    match lie {
+        Lie::Cut => bytes.truncate(bytes.len() - 3),
+        Lie::Garbage => {
+            // The right ID, then noise.
+            bytes.truncate(2);
+            bytes.extend_from_slice(&[0xff; 40]);
+        }
+        _ => {}
+    }
+    Out {
+        bytes,
+        other_port: lie == Lie::OtherPort,
+    }
 }
