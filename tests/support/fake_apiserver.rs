@@ -5,13 +5,16 @@
 //! events (ADDED, MODIFIED, DELETED, BOOKMARK, ERROR) resumable from a
 //! resourceVersion, with `410 Gone` once history is compacted; streaming lists
 //! (`sendInitialEvents`) unless turned off; label selectors. Tests change objects
-//! while it runs, inject 500/403 answers, close or expire watches, and stop and
-//! restart it on the same port.
+//! while it runs, inject 500/403 answers, close or expire watches, drop every
+//! connection, and stop and restart it on the same port. With [`Chaos`] set it also
+//! misbehaves at random (`bench/chaos`): 500s, watch streams cut mid-line, slow and
+//! split chunks, duplicated and reordered events, stale bookmarks.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -90,10 +93,63 @@ enum Broadcast {
     Close,
     /// Send ERROR 410 on every watch stream, then end it.
     Gone,
+    /// Cut every watch stream in the middle of its next line.
+    Cut,
+}
+
+/// Faults injected at random while set; each rate is a probability per occasion
+/// (0 = never). All zero by default, so tests see a well-behaved server.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Chaos {
+    /// List and watch requests answered `500 Internal Server Error`.
+    pub error_rate: f64,
+    /// Watch events whose line is cut in half, ending the stream there.
+    pub cut_rate: f64,
+    /// Watch events and bookmarks sent twice.
+    pub duplicate_rate: f64,
+    /// Live events swapped with the next queued one (when it is another object's).
+    pub reorder_rate: f64,
+    /// Bookmarks that carry an older resourceVersion than already sent.
+    pub stale_bookmark_rate: f64,
+    /// Chunks delayed by up to `max_delay` and sent in two pieces with a pause between.
+    pub slow_rate: f64,
+    pub max_delay: Duration,
+}
+
+/// A small PRNG for chaos decisions (SplitMix64); quality is not a concern here.
+struct Dice(u64);
+
+impl Dice {
+    fn new() -> Self {
+        static SEED: AtomicU64 = AtomicU64::new(0x5eed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        Dice(nanos ^ SEED.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed))
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// True with probability `p`.
+    fn roll(&mut self, p: f64) -> bool {
+        let unit = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
+        p > 0.0 && unit < p
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        if n == 0 { 0 } else { self.next() % n }
+    }
 }
 
 struct Inner {
     rv: u64,
+    chaos: Chaos,
     objects: BTreeMap<(Resource, String, String), Value>,
     history: VecDeque<Arc<Recorded>>,
     /// Watches from a resourceVersion below this get 410 Gone.
@@ -133,6 +189,7 @@ impl FakeApiServer {
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner {
                 rv: 1000,
+                chaos: Chaos::default(),
                 objects: BTreeMap::new(),
                 history: VecDeque::new(),
                 oldest_rv: 0,
@@ -179,7 +236,10 @@ impl FakeApiServer {
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
                 });
-                shared.connections.lock().unwrap().push(conn.abort_handle());
+                let mut connections = shared.connections.lock().unwrap();
+                // Forget finished connections, so a long soak does not pile them up.
+                connections.retain(|c| !c.is_finished());
+                connections.push(conn.abort_handle());
             }
         });
         *self.acceptor.lock().unwrap() = Some(task.abort_handle());
@@ -217,6 +277,35 @@ impl FakeApiServer {
         for connection in self.shared.connections.lock().unwrap().drain(..) {
             connection.abort();
         }
+    }
+
+    /// Drops every open connection (lists and watches cut mid-stream); keeps listening.
+    pub fn drop_connections(&self) {
+        for connection in self.shared.connections.lock().unwrap().drain(..) {
+            connection.abort();
+        }
+    }
+
+    /// Sets the random faults (`Chaos::default()` turns them off).
+    pub fn set_chaos(&self, chaos: Chaos) {
+        self.shared.inner.lock().unwrap().chaos = chaos;
+    }
+
+    /// Every object as it is now (the model the served zone must match).
+    pub fn objects(&self) -> Vec<Value> {
+        self.shared
+            .inner
+            .lock()
+            .unwrap()
+            .objects
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// The current resourceVersion.
+    pub fn resource_version(&self) -> u64 {
+        self.shared.inner.lock().unwrap().rv
     }
 
     /// Listens again on the same port, keeping the objects.
@@ -327,6 +416,11 @@ impl FakeApiServer {
         let _ = self.shared.events.send(Broadcast::Gone);
     }
 
+    /// Cuts every open watch stream in the middle of its next line (event or bookmark).
+    pub fn cut_watches(&self) {
+        let _ = self.shared.events.send(Broadcast::Cut);
+    }
+
     /// The next `count` requests for `resource` get `status` (e.g. 500).
     pub fn fail_next(&self, kind: &str, status: u16, count: usize) {
         let resource = Resource::from_kind(kind).expect("a known kind");
@@ -336,6 +430,11 @@ impl FakeApiServer {
             .entry(resource)
             .or_default()
             .extend(std::iter::repeat_n(status, count));
+    }
+
+    /// Forgets the faults `fail_next` queued and not yet served.
+    pub fn clear_faults(&self) {
+        self.shared.inner.lock().unwrap().faults.clear();
     }
 
     /// Every request for `kind` gets 403 Forbidden while set.
@@ -504,6 +603,10 @@ async fn handle(shared: &Arc<Shared>, request: Request<Incoming>) -> Response<Bo
         {
             return error(code, "InternalError", "injected fault");
         }
+        let error_rate = inner.chaos.error_rate;
+        if Dice::new().roll(error_rate) {
+            return error(500, "InternalError", "injected random fault");
+        }
     }
     let is_watch = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
     if is_watch {
@@ -580,6 +683,55 @@ fn bookmark(resource: Resource, rv: u64, initial_end: bool) -> Bytes {
     )
 }
 
+/// The key of an object within its resource (namespace, name).
+fn object_key(object: &Value) -> (&str, &str) {
+    (
+        object["metadata"]["namespace"].as_str().unwrap_or_default(),
+        object["metadata"]["name"].as_str().unwrap_or_default(),
+    )
+}
+
+/// The sending end of one watch stream, misbehaving as `Chaos` says.
+struct Out {
+    tx: mpsc::Sender<Bytes>,
+    chaos: Chaos,
+    dice: Dice,
+    /// Cut the next line (`FakeApiServer::cut_watches`).
+    cut_next: bool,
+}
+
+/// The stream is over (the client went, or chaos cut it).
+struct Ended;
+
+impl Out {
+    async fn raw(&mut self, chunk: Bytes) -> Result<(), Ended> {
+        self.tx.send(chunk).await.map_err(|_| Ended)
+    }
+
+    /// Sends one event line, possibly slowly, in pieces, twice, or cut in half (then ends).
+    async fn line(&mut self, line: Bytes) -> Result<(), Ended> {
+        let max_delay = self.chaos.max_delay.as_micros() as u64;
+        if self.cut_next || self.dice.roll(self.chaos.cut_rate) {
+            let half = line.len() / 2;
+            let _ = self.raw(line.slice(..half)).await;
+            return Err(Ended);
+        }
+        if self.dice.roll(self.chaos.slow_rate) {
+            let split = 1 + self.dice.below(line.len().saturating_sub(1) as u64) as usize;
+            tokio::time::sleep(Duration::from_micros(self.dice.below(max_delay))).await;
+            self.raw(line.slice(..split)).await?;
+            tokio::time::sleep(Duration::from_micros(self.dice.below(max_delay))).await;
+            self.raw(line.slice(split..)).await?;
+        } else {
+            self.raw(line.clone()).await?;
+        }
+        if self.dice.roll(self.chaos.duplicate_rate) {
+            self.raw(line).await?;
+        }
+        Ok(())
+    }
+}
+
 fn watch(
     shared: &Arc<Shared>,
     resource: Resource,
@@ -588,7 +740,7 @@ fn watch(
     let selector = query.get("labelSelector").cloned();
     let bookmarks = query.get("allowWatchBookmarks").map(String::as_str) == Some("true");
     let initial_events = query.get("sendInitialEvents").map(String::as_str) == Some("true");
-    let (first, mut live, mut last_rv, interval) = {
+    let (first, mut live, start_rv, interval, chaos) = {
         let inner = shared.inner.lock().unwrap();
         let mut first: Vec<Bytes> = Vec::new();
         let live = shared.events.subscribe();
@@ -640,48 +792,101 @@ fn watch(
                 }
             }
         }
-        (first, live, inner.rv, inner.bookmark_interval)
+        (first, live, inner.rv, inner.bookmark_interval, inner.chaos)
     };
     let (tx, rx) = mpsc::channel::<Bytes>(1024);
-    let shared = shared.clone();
     let task = tokio::spawn(async move {
+        let mut out = Out {
+            tx,
+            chaos,
+            dice: Dice::new(),
+            cut_next: false,
+        };
         for chunk in first {
-            if tx.send(chunk).await.is_err() {
+            if out.line(chunk).await.is_err() {
                 return;
             }
         }
+        // Every event up to `seen_rv` (of any resource) has been taken from the
+        // broadcast, which is in resourceVersion order: so a bookmark at `seen_rv`
+        // never claims an event this stream has not sent yet.
+        let mut seen_rv = start_rv;
+        let mut pending: VecDeque<Broadcast> = VecDeque::new();
         let mut ticker = tokio::time::interval(interval);
         ticker.tick().await;
         loop {
-            tokio::select! {
-                message = live.recv() => match message {
-                    Ok(Broadcast::Event(event)) => {
-                        if event.rv <= last_rv || event.resource != resource {
-                            continue;
+            let message = match pending.pop_front() {
+                Some(message) => Ok(message),
+                None => tokio::select! {
+                    message = live.recv() => message,
+                    _ = ticker.tick(), if bookmarks => {
+                        let mut rv = seen_rv;
+                        if out.dice.roll(out.chaos.stale_bookmark_rate) {
+                            rv = rv.saturating_sub(1 + out.dice.below(100)).max(1);
                         }
-                        last_rv = event.rv;
-                        if matches_selector(selector.as_ref(), &event.object)
-                            && tx.send(event_line(event.kind, &event.object)).await.is_err()
-                        {
+                        if out.line(bookmark(resource, rv, false)).await.is_err() {
                             return;
                         }
+                        continue;
                     }
-                    Ok(Broadcast::Close) => return,
-                    Ok(Broadcast::Gone) => {
-                        let _ = tx
-                            .send(event_line("ERROR", &status_body(410, "Expired", "watch expired")))
-                            .await;
-                        return;
-                    }
-                    // Too slow to keep up: end the stream, the client resumes.
-                    Err(_) => return,
                 },
-                _ = ticker.tick(), if bookmarks => {
-                    let rv = shared.inner.lock().unwrap().rv.max(last_rv);
-                    if tx.send(bookmark(resource, rv, false)).await.is_err() {
+            };
+            match message {
+                Ok(Broadcast::Event(event)) => {
+                    if event.rv <= seen_rv {
+                        continue;
+                    }
+                    seen_rv = event.rv;
+                    if event.resource != resource
+                        || !matches_selector(selector.as_ref(), &event.object)
+                    {
+                        continue;
+                    }
+                    // Swap with the next event when it is for another object of
+                    // this stream: each object's own events stay in order.
+                    if out.dice.roll(out.chaos.reorder_rate)
+                        && let Ok(next) = live.try_recv()
+                    {
+                        match next {
+                            Broadcast::Event(ref other)
+                                if other.rv > seen_rv
+                                    && other.resource == resource
+                                    && matches_selector(selector.as_ref(), &other.object)
+                                    && object_key(&other.object) != object_key(&event.object) =>
+                            {
+                                seen_rv = other.rv;
+                                if out
+                                    .line(event_line(other.kind, &other.object))
+                                    .await
+                                    .is_err()
+                                {
+                                    return;
+                                }
+                            }
+                            next => pending.push_back(next),
+                        }
+                    }
+                    if out
+                        .line(event_line(event.kind, &event.object))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }
+                Ok(Broadcast::Close) => return,
+                Ok(Broadcast::Cut) => out.cut_next = true,
+                Ok(Broadcast::Gone) => {
+                    let _ = out
+                        .raw(event_line(
+                            "ERROR",
+                            &status_body(410, "Expired", "watch expired"),
+                        ))
+                        .await;
+                    return;
+                }
+                // Too slow to keep up: end the stream, the client resumes.
+                Err(_) => return,
             }
         }
     });
