@@ -455,7 +455,8 @@ pub fn parse_dns_listen(text: &str) -> Result<Vec<SocketAddr>, String> {
     parse_listen(text).map(|addr| vec![addr])
 }
 
-/// `ADDR:PORT`, `[V6]:PORT`, a bare address (port 53) or `:PORT` (all IPv4 interfaces).
+/// `ADDR:PORT`, `[V6]:PORT`, a bare address (port 53) or `:PORT`: all interfaces,
+/// `[::]:PORT`, which the HTTP endpoints bind dual-stack (IPv4 too).
 pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
     let text = text.trim();
     if let Ok(addr) = text.parse::<SocketAddr>() {
@@ -471,7 +472,7 @@ pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
     if let Some(port) = text.strip_prefix(':')
         && let Ok(port) = port.parse::<u16>()
     {
-        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port));
+        return Ok(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port));
     }
     Err(format!(
         "{text:?} is not an address: expected ADDR:PORT, [IPV6]:PORT or ADDR"
@@ -581,7 +582,7 @@ mod tests {
             parse_listen("10.0.0.1").unwrap(),
             "10.0.0.1:53".parse().unwrap()
         );
-        assert_eq!(parse_listen(":53").unwrap(), "0.0.0.0:53".parse().unwrap());
+        assert_eq!(parse_listen(":8080").unwrap(), "[::]:8080".parse().unwrap());
         let both: Vec<SocketAddr> = vec!["0.0.0.0:53".parse().unwrap(), "[::]:53".parse().unwrap()];
         assert_eq!(parse_dns_listen(":53").unwrap(), both);
         assert_eq!(parse_dns_listen(" .:53").unwrap(), both);

@@ -170,19 +170,46 @@ async fn check_forwarding_loop(
 /// half of an all-interfaces listen (`:53`) whose IPv4 half is listened on too.
 fn ipv6_missing(addr: SocketAddr, listen: &[SocketAddr], error: &std::io::Error) -> bool {
     let ipv4_half = SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), addr.port());
-    addr.is_ipv6()
-        && addr.ip().is_unspecified()
-        && listen.contains(&ipv4_half)
-        && matches!(
-            error.raw_os_error(),
-            Some(libc::EAFNOSUPPORT | libc::EADDRNOTAVAIL | libc::EPROTONOSUPPORT)
-        )
+    addr.is_ipv6() && addr.ip().is_unspecified() && listen.contains(&ipv4_half) && no_ipv6(error)
 }
 
+/// The errors of a host (or container) without IPv6.
+fn no_ipv6(error: &std::io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::EAFNOSUPPORT | libc::EADDRNOTAVAIL | libc::EPROTONOSUPPORT)
+    )
+}
+
+fn http_listener(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    if addr.is_ipv6() && addr.ip().is_unspecified() {
+        // Whatever the host's net.ipv6.bindv6only says.
+        socket.set_only_v6(false)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    tokio::net::TcpListener::from_std(socket.into())
+}
+
+/// A listener for an HTTP endpoint; `[::]` takes IPv4 too (one dual-stack socket),
+/// or, on a host without IPv6, becomes `0.0.0.0`.
 async fn bind_http(addr: SocketAddr, what: &str) -> Result<tokio::net::TcpListener, RunError> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| RunError::Bind { addr, source })?;
+    let listener = match http_listener(addr) {
+        Ok(listener) => listener,
+        Err(source) if addr.is_ipv6() && addr.ip().is_unspecified() && no_ipv6(&source) => {
+            let ipv4 = SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), addr.port());
+            tracing::warn!(%addr, error = %source, "no IPv6 on this host; {what} on IPv4 only");
+            http_listener(ipv4).map_err(|source| RunError::Bind { addr: ipv4, source })?
+        }
+        Err(source) => return Err(RunError::Bind { addr, source }),
+    };
     if let Ok(local) = listener.local_addr() {
         tracing::info!("{what} on http://{local}/{what}");
     }
