@@ -34,7 +34,8 @@ pub struct CommonArgs {
     /// Read Services, EndpointSlices, Pods and Namespaces from the manifests under DIR.
     #[arg(long, value_name = "DIR")]
     pub manifests: Option<PathBuf>,
-    /// Address to answer on, over both UDP and TCP (repeatable). Default 127.0.0.1:5353.
+    /// Address to answer on, over both UDP and TCP (repeatable); `:PORT` is every
+    /// interface, IPv4 and IPv6. Default 127.0.0.1:5353.
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Vec<String>,
     /// How pod names (a-b-c-d.<ns>.pod.<zone>) are answered.
@@ -65,7 +66,8 @@ pub struct CommonArgs {
     /// the nameservers of --resolv-conf).
     #[arg(long, value_name = "ADDR[:PORT]")]
     pub upstream: Vec<String>,
-    /// resolv.conf whose nameservers are the upstreams (default /etc/resolv.conf).
+    /// resolv.conf whose nameservers are the upstreams (default /etc/resolv.conf);
+    /// re-read when it changes.
     #[arg(long, value_name = "FILE")]
     pub resolv_conf: Option<PathBuf>,
     /// Seconds to keep answering after SIGTERM while reporting not ready (default 5).

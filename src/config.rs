@@ -1,6 +1,6 @@
 //! Settings: the TOML file, overridden by command-line flags, validated into one struct.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -203,11 +203,13 @@ impl Settings {
         }
         let mut listen = Vec::new();
         for text in &listen_texts {
-            let addr = parse_listen(text).map_err(|message| {
+            let addrs = parse_dns_listen(text).map_err(|message| {
                 invalid(origin(listen_from_flag, "listen"), "listen", message)
             })?;
-            if !listen.contains(&addr) {
-                listen.push(addr);
+            for addr in addrs {
+                if !listen.contains(&addr) {
+                    listen.push(addr);
+                }
             }
         }
 
@@ -434,7 +436,27 @@ pub fn parse_upstream(text: &str) -> Result<SocketAddr, String> {
         })
 }
 
-/// `ADDR:PORT`, `[V6]:PORT`, a bare address (port 53) or `:PORT` (all IPv4 interfaces).
+/// A DNS `listen` entry: as [`parse_listen`], except that no host (`:PORT`, or
+/// CoreDNS's `.:PORT`) means every interface of both families, `0.0.0.0:PORT` and
+/// `[::]:PORT`, so that dual-stack clusters need no edit.
+pub fn parse_dns_listen(text: &str) -> Result<Vec<SocketAddr>, String> {
+    let trimmed = text.trim();
+    let port = trimmed
+        .strip_prefix(':')
+        .or_else(|| trimmed.strip_prefix(".:"));
+    if let Some(port) = port
+        && let Ok(port) = port.parse::<u16>()
+    {
+        return Ok(vec![
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
+        ]);
+    }
+    parse_listen(text).map(|addr| vec![addr])
+}
+
+/// `ADDR:PORT`, `[V6]:PORT`, a bare address (port 53) or `:PORT`: all interfaces,
+/// `[::]:PORT`, which the HTTP endpoints bind dual-stack (IPv4 too).
 pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
     let text = text.trim();
     if let Ok(addr) = text.parse::<SocketAddr>() {
@@ -450,7 +472,7 @@ pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
     if let Some(port) = text.strip_prefix(':')
         && let Ok(port) = port.parse::<u16>()
     {
-        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port));
+        return Ok(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port));
     }
     Err(format!(
         "{text:?} is not an address: expected ADDR:PORT, [IPV6]:PORT or ADDR"
@@ -540,6 +562,17 @@ mod tests {
     }
 
     #[test]
+    fn a_port_alone_listens_on_both_families() {
+        let both: Vec<SocketAddr> = vec!["0.0.0.0:53".parse().unwrap(), "[::]:53".parse().unwrap()];
+        assert_eq!(from_file("listen = [\":53\"]\n").unwrap().listen, both);
+        let flags = Overrides {
+            listen: vec![":53".into(), "0.0.0.0:53".into(), ".:53".into()],
+            ..Overrides::default()
+        };
+        assert_eq!(Settings::resolve(None, flags).unwrap().listen, both);
+    }
+
+    #[test]
     fn listen_forms() {
         assert_eq!(
             parse_listen("[::1]:5353").unwrap(),
@@ -549,7 +582,22 @@ mod tests {
             parse_listen("10.0.0.1").unwrap(),
             "10.0.0.1:53".parse().unwrap()
         );
-        assert_eq!(parse_listen(":53").unwrap(), "0.0.0.0:53".parse().unwrap());
+        assert_eq!(parse_listen(":8080").unwrap(), "[::]:8080".parse().unwrap());
+        let both: Vec<SocketAddr> = vec!["0.0.0.0:53".parse().unwrap(), "[::]:53".parse().unwrap()];
+        assert_eq!(parse_dns_listen(":53").unwrap(), both);
+        assert_eq!(parse_dns_listen(" .:53").unwrap(), both);
+        assert_eq!(
+            parse_dns_listen("0.0.0.0:53").unwrap(),
+            vec!["0.0.0.0:53".parse::<SocketAddr>().unwrap()],
+            "an explicit family stays alone"
+        );
+        assert_eq!(
+            parse_dns_listen("[::1]:5353").unwrap(),
+            vec!["[::1]:5353".parse::<SocketAddr>().unwrap()]
+        );
+        assert!(parse_dns_listen(":").is_err());
+        assert!(parse_dns_listen(".:x").is_err());
+        assert!(parse_dns_listen(":70000").is_err());
         assert!(parse_listen("nonsense").is_err());
         assert_eq!(
             parse_upstream("10.0.0.2").unwrap(),

@@ -1,9 +1,11 @@
 //! Prometheus metrics, with CoreDNS's names and labels where they mean the same
 //! thing, so existing dashboards and alerts keep working.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::AtomicI64;
 use std::time::Duration;
 
+use futures::FutureExt as _;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -126,6 +128,8 @@ pub struct Metrics {
     pub forward_duration: Family<ToRcodeLabels, Histogram>,
     pub forward_failures: Family<ToLabel, Counter>,
     pub forward_max_concurrent_rejects: Counter,
+    /// Panics caught and recovered from (`coredns_panics_total`).
+    pub panics: Counter,
 }
 
 impl Metrics {
@@ -235,7 +239,7 @@ impl Metrics {
         registry.register(
             "coredns_panics",
             "A metrics that counts the number of panics",
-            panics,
+            panics.clone(),
         );
         Metrics {
             registry,
@@ -253,7 +257,27 @@ impl Metrics {
             forward_duration,
             forward_failures,
             forward_max_concurrent_rejects,
+            panics,
         }
+    }
+
+    /// Runs `body`, catching a panic (a bug) so the caller can start it again; the
+    /// panic is counted in `coredns_panics_total`.
+    pub fn catch_panic<T>(&self, body: impl FnOnce() -> T) -> std::thread::Result<T> {
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(body));
+        if outcome.is_err() {
+            self.panics.inc();
+        }
+        outcome
+    }
+
+    /// [`Self::catch_panic`] for a future.
+    pub async fn catch_panic_async<F: Future>(&self, body: F) -> std::thread::Result<F::Output> {
+        let outcome = AssertUnwindSafe(body).catch_unwind().await;
+        if outcome.is_err() {
+            self.panics.inc();
+        }
+        outcome
     }
 
     pub fn observe_forward(&self, to: &str, rcode: ResponseCode, took: Duration) {
@@ -330,5 +354,46 @@ pub fn type_name(qtype: RecordType) -> &'static str {
         RecordType::AXFR => "AXFR",
         RecordType::IXFR => "IXFR",
         _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn panics_line(metrics: &Metrics) -> String {
+        metrics
+            .render()
+            .lines()
+            .find(|line| line.starts_with("coredns_panics_total"))
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    #[test]
+    fn caught_panics_are_counted() {
+        let metrics = Metrics::new();
+        assert_eq!(panics_line(&metrics), "coredns_panics_total 0");
+        assert_eq!(metrics.catch_panic(|| 7).ok(), Some(7));
+        assert_eq!(panics_line(&metrics), "coredns_panics_total 0");
+        assert!(metrics.catch_panic(|| -> u8 { panic!("a bug") }).is_err());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let caught = runtime.block_on(metrics.catch_panic_async(async {
+            tokio::task::yield_now().await;
+            if metrics.panics.get() > 0 {
+                panic!("another bug");
+            }
+            1
+        }));
+        assert!(caught.is_err());
+        assert_eq!(
+            runtime
+                .block_on(metrics.catch_panic_async(async { 1 }))
+                .ok(),
+            Some(1)
+        );
+        assert_eq!(panics_line(&metrics), "coredns_panics_total 2");
     }
 }

@@ -1,15 +1,17 @@
-//! Configuration reload: when the config file (or the resolv.conf it takes its
-//! upstreams from) changes, the new settings replace the old without dropping a
-//! query; a bad new file is logged and the old settings kept.
+//! Configuration reload: when the config file (or the resolv.conf the upstreams
+//! come from) changes, the new settings replace the old without dropping a query;
+//! a bad new file is logged and the old settings kept. Without a config file the
+//! resolv.conf is still watched.
 
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
 use crate::answer::ZoneConfig;
-use crate::config::{FileConfig, Overrides, Settings, Upstreams};
+use crate::config::{ConfigError, FileConfig, Overrides, Settings};
 use crate::metrics::Metrics;
 use crate::server::Forwarding;
 
@@ -18,57 +20,86 @@ use crate::server::Forwarding;
 const POLL: Duration = Duration::from_secs(2);
 
 pub struct Reloadable {
-    pub path: PathBuf,
+    /// The config file, if the server was started with one.
+    pub path: Option<PathBuf>,
     /// The config file's bytes as read before the running settings were built.
     pub loaded: Option<Vec<u8>>,
     pub args: Overrides,
     pub current: Settings,
+    /// The resolv.conf's bytes the running upstreams were read from.
+    pub resolv_loaded: Option<Vec<u8>>,
+    /// The upstreams in use: a reload compares against these, not against a second
+    /// reading of the file.
+    pub upstreams: Vec<SocketAddr>,
     pub zone: Arc<ArcSwap<ZoneConfig>>,
     pub forwarding: Arc<ArcSwap<Option<Forwarding>>>,
     pub metrics: Arc<Metrics>,
 }
 
-/// The contents that decide the settings: the config file and, when upstreams come
-/// from it, the resolv.conf.
-fn contents(path: &PathBuf, settings: &Settings) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
-    (std::fs::read(path).ok(), resolv_contents(settings))
-}
-
-fn resolv_contents(settings: &Settings) -> Option<Vec<u8>> {
-    match &settings.upstreams {
-        Upstreams::ResolvConf(resolv) => std::fs::read(resolv).ok(),
-        Upstreams::Listed(_) => None,
-    }
+/// Settings from the config file's `bytes` (as just read) and the flags.
+fn settings_from(
+    path: Option<&Path>,
+    bytes: Option<&[u8]>,
+    args: &Overrides,
+) -> Result<Settings, ConfigError> {
+    let Some(path) = path else {
+        return Settings::resolve(None, args.clone());
+    };
+    let file = match bytes.map(std::str::from_utf8) {
+        Some(Ok(text)) => FileConfig::parse(path, text)?,
+        // Missing or not UTF-8: reading it again gives the error that says so.
+        _ => FileConfig::load(path)?,
+    };
+    Settings::resolve(Some((path, file)), args.clone())
 }
 
 pub async fn watch(mut state: Reloadable) {
-    // A change made while the server was starting is seen at the first tick.
-    let mut seen = (state.loaded.take(), resolv_contents(&state.current));
     let mut ticker = tokio::time::interval(POLL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        let now = contents(&state.path, &state.current);
-        if now == seen {
-            continue;
-        }
-        seen = now;
-        let loaded = FileConfig::load(&state.path)
-            .and_then(|file| Settings::resolve(Some((&state.path, file)), state.args.clone()));
-        let new = match loaded {
-            Ok(new) => new,
-            Err(error) => {
-                tracing::error!("{error}; keeping the running configuration");
-                continue;
-            }
-        };
-        apply(&state, &new);
-        state.current = new;
-        seen = contents(&state.path, &state.current);
+        // A change made while the server was starting is seen at the first tick.
+        check(&mut state);
     }
 }
 
-fn apply(state: &Reloadable, new: &Settings) {
+/// One look at the files; applies what changed.
+fn check(state: &mut Reloadable) {
+    let config_now = state
+        .path
+        .as_ref()
+        .and_then(|path| std::fs::read(path).ok());
+    let config_changed = state.path.is_some() && config_now != state.loaded;
+    let new = if config_changed {
+        // Remembered before parsing, so a bad file is reported once, not every tick.
+        state.loaded = config_now;
+        match settings_from(state.path.as_deref(), state.loaded.as_deref(), &state.args) {
+            Ok(new) => new,
+            Err(error) => {
+                tracing::error!("{error}; keeping the running configuration");
+                return;
+            }
+        }
+    } else {
+        state.current.clone()
+    };
+    let (resolv_now, mut upstreams) = crate::run::read_upstreams(&new);
+    if !config_changed && resolv_now == state.resolv_loaded {
+        return;
+    }
+    if upstreams.is_empty() && !state.upstreams.is_empty() && resolv_now != state.resolv_loaded {
+        // A resolv.conf caught mid-rewrite, or emptied: better the last resolvers
+        // than refusing every name outside the cluster.
+        tracing::warn!("the resolv.conf names no nameserver; keeping the running upstreams");
+        upstreams = state.upstreams.clone();
+    }
+    apply(state, &new, &upstreams, config_changed);
+    state.current = new;
+    state.resolv_loaded = resolv_now;
+    state.upstreams = upstreams;
+}
+
+fn apply(state: &Reloadable, new: &Settings, upstreams: &[SocketAddr], config_changed: bool) {
     let old = &state.current;
     let restart_needed: Vec<&str> = [
         ("listen", old.listen != new.listen),
@@ -100,17 +131,119 @@ fn apply(state: &Reloadable, new: &Settings) {
     }
     state.zone.store(Arc::new(crate::run::zone_config(new)));
     // Forwarding is rebuilt (cache emptied, upstream health reset) only when its
-    // own settings or the upstream list changed.
-    let forwarding_changed = old.upstreams != new.upstreams
-        || crate::run::upstream_addrs(old) != crate::run::upstream_addrs(new)
+    // own settings or the upstreams in use changed.
+    let forwarding_changed = upstreams != state.upstreams.as_slice()
         || old.forward_timeout != new.forward_timeout
         || old.max_concurrent != new.max_concurrent
         || old.cache_ttl != new.cache_ttl
         || old.cache_size != new.cache_size;
     if forwarding_changed {
-        state
-            .forwarding
-            .store(Arc::new(crate::run::forwarding(new, &state.metrics)));
+        state.forwarding.store(Arc::new(crate::run::forwarding(
+            new,
+            upstreams,
+            &state.metrics,
+        )));
     }
-    tracing::info!(path = %state.path.display(), "configuration reloaded");
+    match (&state.path, config_changed) {
+        (Some(path), true) => {
+            tracing::info!(path = %path.display(), "configuration reloaded");
+        }
+        _ if forwarding_changed => tracing::info!("resolv.conf changed; new upstreams in use"),
+        _ => tracing::debug!("resolv.conf changed; same upstreams"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forwarded_to(state: &Reloadable) -> Vec<SocketAddr> {
+        let forwarding = state.forwarding.load_full();
+        match forwarding.as_ref() {
+            Some(forwarding) => forwarding.forwarder.upstreams().collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// The server's start-up, for upstreams from `resolv` and the config file `config`.
+    fn started(resolv: &Path, config: Option<&Path>) -> Reloadable {
+        let args = Overrides {
+            resolv_conf: Some(resolv.to_path_buf()),
+            ..Overrides::default()
+        };
+        let loaded = config.and_then(|path| std::fs::read(path).ok());
+        let current = settings_from(config, loaded.as_deref(), &args).unwrap();
+        let metrics = Arc::new(Metrics::new());
+        let (resolv_loaded, upstreams) = crate::run::read_upstreams(&current);
+        let forwarding = crate::run::forwarding(&current, &upstreams, &metrics);
+        Reloadable {
+            path: config.map(Path::to_path_buf),
+            loaded,
+            args,
+            zone: Arc::new(ArcSwap::from_pointee(crate::run::zone_config(&current))),
+            current,
+            resolv_loaded,
+            upstreams,
+            forwarding: Arc::new(ArcSwap::from_pointee(forwarding)),
+            metrics,
+        }
+    }
+
+    fn socket(text: &str) -> SocketAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn a_changed_resolv_conf_switches_the_upstreams() {
+        let dir = tempfile::tempdir().unwrap();
+        let resolv = dir.path().join("resolv.conf");
+        std::fs::write(&resolv, "nameserver 127.0.0.1:5301\n").unwrap();
+        let config = dir.path().join("c.toml");
+        std::fs::write(&config, "ttl = 5\n").unwrap();
+        for config in [None, Some(config.as_path())] {
+            std::fs::write(&resolv, "nameserver 127.0.0.1:5301\n").unwrap();
+            let mut state = started(&resolv, config);
+            assert_eq!(forwarded_to(&state), vec![socket("127.0.0.1:5301")]);
+            check(&mut state);
+            assert_eq!(forwarded_to(&state), vec![socket("127.0.0.1:5301")]);
+
+            std::fs::write(&resolv, "nameserver 127.0.0.1:5302\nnameserver ::1\n").unwrap();
+            check(&mut state);
+            assert_eq!(
+                forwarded_to(&state),
+                vec![socket("127.0.0.1:5302"), socket("[::1]:53")],
+                "config file {config:?}"
+            );
+            assert_eq!(state.upstreams, forwarded_to(&state));
+
+            // Emptied (or caught mid-rewrite): the last upstreams stay.
+            std::fs::write(&resolv, "# nothing yet\n").unwrap();
+            check(&mut state);
+            assert_eq!(
+                forwarded_to(&state),
+                vec![socket("127.0.0.1:5302"), socket("[::1]:53")]
+            );
+            std::fs::write(&resolv, "nameserver 127.0.0.1:5303\n").unwrap();
+            check(&mut state);
+            assert_eq!(forwarded_to(&state), vec![socket("127.0.0.1:5303")]);
+        }
+    }
+
+    #[test]
+    fn a_config_change_still_applies_and_a_bad_one_is_kept_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let resolv = dir.path().join("resolv.conf");
+        std::fs::write(&resolv, "nameserver 127.0.0.1:5301\n").unwrap();
+        let config = dir.path().join("c.toml");
+        std::fs::write(&config, "ttl = 5\n").unwrap();
+        let mut state = started(&resolv, Some(&config));
+        std::fs::write(&config, "ttl = 42\nupstream = [\"127.0.0.1:5309\"]\n").unwrap();
+        check(&mut state);
+        assert_eq!(state.zone.load().ttl, 42);
+        assert_eq!(forwarded_to(&state), vec![socket("127.0.0.1:5309")]);
+        std::fs::write(&config, "ttl = 7\nbogus = 1\n").unwrap();
+        check(&mut state);
+        assert_eq!(state.zone.load().ttl, 42, "the running settings stay");
+        assert_eq!(forwarded_to(&state), vec![socket("127.0.0.1:5309")]);
+    }
 }

@@ -96,20 +96,33 @@ pub fn zone(args: &CommonArgs) -> Result<String, RunError> {
 
 /// The upstream resolvers the settings name.
 pub fn upstream_addrs(settings: &Settings) -> Vec<SocketAddr> {
+    read_upstreams(settings).1
+}
+
+/// The resolv.conf's bytes (when the upstreams come from one) and the upstreams,
+/// parsed from those same bytes, so a reload compares against what is in use.
+pub fn read_upstreams(settings: &Settings) -> (Option<Vec<u8>>, Vec<SocketAddr>) {
     match &settings.upstreams {
-        Upstreams::Listed(listed) => listed.clone(),
-        Upstreams::ResolvConf(path) => match std::fs::read_to_string(path) {
-            Ok(text) => resolv_conf::nameservers(&text),
+        Upstreams::Listed(listed) => (None, listed.clone()),
+        Upstreams::ResolvConf(path) => match std::fs::read(path) {
+            Ok(bytes) => {
+                let upstreams = resolv_conf::nameservers(&String::from_utf8_lossy(&bytes));
+                (Some(bytes), upstreams)
+            }
             Err(error) => {
                 tracing::warn!(path = %path.display(), %error, "cannot read the resolv.conf for upstreams");
-                Vec::new()
+                (None, Vec::new())
             }
         },
     }
 }
 
-pub fn forwarding(settings: &Settings, metrics: &Arc<Metrics>) -> Option<Forwarding> {
-    let upstreams = upstream_addrs(settings);
+/// The forwarder to `upstreams`, with the settings' timeout, bound and cache.
+pub fn forwarding(
+    settings: &Settings,
+    upstreams: &[SocketAddr],
+    metrics: &Arc<Metrics>,
+) -> Option<Forwarding> {
     if upstreams.is_empty() {
         tracing::warn!("no upstream resolvers: names outside the cluster zones get REFUSED");
         return None;
@@ -118,7 +131,7 @@ pub fn forwarding(settings: &Settings, metrics: &Arc<Metrics>) -> Option<Forward
     tracing::info!(upstreams = %listed.join(" "), cache_ttl = settings.cache_ttl, "forwarding");
     Some(Forwarding {
         forwarder: Forwarder::new(
-            &upstreams,
+            upstreams,
             settings.forward_timeout,
             settings.max_concurrent,
             metrics.clone(),
@@ -153,10 +166,50 @@ async fn check_forwarding_loop(
     Ok(())
 }
 
+/// Whether binding `addr` failed only because the host has no IPv6, for the IPv6
+/// half of an all-interfaces listen (`:53`) whose IPv4 half is listened on too.
+fn ipv6_missing(addr: SocketAddr, listen: &[SocketAddr], error: &std::io::Error) -> bool {
+    let ipv4_half = SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), addr.port());
+    addr.is_ipv6() && addr.ip().is_unspecified() && listen.contains(&ipv4_half) && no_ipv6(error)
+}
+
+/// The errors of a host (or container) without IPv6.
+fn no_ipv6(error: &std::io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::EAFNOSUPPORT | libc::EADDRNOTAVAIL | libc::EPROTONOSUPPORT)
+    )
+}
+
+fn http_listener(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    if addr.is_ipv6() && addr.ip().is_unspecified() {
+        // Whatever the host's net.ipv6.bindv6only says.
+        socket.set_only_v6(false)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    tokio::net::TcpListener::from_std(socket.into())
+}
+
+/// A listener for an HTTP endpoint; `[::]` takes IPv4 too (one dual-stack socket),
+/// or, on a host without IPv6, becomes `0.0.0.0`.
 async fn bind_http(addr: SocketAddr, what: &str) -> Result<tokio::net::TcpListener, RunError> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| RunError::Bind { addr, source })?;
+    let listener = match http_listener(addr) {
+        Ok(listener) => listener,
+        Err(source) if addr.is_ipv6() && addr.ip().is_unspecified() && no_ipv6(&source) => {
+            let ipv4 = SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), addr.port());
+            tracing::warn!(%addr, error = %source, "no IPv6 on this host; {what} on IPv4 only");
+            http_listener(ipv4).map_err(|source| RunError::Bind { addr: ipv4, source })?
+        }
+        Err(source) => return Err(RunError::Bind { addr, source }),
+    };
     if let Ok(local) = listener.local_addr() {
         tracing::info!("{what} on http://{local}/{what}");
     }
@@ -182,9 +235,9 @@ async fn spawn_kubernetes_source(
             // The watchers retry on their own; this loop only catches what should
             // never happen (a panic, the tasks ending), so records do not go stale.
             loop {
-                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let outcome = metrics.catch_panic(|| {
                     run_kubernetes_source(&kube_settings, watch_pods, &shared, &metrics, &mut started)
-                }));
+                });
                 match (outcome, started.take()) {
                     (Ok(Err(error)), Some(started)) => {
                         let _ = started.send(Err(error));
@@ -265,8 +318,38 @@ fn lower_thread_priority() {
     }
 }
 
+/// Raises the soft limit on open descriptors to the hard limit: every TCP client
+/// holds one, and the usual soft limit (1024) is reached long before the hard one.
+/// Returns the soft limit in force afterwards.
+pub fn raise_descriptor_limit() -> std::io::Result<libc::rlim_t> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid, writable rlimit for the call's duration.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: `raised` is a valid rlimit, only read by the call.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        limit = raised;
+    }
+    Ok(limit.rlim_cur)
+}
+
 /// `cluster-dns serve`: runs until SIGINT or SIGTERM.
 pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
+    match raise_descriptor_limit() {
+        Ok(limit) => tracing::debug!(limit, "open descriptor limit"),
+        Err(error) => tracing::warn!(%error, "cannot raise the open descriptor limit"),
+    }
     // Installed first, so a SIGTERM that arrives during start-up is not fatal.
     let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
     let config_loaded = args
@@ -317,12 +400,19 @@ pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
 
     let mut listeners = Vec::new();
     for addr in &settings.listen {
-        let listener = server::bind(*addr, server::udp_workers())
-            .await
-            .map_err(|source| RunError::Bind {
-                addr: *addr,
-                source,
-            })?;
+        let listener = match server::bind(*addr, server::udp_workers()).await {
+            Ok(listener) => listener,
+            Err(source) if ipv6_missing(*addr, &settings.listen, &source) => {
+                tracing::warn!(%addr, error = %source, "no IPv6 on this host; listening on IPv4 only");
+                continue;
+            }
+            Err(source) => {
+                return Err(RunError::Bind {
+                    addr: *addr,
+                    source,
+                });
+            }
+        };
         listeners.push(listener);
     }
     let bound: Vec<String> = listeners
@@ -350,7 +440,10 @@ pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
     }
 
     let zone = Arc::new(ArcSwap::from_pointee(zone_config(&settings)));
-    let forwarding = Arc::new(ArcSwap::from_pointee(forwarding(&settings, &metrics)));
+    let (resolv_loaded, upstreams) = read_upstreams(&settings);
+    let forwarding = Arc::new(ArcSwap::from_pointee(forwarding(
+        &settings, &upstreams, &metrics,
+    )));
     let loop_probe = Arc::new(LoopProbe::new());
     let in_flight = Arc::new(AtomicUsize::new(0));
     // CoreDNS's spelling: `dns://:53` for a wildcard address.
@@ -382,13 +475,17 @@ pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
         return Err(error);
     }
 
-    if let Some(path) = args.config.clone() {
+    // Reload watches the config file and the resolv.conf the upstreams come from;
+    // either may change without the other.
+    if args.config.is_some() || matches!(settings.upstreams, Upstreams::ResolvConf(_)) {
         tasks.push(tokio::spawn(crate::reload::watch(
             crate::reload::Reloadable {
-                path,
+                path: args.config.clone(),
                 loaded: config_loaded,
                 args: args.overrides(),
                 current: settings.clone(),
+                resolv_loaded,
+                upstreams,
                 zone,
                 forwarding,
                 metrics,

@@ -3,6 +3,8 @@
 mod common;
 #[path = "support/fake_apiserver.rs"]
 mod fake_apiserver;
+#[path = "support/upstream.rs"]
+mod upstream;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -217,4 +219,200 @@ fn config_reload_applies_good_files_and_keeps_the_old_on_bad_ones() {
             .response_code,
         ResponseCode::NXDomain
     );
+}
+
+/// Forwards `www.example.` through upstreams named by a resolv.conf of the test's
+/// own, then points the resolv.conf at another upstream: the new one answers.
+fn resolv_conf_change_takes_effect(with_config: bool) {
+    let old = upstream::Upstream::start();
+    old.set(
+        "www.example.",
+        upstream::Behaviour::Addresses(vec![[192, 0, 2, 1]], 60),
+    );
+    let new = upstream::Upstream::start();
+    new.set(
+        "www.example.",
+        upstream::Behaviour::Addresses(vec![[192, 0, 2, 2]], 60),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "resolv.conf",
+        &format!("nameserver {}\n", old.addr),
+    );
+    let resolv = dir.path().join("resolv.conf");
+    let config = dir.path().join("cluster-dns.toml");
+    std::fs::write(&config, "ttl = 5\n").unwrap();
+    let manifests = example_dir();
+    let mut args = vec![
+        "--manifests",
+        manifests.to_str().unwrap(),
+        "--resolv-conf",
+        resolv.to_str().unwrap(),
+        // Every query goes upstream, so the answer says which upstream is in use.
+        "--cache-ttl",
+        "0",
+    ];
+    if with_config {
+        args.extend(["--config", config.to_str().unwrap()]);
+    }
+    let server = Server::start(&args);
+    let answer = || rdata(&server.udp("www.example.", RecordType::A));
+    assert_eq!(answer(), vec!["192.0.2.1"]);
+    write(
+        dir.path(),
+        "resolv.conf",
+        &format!("# rewritten\nnameserver {}\n", new.addr),
+    );
+    assert!(
+        eventually(Duration::from_secs(15), || answer() == vec!["192.0.2.2"]),
+        "still {:?}; log:\n{}",
+        answer(),
+        server.log()
+    );
+    assert!(
+        server.log().contains("new upstreams in use"),
+        "{}",
+        server.log()
+    );
+}
+
+#[test]
+fn a_changed_resolv_conf_takes_effect_without_a_config_file() {
+    resolv_conf_change_takes_effect(false);
+}
+
+#[test]
+fn a_changed_resolv_conf_takes_effect_with_a_config_file() {
+    resolv_conf_change_takes_effect(true);
+}
+
+/// A UDP query from a client socket of the server address's family.
+fn udp_from_family(
+    addr: std::net::SocketAddr,
+    msg: &hickory_proto::op::Message,
+) -> hickory_proto::op::Message {
+    let client = if addr.is_ipv6() {
+        "[::1]:0"
+    } else {
+        "127.0.0.1:0"
+    };
+    let socket = std::net::UdpSocket::bind(client).expect("client socket");
+    socket.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    socket.send_to(&msg.to_vec().unwrap(), addr).expect("send");
+    let mut buf = [0u8; 4096];
+    let (len, _) = socket.recv_from(&mut buf).expect("an answer");
+    hickory_proto::op::Message::from_vec(&buf[..len]).expect("a DNS message")
+}
+
+#[test]
+fn answers_on_ipv4_and_ipv6_loopback() {
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        println!("skipped: this machine has no IPv6 loopback (::1)");
+        return;
+    }
+    let dir = example_dir();
+    // The harness adds --listen 127.0.0.1:0 first.
+    let server = Server::start(&["--manifests", dir.to_str().unwrap(), "--listen", "[::1]:0"]);
+    let log = server.log();
+    let bound: Vec<std::net::SocketAddr> = log
+        .split("listening on ")
+        .nth(1)
+        .and_then(|rest| rest.split(" (udp").next())
+        .map(|addrs| {
+            addrs
+                .split_whitespace()
+                .filter_map(|a| a.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(bound.len(), 2, "{log}");
+    assert!(bound[0].is_ipv4() && bound[1].is_ipv6(), "{bound:?}");
+    for addr in bound {
+        let msg = message(
+            "web-0.nginx.default.svc.cluster.local.",
+            RecordType::A,
+            None,
+        );
+        assert_eq!(
+            rdata(&udp_from_family(addr, &msg)),
+            vec!["10.244.1.10"],
+            "udp {addr}"
+        );
+        assert_eq!(
+            rdata(&query_tcp(addr, &msg)),
+            vec!["10.244.1.10"],
+            "tcp {addr}"
+        );
+    }
+}
+
+/// The soft and hard "Max open files" of a running process.
+fn open_files_limits(pid: u32) -> Option<(u64, u64)> {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    let mut numbers = line
+        .trim_start_matches("Max open files")
+        .split_whitespace()
+        .map(|n| n.parse::<u64>().ok());
+    Some((numbers.next()??, numbers.next()??))
+}
+
+#[test]
+fn the_descriptor_soft_limit_is_raised_to_the_hard_limit() {
+    let hard = open_files_limits(std::process::id()).map(|(_, hard)| hard);
+    if hard.is_none_or(|hard| hard <= 256) {
+        println!("skipped: the hard open-files limit ({hard:?}) leaves nothing to raise");
+        return;
+    }
+    let dir = example_dir();
+    // Started with a low soft limit, as a shell or init system may leave it.
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", "ulimit -Sn 256 && exec \"$0\" \"$@\"", BIN, "serve"])
+        .args([
+            "--manifests",
+            dir.to_str().unwrap(),
+            "--upstream",
+            DEAD_UPSTREAM,
+        ])
+        .args(["--listen", "127.0.0.1:0", "--lameduck", "0"])
+        .args([
+            "--health-listen",
+            "127.0.0.1:0",
+            "--ready-listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--metrics-listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "cluster_dns=debug")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("sh starts cluster-dns");
+    let stderr = child.stderr.take().expect("piped");
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines.send(line);
+        }
+    });
+    let mut log = Vec::new();
+    while let Ok(line) = received.recv_timeout(Duration::from_secs(20)) {
+        let started = line.contains("listening on");
+        log.push(line);
+        if started {
+            break;
+        }
+    }
+    let limits = open_files_limits(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = log.join("\n");
+    let (soft, hard) = limits.expect("the server's limits");
+    assert_eq!(soft, hard, "soft limit raised; log:\n{log}");
+    assert!(log.contains("open descriptor limit"), "{log}");
 }

@@ -275,7 +275,11 @@ fn the_deploy_configmap_holds_a_valid_config() {
     let settings = cluster_dns::config::Settings::resolve(Some((path, file)), Default::default())
         .expect("valid values");
     assert_eq!(settings.ttl, 30);
-    assert_eq!(settings.listen, vec!["0.0.0.0:53".parse().unwrap()]);
+    assert_eq!(
+        settings.listen,
+        vec!["0.0.0.0:53".parse().unwrap(), "[::]:53".parse().unwrap()],
+        "both families, for dual-stack clusters"
+    );
     assert_eq!(settings.cache_ttl, 30);
     assert_eq!(settings.lameduck, Duration::from_secs(5));
     assert!(

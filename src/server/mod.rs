@@ -688,9 +688,12 @@ impl RequestHandler for SharedHandler {
         request: &Request,
         response_handle: R,
     ) -> ResponseInfo {
-        self.0
-            .handle_request::<R, T>(request, response_handle)
-            .await
+        // Counted, then left to end the task as before (the client sees it close).
+        let handled = self.0.handle_request::<R, T>(request, response_handle);
+        match self.0.metrics.catch_panic_async(handled).await {
+            Ok(info) => info,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
     }
 }
 
@@ -734,6 +737,7 @@ fn serve_socket_forever(
     stop: Arc<AtomicBool>,
     permits: Arc<tokio::sync::Semaphore>,
 ) {
+    let metrics = handler.metrics.clone();
     while !stop.load(Ordering::Relaxed) {
         let (socket, handler, runtime, stop, permits) = (
             socket.clone(),
@@ -742,9 +746,8 @@ fn serve_socket_forever(
             stop.clone(),
             permits.clone(),
         );
-        let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-            udp::serve_socket(socket, handler, runtime, stop, permits)
-        }));
+        let served =
+            metrics.catch_panic(move || udp::serve_socket(socket, handler, runtime, stop, permits));
         if served.is_err() {
             tracing::error!("a UDP worker panicked (a bug; please report it); restarting it");
             std::thread::sleep(Duration::from_millis(10));

@@ -569,7 +569,11 @@ pub fn serve_socket(
                     runtime.spawn(async move {
                         let _in_flight = in_flight;
                         let _permit = permit;
-                        slow(raw, src, socket, handler).await;
+                        let metrics = handler.metrics.clone();
+                        // A panic (a bug) loses this one query; it is counted.
+                        let _ = metrics
+                            .catch_panic_async(slow(raw, src, socket, handler))
+                            .await;
                     });
                 }
             }
