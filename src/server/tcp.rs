@@ -505,14 +505,34 @@ where
     serve_connection(stream, src, handler, limits, Control::default()).await;
 }
 
+/// A handler for the cluster in `manifests` (YAML), zone `cluster.local`, with no
+/// forwarding (fuzzing, tests).
+#[doc(hidden)]
+pub fn handler_for_manifests(manifests: &str) -> Option<DnsHandler> {
+    let objects =
+        crate::source::manifests::parse_file(std::path::Path::new("fixture.yaml"), manifests)
+            .ok()?;
+    let snapshot = crate::index::IndexWriter::from_objects(objects).snapshot();
+    let zone = crate::answer::ZoneConfig::new(
+        &[hickory_proto::rr::Name::from_ascii("cluster.local.").ok()?],
+        5,
+        crate::answer::PodsMode::Insecure,
+    );
+    Some(DnsHandler::new(super::HandlerParts {
+        zone: Arc::new(arc_swap::ArcSwap::from_pointee(zone)),
+        snapshot: Arc::new(arc_swap::ArcSwap::from_pointee(snapshot)),
+        forwarding: Arc::new(arc_swap::ArcSwap::from_pointee(None)),
+        metrics: Arc::new(crate::metrics::Metrics::new()),
+        server_label: "dns://:53".into(),
+        loadbalance: true,
+        loop_probe: Arc::new(super::LoopProbe::new()),
+        in_flight: Arc::new(AtomicUsize::new(0)),
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::answer::{PodsMode, ZoneConfig};
-    use crate::index::IndexWriter;
-    use crate::metrics::Metrics;
-    use crate::server::{HandlerParts, LoopProbe};
-    use arc_swap::ArcSwap;
     use hickory_proto::op::{Message, OpCode, Query};
     use hickory_proto::rr::{Name, RecordType};
 
@@ -520,24 +540,7 @@ mod tests {
         spec: {clusterIP: 10.96.0.10, ports: [{name: http, port: 80}]}\n";
 
     fn handler() -> Arc<DnsHandler> {
-        let objects = crate::source::manifests::parse_file(std::path::Path::new("t.yaml"), CLUSTER)
-            .expect("test cluster parses");
-        let snapshot = IndexWriter::from_objects(objects).snapshot();
-        let zone = ZoneConfig::new(
-            &[Name::from_ascii("cluster.local.").expect("zone name")],
-            5,
-            PodsMode::Insecure,
-        );
-        Arc::new(DnsHandler::new(HandlerParts {
-            zone: Arc::new(ArcSwap::from_pointee(zone)),
-            snapshot: Arc::new(ArcSwap::from_pointee(snapshot)),
-            forwarding: Arc::new(ArcSwap::from_pointee(None)),
-            metrics: Arc::new(Metrics::new()),
-            server_label: "dns://:53".into(),
-            loadbalance: false,
-            loop_probe: Arc::new(LoopProbe::new()),
-            in_flight: Arc::new(AtomicUsize::new(0)),
-        }))
+        Arc::new(handler_for_manifests(CLUSTER).expect("test cluster parses"))
     }
 
     fn frame(bytes: &[u8]) -> Vec<u8> {
