@@ -2,6 +2,8 @@
 //! pipelining, the descriptor limit) and the HTTP probe ports.
 
 mod common;
+#[path = "support/upstream.rs"]
+mod upstream;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -12,6 +14,7 @@ use std::time::Duration;
 use common::*;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
+use upstream::{Behaviour, Upstream};
 
 const NAME: &str = "myweb-svc.default.svc.cluster.local.";
 
@@ -293,4 +296,80 @@ fn silent_connections_at_the_cap_give_way_to_a_health_check() {
         closed_by_server(&mut oldest),
         "the oldest silent one was closed"
     );
+}
+
+fn with_upstream(up: &Upstream) -> Server {
+    let upstream = up.addr.to_string();
+    example(&["--upstream", upstream.as_str()])
+}
+
+fn send_framed(stream: &mut TcpStream, query: &hickory_proto::op::Message) {
+    let bytes = query.to_vec().expect("encodes");
+    let mut framed = u16::try_from(bytes.len())
+        .expect("small")
+        .to_be_bytes()
+        .to_vec();
+    framed.extend_from_slice(&bytes);
+    stream.write_all(&framed).expect("TCP write");
+}
+
+/// A slow forwarded query does not hold up the cluster answers pipelined after
+/// it on the same connection: they come back first, each with its own ID.
+#[test]
+fn pipelined_answers_come_back_as_they_are_ready() {
+    let up = Upstream::start();
+    up.set(
+        "slow.example.",
+        Behaviour::Slow(
+            Duration::from_millis(1500),
+            Box::new(Behaviour::Addresses(vec![[192, 0, 2, 1]], 60)),
+        ),
+    );
+    let server = with_upstream(&up);
+    let mut stream = tcp_connect(server.addr);
+    let slow = message("slow.example.", RecordType::A, None);
+    let fast = message(NAME, RecordType::A, None);
+    let mut fast_b = message(NAME, RecordType::AAAA, None);
+    fast_b.metadata.id = fast.metadata.id.wrapping_add(1);
+    send_framed(&mut stream, &slow);
+    send_framed(&mut stream, &fast);
+    send_framed(&mut stream, &fast_b);
+    let replies: Vec<_> = (0..3).map(|_| tcp_receive(&mut stream)).collect();
+    let ids: Vec<u16> = replies.iter().map(|r| r.metadata.id).collect();
+    assert_eq!(ids[2], slow.metadata.id, "the slow answer last: {ids:?}");
+    let mut fast_ids = ids[..2].to_vec();
+    fast_ids.sort_unstable();
+    let mut expected = vec![fast.metadata.id, fast_b.metadata.id];
+    expected.sort_unstable();
+    assert_eq!(fast_ids, expected);
+    assert_eq!(rdata(&replies[2]), vec!["192.0.2.1"]);
+}
+
+/// SIGTERM: a TCP query already in flight is still answered, then the
+/// connection is closed and the server exits.
+#[test]
+fn shutdown_answers_tcp_queries_in_flight() {
+    let up = Upstream::start();
+    up.set(
+        "slow.example.",
+        Behaviour::Slow(
+            Duration::from_millis(1000),
+            Box::new(Behaviour::Addresses(vec![[192, 0, 2, 2]], 60)),
+        ),
+    );
+    let mut server = with_upstream(&up);
+    let mut idle = connect_and_ask(server.addr);
+    let mut stream = tcp_connect(server.addr);
+    let slow = message("slow.example.", RecordType::A, None);
+    send_framed(&mut stream, &slow);
+    assert!(eventually(Duration::from_secs(5), || up
+        .count("slow.example.")
+        > 0));
+    let status = server.terminate().expect("the server exits");
+    assert!(status.success(), "{status:?}");
+    let reply = tcp_receive(&mut stream);
+    assert_eq!(reply.metadata.id, slow.metadata.id);
+    assert_eq!(rdata(&reply), vec!["192.0.2.2"]);
+    assert!(closed_by_server(&mut stream));
+    assert!(closed_by_server(&mut idle));
 }
