@@ -76,6 +76,13 @@ pub struct CommonArgs {
     /// Longest time a forwarded answer is cached, in seconds (default 30; 0 disables).
     #[arg(long, value_name = "SECONDS")]
     pub cache_ttl: Option<u32>,
+    /// DNS-over-TCP connections at once (default 1000, at most a quarter of the
+    /// file descriptor limit); at the cap the oldest idle one is closed.
+    #[arg(long, value_name = "N")]
+    pub tcp_max_connections: Option<usize>,
+    /// Queries answered per DNS-over-TCP connection before it is closed (default 128; 0: no cap).
+    #[arg(long, value_name = "N")]
+    pub tcp_max_queries: Option<usize>,
 }
 
 impl CommonArgs {
@@ -95,6 +102,8 @@ impl CommonArgs {
             resolv_conf: self.resolv_conf.clone(),
             lameduck: self.lameduck,
             cache_ttl: self.cache_ttl,
+            tcp_max_connections: self.tcp_max_connections,
+            tcp_max_queries: self.tcp_max_queries,
         }
     }
 }

@@ -50,6 +50,8 @@ pub struct FileConfig {
     pub cache_size: Option<usize>,
     pub lameduck: Option<u64>,
     pub loadbalance: Option<bool>,
+    pub tcp_max_connections: Option<usize>,
+    pub tcp_max_queries: Option<usize>,
 }
 
 /// Values given on the command line; each one overrides the file.
@@ -69,6 +71,8 @@ pub struct Overrides {
     pub resolv_conf: Option<PathBuf>,
     pub lameduck: Option<u64>,
     pub cache_ttl: Option<u32>,
+    pub tcp_max_connections: Option<usize>,
+    pub tcp_max_queries: Option<usize>,
 }
 
 /// Validated settings the server runs with.
@@ -95,6 +99,11 @@ pub struct Settings {
     pub cache_size: usize,
     pub lameduck: Duration,
     pub loadbalance: bool,
+    /// DNS-over-TCP connections at once (the server also keeps it under a
+    /// quarter of the descriptor limit).
+    pub tcp_max_connections: usize,
+    /// Queries per DNS-over-TCP connection before it is closed; 0 for no cap.
+    pub tcp_max_queries: usize,
 }
 
 /// Where forwarded queries go.
@@ -373,7 +382,26 @@ impl Settings {
             ));
         }
 
+        let tcp_connections_from_flag = flags.tcp_max_connections.is_some();
+        let tcp_max_connections = flags
+            .tcp_max_connections
+            .or(file.tcp_max_connections)
+            .unwrap_or(crate::server::tcp::DEFAULT_MAX_CONNECTIONS);
+        if tcp_max_connections == 0 {
+            return Err(invalid(
+                origin(tcp_connections_from_flag, "tcp-max-connections"),
+                "tcp_max_connections",
+                "must be at least 1".into(),
+            ));
+        }
+        let tcp_max_queries = flags
+            .tcp_max_queries
+            .or(file.tcp_max_queries)
+            .unwrap_or(crate::server::tcp::DEFAULT_MAX_QUERIES);
+
         Ok(Settings {
+            tcp_max_connections,
+            tcp_max_queries,
             kube: KubeSettings {
                 kubeconfig,
                 context: flags.context.or(file.context),

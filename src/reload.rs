@@ -114,6 +114,11 @@ fn apply(state: &Reloadable, new: &Settings, upstreams: &[SocketAddr], config_ch
         ("loadbalance", old.loadbalance != new.loadbalance),
         ("lameduck", old.lameduck != new.lameduck),
         (
+            "tcp_max_connections/tcp_max_queries",
+            old.tcp_max_connections != new.tcp_max_connections
+                || old.tcp_max_queries != new.tcp_max_queries,
+        ),
+        (
             "pods (to or from verified: the pod watch starts at start-up)",
             old.manifests.is_none()
                 && (old.pods == crate::answer::PodsMode::Verified)

@@ -462,7 +462,12 @@ pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
         loop_probe: loop_probe.clone(),
         in_flight: in_flight.clone(),
     });
-    let mut dns = server::start(handler, listeners).map_err(|e| RunError::Server(e.to_string()))?;
+    let tcp = server::TcpSettings {
+        max_connections: settings.tcp_max_connections,
+        max_queries: settings.tcp_max_queries,
+    };
+    let mut dns =
+        server::start(handler, listeners, tcp).map_err(|e| RunError::Server(e.to_string()))?;
     let zones: Vec<String> = settings.zones.iter().map(ToString::to_string).collect();
     tracing::info!(
         zones = %zones.join(","),

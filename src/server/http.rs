@@ -15,6 +15,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
+use super::tcp::{self, Acceptor, Slots};
 use crate::index::SharedSnapshot;
 use crate::metrics::Metrics;
 
@@ -75,34 +76,37 @@ fn route(path: &str, endpoint: &Endpoint) -> (StatusCode, &'static str, String) 
 }
 
 /// Connections served at once per endpoint; probes and a scraper need a handful.
+/// At most a sixteenth of the descriptor limit each, so the three ports together
+/// stay well inside it.
 const MAX_CONNECTIONS: usize = 256;
+const DESCRIPTOR_SHARE: u64 = 16;
 /// A client must send its request headers within this time.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// No connection lives longer, whatever the client does.
 const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
 
-/// Serves one endpoint on the listener until the task is dropped. Slow or piled-up
-/// clients are cut off, so a probe always finds a free slot.
+/// Serves one endpoint on the listener until the task is dropped. Each port has
+/// its own budget, so a busy metrics port never takes a probe's slot. Probes get
+/// `Connection: close`, so kubelets do not hold slots between probes; at the cap
+/// a new connection evicts the oldest one (an HTTP connection between requests
+/// holds nothing), so a probe always gets through.
 pub async fn serve(listener: TcpListener, endpoint: Endpoint) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let cap = tcp::bounded_by_descriptors(MAX_CONNECTIONS, DESCRIPTOR_SHARE);
+    serve_with_cap(listener, endpoint, cap).await;
+}
+
+async fn serve_with_cap(listener: TcpListener, endpoint: Endpoint, cap: usize) {
+    let slots = Slots::new(cap);
+    let mut acceptor = Acceptor::new(listener);
     loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                // Out of file descriptors, most likely: wait instead of spinning.
-                tracing::debug!(%error, "HTTP accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::debug!("too many HTTP connections; closing a new one");
-            drop(stream);
+        let (stream, _) = acceptor.accept().await;
+        let Some(slot) = slots.admit() else {
+            // Not reached: HTTP connections are never marked busy.
             continue;
         };
         let endpoint = endpoint.clone();
         tokio::spawn(async move {
-            let _slot = slot;
+            let close_after = matches!(endpoint, Endpoint::Health | Endpoint::Ready(_));
             let service = service_fn(move |request: Request<Incoming>| {
                 let (status, content_type, body) = route(request.uri().path(), &endpoint);
                 let mut response = Response::new(Full::new(Bytes::from(body)));
@@ -112,16 +116,27 @@ pub async fn serve(listener: TcpListener, endpoint: Endpoint) {
                         .headers_mut()
                         .insert(hyper::header::CONTENT_TYPE, value);
                 }
+                if close_after {
+                    response.headers_mut().insert(
+                        hyper::header::CONNECTION,
+                        hyper::header::HeaderValue::from_static("close"),
+                    );
+                }
                 async move { Ok::<_, Infallible>(response) }
             });
             let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service);
-            match tokio::time::timeout(CONNECTION_LIFETIME, connection).await {
-                Ok(Err(error)) => tracing::debug!(%error, "HTTP connection ended"),
-                Err(_) => tracing::debug!("HTTP connection open too long; closed"),
-                Ok(Ok(())) => {}
+            tokio::select! {
+                served = tokio::time::timeout(CONNECTION_LIFETIME, connection) => match served {
+                    Ok(Err(error)) => tracing::debug!(%error, "HTTP connection ended"),
+                    Err(_) => tracing::debug!("HTTP connection open too long; closed"),
+                    Ok(Ok(())) => {}
+                },
+                () = slot.state().evicted() => {
+                    tracing::debug!("too many HTTP connections; closed the oldest");
+                }
             }
         });
     }

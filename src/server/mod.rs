@@ -3,6 +3,7 @@
 
 pub mod http;
 pub mod precheck;
+pub mod tcp;
 pub mod udp;
 mod wire;
 
@@ -43,8 +44,6 @@ pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// UDP queries on their way through the async handler (forwarding) at once;
 /// beyond, datagrams are dropped and clients retry.
 const SLOW_PATH_LIMIT: usize = 4096;
-/// Replies queued per TCP connection.
-const TCP_RESPONSE_QUEUE: usize = 32;
 
 /// Forwarding and its cache, replaced as a whole when the configuration changes.
 pub struct Forwarding {
@@ -678,28 +677,9 @@ pub async fn bind(addr: SocketAddr, workers: usize) -> std::io::Result<Listener>
     Err(last_error.unwrap_or_else(|| std::io::Error::other("no free port")))
 }
 
-/// Lets hickory-server's TCP side share the handler with the UDP workers.
-pub struct SharedHandler(pub Arc<DnsHandler>);
-
-#[async_trait::async_trait]
-impl RequestHandler for SharedHandler {
-    async fn handle_request<R: ResponseHandler, T: Time>(
-        &self,
-        request: &Request,
-        response_handle: R,
-    ) -> ResponseInfo {
-        // Counted, then left to end the task as before (the client sees it close).
-        let handled = self.0.handle_request::<R, T>(request, response_handle);
-        match self.0.metrics.catch_panic_async(handled).await {
-            Ok(info) => info,
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
-    }
-}
-
 /// The running DNS front end.
 pub struct Running {
-    tcp: hickory_server::Server<SharedHandler>,
+    tcp: tcp::TcpServer,
     stop: Arc<AtomicBool>,
     workers: Vec<std::thread::JoinHandle<()>>,
 }
@@ -718,13 +698,30 @@ impl Running {
         .await;
     }
 
-    /// Stops everything: UDP workers, then the TCP listeners and connections.
+    /// Stops everything: UDP workers, then the TCP listeners; TCP connections
+    /// answer the queries they have read, then close.
     pub async fn shutdown(mut self) -> Result<(), String> {
         self.stop_receiving().await;
-        self.tcp
-            .shutdown_gracefully()
-            .await
-            .map_err(|e| e.to_string())
+        self.tcp.shutdown().await;
+        Ok(())
+    }
+}
+
+/// Limits of the DNS-over-TCP side.
+#[derive(Debug, Clone, Copy)]
+pub struct TcpSettings {
+    /// Connections at once (bounded further by the descriptor limit).
+    pub max_connections: usize,
+    /// Queries per connection before it is closed; 0 for no cap.
+    pub max_queries: usize,
+}
+
+impl Default for TcpSettings {
+    fn default() -> Self {
+        TcpSettings {
+            max_connections: tcp::DEFAULT_MAX_CONNECTIONS,
+            max_queries: tcp::DEFAULT_MAX_QUERIES,
+        }
     }
 }
 
@@ -755,12 +752,16 @@ fn serve_socket_forever(
     }
 }
 
-/// Starts serving on the listeners: a thread per UDP socket, TCP through hickory-server.
-pub fn start(handler: DnsHandler, listeners: Vec<Listener>) -> std::io::Result<Running> {
+/// Starts serving on the listeners: a thread per UDP socket, a task per TCP connection.
+pub fn start(
+    handler: DnsHandler,
+    listeners: Vec<Listener>,
+    tcp_settings: TcpSettings,
+) -> std::io::Result<Running> {
     let handler = Arc::new(handler);
     let runtime = tokio::runtime::Handle::current();
     let stop = Arc::new(AtomicBool::new(false));
-    let mut tcp = hickory_server::Server::new(SharedHandler(handler.clone()));
+    let mut tcp_listeners = Vec::new();
     let mut workers = Vec::new();
     let slow_permits = Arc::new(tokio::sync::Semaphore::new(SLOW_PATH_LIMIT));
     for listener in listeners {
@@ -774,7 +775,19 @@ pub fn start(handler: DnsHandler, listeners: Vec<Listener>) -> std::io::Result<R
                     .spawn(move || serve_socket_forever(socket, handler, runtime, stop, permits))?,
             );
         }
-        tcp.register_listener(listener.tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_QUEUE);
+        tcp_listeners.push(listener.tcp);
     }
+    let max_connections = tcp::connection_cap(tcp_settings.max_connections);
+    if max_connections < tcp_settings.max_connections {
+        tracing::info!(
+            max_connections,
+            "TCP connections capped at a quarter of the file descriptor limit"
+        );
+    }
+    let limits = tcp::ConnectionLimits {
+        idle_timeout: TCP_IDLE_TIMEOUT,
+        max_queries: tcp_settings.max_queries,
+    };
+    let tcp = tcp::TcpServer::start(tcp_listeners, handler, max_connections, limits);
     Ok(Running { tcp, stop, workers })
 }

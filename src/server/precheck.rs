@@ -9,6 +9,9 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use hickory_proto::op::{Header, HeaderCounts, MessageType, Metadata, ResponseCode};
+use hickory_proto::serialize::binary::{BinDecodable, BinEncodable, BinEncoder};
+
 /// What to do with a message before answering it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -159,6 +162,26 @@ fn record(packet: &[u8], at: usize) -> Result<(usize, u16, bool, &[u8]), &'stati
         .get(at + 10..at + 10 + rdlength)
         .ok_or("record data cut short")?;
     Ok((at + 10 + rdlength, rtype, root_owner, rdata))
+}
+
+/// The FORMERR reply to a message whose header parses but whose body does not:
+/// the header alone, ID, opcode and RD echoed; nothing for a response.
+pub fn format_error(packet: &[u8]) -> Option<Vec<u8>> {
+    let header = Header::from_bytes(packet.get(..12)?).ok()?;
+    if header.metadata.message_type == MessageType::Response {
+        return None;
+    }
+    let mut metadata = Metadata::response_from_request(&header.metadata);
+    metadata.response_code = ResponseCode::FormErr;
+    let mut out = Vec::with_capacity(12);
+    let mut encoder = BinEncoder::new(&mut out);
+    Header {
+        metadata,
+        counts: HeaderCounts::default(),
+    }
+    .emit(&mut encoder)
+    .ok()?;
+    Some(out)
 }
 
 /// EDNS options (code, length, data) fill the OPT record's data exactly (RFC 6891 6.1.2).

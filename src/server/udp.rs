@@ -8,16 +8,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use hickory_proto::op::{Edns, Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode};
+use hickory_proto::op::{Edns, MessageType, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
-use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
 use hickory_server::net::NetError;
 use hickory_server::net::runtime::TokioTime;
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponse;
 
-use super::precheck::{self, Verdict, options_fit};
+use super::precheck::{self, Verdict, format_error, options_fit};
 use super::wire::{WireError, Writer};
 use super::{DnsHandler, MAX_UDP_PAYLOAD};
 use crate::answer::ZoneConfig;
@@ -402,25 +402,6 @@ fn truncated(full: &[u8]) -> Vec<u8> {
         header[4..].fill(0);
         header
     })
-}
-
-/// A FORMERR for a datagram whose header parses but whose body does not.
-fn format_error(packet: &[u8]) -> Option<Vec<u8>> {
-    let header = hickory_proto::op::Header::from_bytes(packet.get(..12)?).ok()?;
-    if header.metadata.message_type == MessageType::Response {
-        return None;
-    }
-    let mut metadata = Metadata::response_from_request(&header.metadata);
-    metadata.response_code = ResponseCode::FormErr;
-    let mut out = Vec::with_capacity(12);
-    let mut encoder = BinEncoder::new(&mut out);
-    Header {
-        metadata,
-        counts: HeaderCounts::default(),
-    }
-    .emit(&mut encoder)
-    .ok()?;
-    Some(out)
 }
 
 /// Datagrams taken from (and sent to) the kernel in one system call.
