@@ -260,27 +260,31 @@ fn yaml_options(len: usize) -> serde_saphyr::Options {
     options
 }
 
-/// Splits YAML text into documents at `---` lines, with each one's 1-based start line.
-fn yaml_documents(text: &str) -> Vec<(usize, String)> {
-    let mut documents: Vec<(usize, String)> = Vec::new();
-    let mut current = String::new();
+/// Splits YAML text into documents at `---` lines, with each one's 1-based start
+/// line. The documents borrow the text: a large file is not held twice.
+fn yaml_documents(text: &str) -> Vec<(usize, &str)> {
+    let mut documents = Vec::new();
     let mut start = 1;
-    for (index, line) in text.lines().enumerate() {
+    let mut document_start = 0;
+    let mut offset = 0;
+    for (index, raw) in text.split_inclusive('\n').enumerate() {
+        let line = raw.strip_suffix('\n').unwrap_or(raw);
+        let line = line.strip_suffix('\r').unwrap_or(line);
         let is_marker =
             line == "---" || line.starts_with("--- ") || line.starts_with("---\t") || line == "...";
         if is_marker {
-            documents.push((start, std::mem::take(&mut current)));
+            documents.push((start, &text[document_start..offset]));
             start = index + 1;
-            if let Some(rest) = line.strip_prefix("---") {
-                current.push_str(rest);
-                current.push('\n');
-            }
-        } else {
-            current.push_str(line);
-            current.push('\n');
+            // What follows `---` on its line belongs to the next document.
+            document_start = if line.starts_with("---") {
+                offset + 3
+            } else {
+                offset + raw.len()
+            };
         }
+        offset += raw.len();
     }
-    documents.push((start, current));
+    documents.push((start, &text[document_start..]));
     documents
 }
 
@@ -298,7 +302,7 @@ pub fn parse_file_with_warnings(path: &Path, text: &str) -> Result<Manifests, Ve
     let mut errors = Vec::new();
     let is_json = path.extension().and_then(|e| e.to_str()) == Some("json");
     let documents = if is_json {
-        vec![(1, text.to_string())]
+        vec![(1, text)]
     } else {
         yaml_documents(text)
     };
@@ -319,13 +323,13 @@ pub fn parse_file_with_warnings(path: &Path, text: &str) -> Result<Manifests, Ve
         // never exists as one parsed tree next to its compact form.
         let seed = DocumentSeed { out: &mut found };
         let parsed: Result<Outcome, String> = if is_json {
-            let mut deserializer = serde_json::Deserializer::from_str(&body);
+            let mut deserializer = serde_json::Deserializer::from_str(body);
             serde::de::DeserializeSeed::deserialize(seed, &mut deserializer)
                 .and_then(|result| deserializer.end().map(|()| result))
                 .map_err(|e| e.to_string())
         } else {
             serde_saphyr::with_deserializer_from_str_with_options(
-                &body,
+                body,
                 yaml_options(body.len()),
                 |deserializer| serde::de::DeserializeSeed::deserialize(seed, deserializer),
             )
@@ -777,6 +781,39 @@ mod tests {
     }
 
     #[test]
+    fn documents_split_at_markers_keep_what_follows_them() {
+        let text = "--- {apiVersion: v1, kind: Namespace, metadata: {name: a}}\r\n...\r\n\
+                    apiVersion: v1\r\nkind: Namespace\r\nmetadata: {name: b}\r\n---\r\n\
+                    apiVersion: v1\nkind: Namespace\nmetadata: {name: [\n";
+        assert_eq!(
+            yaml_documents(text),
+            [
+                (1, ""),
+                (
+                    1,
+                    " {apiVersion: v1, kind: Namespace, metadata: {name: a}}\r\n"
+                ),
+                (
+                    2,
+                    "apiVersion: v1\r\nkind: Namespace\r\nmetadata: {name: b}\r\n"
+                ),
+                (
+                    6,
+                    "\r\napiVersion: v1\nkind: Namespace\nmetadata: {name: [\n"
+                ),
+            ]
+        );
+        let errors = parse(text).expect_err("the third is broken");
+        assert!(
+            errors[0]
+                .to_string()
+                .starts_with("test.yaml: document 3 (line 6): "),
+            "{}",
+            errors[0]
+        );
+    }
+
+    #[test]
     fn errors_name_file_document_line_and_reason() {
         let errors = parse(
             "apiVersion: v1\nkind: Namespace\nmetadata: {name: ok}\n---\n\
@@ -1045,7 +1082,7 @@ mod tests {
         assert!(text.contains("alias") || text.contains("budget"), "{text}");
         // The limits that grow with the input do not let a bomb in a big file through:
         // alias expansion keeps its own fixed limits.
-        let padded = format!("{yaml}# {}\n", "x".repeat(1 << 20));
+        let padded = format!("{yaml}# {}\n", "x".repeat(300_000));
         let errors = parse(&padded).expect_err("refused in a big file too");
         let text = errors[0].to_string();
         assert!(text.contains("budget breached"), "{text}");
