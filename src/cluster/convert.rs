@@ -139,7 +139,14 @@ pub fn service_info_noting(
     let (name, namespace) = name_and_namespace(&service.metadata, "Service")?;
     let spec = service.spec.clone().unwrap_or_default();
     let kind = if spec.type_.as_deref() == Some("ExternalName") {
-        ServiceKind::ExternalName(spec.external_name.as_deref().and_then(external_target))
+        let value = spec.external_name.as_deref().unwrap_or_default();
+        let target = external_target(value);
+        if target.is_none() {
+            notes.push(format!(
+                "spec.externalName {value:?} is not a domain name; no CNAME is served"
+            ));
+        }
+        ServiceKind::ExternalName(target)
     } else if spec.cluster_ip.as_deref() == Some("None")
         || spec
             .cluster_ips
@@ -156,12 +163,16 @@ pub fn service_info_noting(
         }
         ServiceKind::ClusterIp(parse_ips("spec.clusterIP(s)", &values, notes))
     };
-    let ports = spec
-        .ports
-        .iter()
-        .flatten()
-        .filter_map(|p| port_info(p.name.as_deref(), p.protocol.as_deref(), p.port))
-        .collect();
+    let mut ports = Vec::new();
+    for (index, p) in spec.ports.iter().flatten().enumerate() {
+        match port_info(p.name.as_deref(), p.protocol.as_deref(), p.port) {
+            Some(port) => ports.push(port),
+            None => notes.push(format!(
+                "spec.ports[{index}].port {} is not a port number; ignored",
+                p.port
+            )),
+        }
+    }
     Ok(ServiceInfo {
         namespace,
         name,
@@ -218,12 +229,22 @@ pub fn endpoint_slice_info_noting(
         .ports
         .iter()
         .flatten()
-        .filter_map(|p| {
-            port_info(
+        .enumerate()
+        .filter_map(|(index, p)| {
+            let port = port_info(
                 p.name.as_deref(),
                 p.protocol.as_deref(),
                 p.port.unwrap_or(0),
-            )
+            );
+            // An unset port is allowed (it means "all ports"); a wrong one is not.
+            if port.is_none()
+                && let Some(number) = p.port
+            {
+                notes.push(format!(
+                    "ports[{index}].port {number} is not a port number; ignored"
+                ));
+            }
+            port
         })
         .collect();
     Ok(EndpointSliceInfo {
