@@ -287,3 +287,213 @@ fn the_deploy_configmap_holds_a_valid_config() {
         "in a cluster it watches the API"
     );
 }
+
+/// Reading and indexing thousands of objects in a debug build on a busy machine.
+const BIG_WAIT: Duration = Duration::from_secs(120);
+
+/// One Service as `kubectl get svc -A -o yaml` lists it: about 64 YAML nodes, so
+/// 3,906 of them used to exhaust the YAML parser's default node budget.
+fn listed_service(i: usize) -> String {
+    format!(
+        "- apiVersion: v1\n  kind: Service\n  metadata:\n    annotations:\n      \
+         kubectl.kubernetes.io/last-applied-configuration: |\n        {{\"kind\":\"Service\"}}\n    \
+         creationTimestamp: \"2026-11-30T10:00:00Z\"\n    labels:\n      app: svc-{i}\n      team: payments\n    \
+         name: svc-{i}\n    namespace: ns-{ns}\n    resourceVersion: \"{i}\"\n    uid: 0b7c-{i}\n  spec:\n    \
+         clusterIP: {ip}\n    clusterIPs:\n    - {ip}\n    internalTrafficPolicy: Cluster\n    ipFamilies:\n    \
+         - IPv4\n    ipFamilyPolicy: SingleStack\n    ports:\n    - name: http\n      port: 80\n      \
+         protocol: TCP\n      targetPort: 8080\n    selector:\n      app: svc-{i}\n    sessionAffinity: None\n    \
+         type: ClusterIP\n  status:\n    loadBalancer: {{}}\n",
+        ns = i % 50,
+        ip = listed_ip(i),
+    )
+}
+
+fn listed_ip(i: usize) -> String {
+    format!("10.96.{}.{}", i / 250, i % 250 + 1)
+}
+
+#[test]
+fn lists_of_5000_services_in_yaml_and_json_are_served_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("m");
+    std::fs::create_dir_all(&m).unwrap();
+    write(&m, "web.yaml", &headless("web", &["10.1.0.1"]));
+    let server = fast_reloading(dir.path());
+    let count = 5_000;
+    let last = count - 1;
+
+    // What `kubectl get svc -A -o yaml > all.yaml` writes.
+    let mut yaml =
+        String::from("apiVersion: v1\nkind: List\nmetadata:\n  resourceVersion: \"\"\nitems:\n");
+    for i in 0..count {
+        yaml.push_str(&listed_service(i));
+    }
+    write(&m, "all.yaml", &yaml);
+    let name = format!("svc-{last}.ns-{}.svc.cluster.local.", last % 50);
+    assert!(
+        eventually(BIG_WAIT, || addresses(&server, &name) == [listed_ip(last)]),
+        "the last of {count} Services answers; log:\n{}",
+        server.log()
+    );
+    assert!(
+        server.log().contains(&format!("objects={}", count + 2)),
+        "every object loaded:\n{}",
+        server.log()
+    );
+
+    // The same with `-o json`, next to it under other names.
+    let items: Vec<serde_json::Value> = (0..count)
+        .map(|i| {
+            serde_json::json!({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": format!("json-{i}"), "namespace": "j",
+                             "labels": {"app": format!("json-{i}")}},
+                "spec": {"clusterIP": format!("10.97.{}.{}", i / 250, i % 250 + 1),
+                         "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}
+            })
+        })
+        .collect();
+    let json = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
+    write(&m, "all.json", &json.to_string());
+    let name = format!("json-{last}.j.svc.cluster.local.");
+    assert!(
+        eventually(BIG_WAIT, || addresses(&server, &name) == ["10.97.19.250"]),
+        "the last JSON Service answers; log:\n{}",
+        server.log()
+    );
+    assert!(server.log().contains(&format!("objects={}", 2 * count + 2)));
+    assert_eq!(
+        addresses(&server, "svc-0.ns-0.svc.cluster.local."),
+        ["10.96.0.1"]
+    );
+}
+
+#[test]
+fn a_fifo_among_the_manifests_blocks_neither_start_nor_reloads_nor_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("m");
+    std::fs::create_dir_all(&m).unwrap();
+    write(&m, "web.yaml", &headless("web", &["10.1.0.1"]));
+    let fifo = m.join("pipe.yaml");
+    let made = Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+
+    // Start-up used to block for ever reading the FIFO, before listening.
+    let mut server = fast_reloading(dir.path());
+    let web = "web.default.svc.cluster.local.";
+    assert_eq!(addresses(&server, web), ["10.1.0.1"]);
+    let skipped = format!("{}: not a regular file (a FIFO); skipped", fifo.display());
+    assert!(server.log().contains(&skipped), "{}", server.log());
+
+    // A reload used to block for ever too, ignoring every later edit.
+    write(&m, "web.yaml", &headless("web", &["10.1.0.2"]));
+    assert!(
+        eventually(RELOAD_WAIT, || addresses(&server, web) == ["10.1.0.2"]),
+        "the edit is served; log:\n{}",
+        server.log()
+    );
+    write(&m, "web.yaml", &headless("web", &["10.1.0.3"]));
+    assert!(eventually(RELOAD_WAIT, || addresses(&server, web) == ["10.1.0.3"]));
+    assert_eq!(
+        server.log().matches(&skipped).count(),
+        1,
+        "told once, not at every reload:\n{}",
+        server.log()
+    );
+
+    // And SIGTERM stops it.
+    let status = server.terminate().expect("exits on SIGTERM");
+    assert!(status.success(), "{status:?}\n{}", server.log());
+}
+
+#[test]
+fn dropped_objects_ignored_values_and_duplicates_are_told_once_and_the_rest_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("m");
+    std::fs::create_dir_all(&m).unwrap();
+    let long = "a".repeat(300);
+    write(
+        &m,
+        "a.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: good}}\nspec: {{clusterIP: 10.96.0.1}}\n---\n\
+             apiVersion: v1\nkind: Service\nmetadata: {{name: {long}}}\nspec: {{clusterIP: 10.96.0.2}}\n---\n\
+             apiVersion: v1\nkind: Service\nmetadata: {{name: badip}}\nspec: {{clusterIP: 300.1.1.1}}\n---\n\
+             apiVersion: v1\nkind: Service\nmetadata: {{name: twice}}\nspec: {{clusterIP: 10.96.0.4}}\n---\n{}",
+            headless("hl", &["10.1.0.1", "10.1.0.999"])
+        ),
+    );
+    write(
+        &m,
+        "z.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: twice}\nspec: {clusterIP: 10.96.0.5}\n",
+    );
+    let server = fast_reloading(dir.path());
+    let a = m.join("a.yaml");
+    let z = m.join("z.yaml");
+    let expected = [
+        format!(
+            "{}: document 2 (line 5): Service default/{long}: name is 300 characters long, \
+             above the 63 of a DNS label; not served",
+            a.display()
+        ),
+        format!(
+            "{}: document 3 (line 10): Service default/badip: spec.clusterIP(s) \"300.1.1.1\" \
+             is not an IP address; ignored",
+            a.display()
+        ),
+        format!(
+            "{}: document 6 (line 25): EndpointSlice default/hl-1: endpoints[1].addresses \
+             \"10.1.0.999\" is not an IP address; ignored",
+            a.display()
+        ),
+        format!(
+            "{}: Service default/twice is also defined in {}; this copy is served \
+             (the last file in path order wins)",
+            z.display(),
+            a.display()
+        ),
+    ];
+    let log = server.log();
+    for line in &expected {
+        assert!(
+            log.lines()
+                .any(|l| l.contains(" WARN ") && l.contains(line.as_str())),
+            "missing warning {line:?} in\n{log}"
+        );
+    }
+    // The valid objects of the same file are served; the later duplicate wins.
+    assert_eq!(
+        addresses(&server, "good.default.svc.cluster.local."),
+        ["10.96.0.1"]
+    );
+    assert_eq!(
+        addresses(&server, "hl.default.svc.cluster.local."),
+        ["10.1.0.1"]
+    );
+    assert_eq!(
+        addresses(&server, "twice.default.svc.cluster.local."),
+        ["10.96.0.5"]
+    );
+    let badip = server.udp("badip.default.svc.cluster.local.", RecordType::A);
+    assert_eq!(badip.metadata.response_code, ResponseCode::NoError);
+    assert!(badip.answers.is_empty(), "no address to give");
+
+    // An unrelated edit reloads everything, but the warnings are not repeated.
+    write(&m, "other.yaml", &headless("other", &["10.3.0.1"]));
+    assert!(eventually(RELOAD_WAIT, || addresses(
+        &server,
+        "other.default.svc.cluster.local."
+    ) == ["10.3.0.1"]));
+    let log = server.log();
+    for line in &expected {
+        assert_eq!(
+            log.matches(line.as_str()).count(),
+            1,
+            "{line:?} once in\n{log}"
+        );
+    }
+}

@@ -41,16 +41,58 @@ fn lower(s: &str) -> Arc<str> {
     Arc::from(s.to_ascii_lowercase())
 }
 
-fn parse_ips<'a>(values: impl IntoIterator<Item = &'a String>) -> Vec<IpAddr> {
+/// Why a name cannot be served as one DNS label (a Service or a namespace name),
+/// or `None` when it can. Checked on the lower-cased name, as it is served.
+pub fn dns_label_problem(name: &str) -> Option<String> {
+    if name.len() > 63 {
+        return Some(format!(
+            "name is {} characters long, above the 63 of a DNS label",
+            name.len()
+        ));
+    }
+    let valid = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    (!valid).then(|| {
+        format!(
+            "name {name:?} is not a DNS label (letters, digits and '-', \
+             starting and ending with a letter or digit)"
+        )
+    })
+}
+
+/// The addresses among `values`; each value that is not one adds a note naming `field`.
+fn parse_ips<'a>(
+    field: &str,
+    values: impl IntoIterator<Item = &'a String>,
+    notes: &mut Vec<String>,
+) -> Vec<IpAddr> {
     let mut ips: Vec<IpAddr> = Vec::new();
     for value in values {
-        match value.trim().parse::<IpAddr>() {
+        let trimmed = value.trim();
+        match trimmed.parse::<IpAddr>() {
             Ok(ip) if !ips.contains(&ip) => ips.push(ip),
             Ok(_) => {}
-            Err(_) => tracing::debug!(value = %value, "ignoring a value that is not an IP address"),
+            // Unset, as in a manifest written before the address was allocated.
+            Err(_) if trimmed.is_empty() => {}
+            Err(_) => notes.push(format!("{field} {value:?} is not an IP address; ignored")),
         }
     }
     ips
+}
+
+/// Runs a noting conversion for a source that has no one to tell (the API
+/// server validates what it stores): its notes go to the debug log.
+fn quietly<T, O>(object: &T, convert: fn(&T, &mut Vec<String>) -> O) -> O {
+    let mut notes = Vec::new();
+    let result = convert(object, &mut notes);
+    for note in notes {
+        tracing::debug!("{note}");
+    }
+    result
 }
 
 fn port_info(name: Option<&str>, protocol: Option<&str>, port: i32) -> Option<PortInfo> {
@@ -86,10 +128,25 @@ fn external_target(value: &str) -> Option<Box<str>> {
 }
 
 pub fn service_info(service: &Service) -> Result<ServiceInfo, ConvertError> {
+    quietly(service, service_info_noting)
+}
+
+/// [`service_info`], adding a note for each value it ignores.
+pub fn service_info_noting(
+    service: &Service,
+    notes: &mut Vec<String>,
+) -> Result<ServiceInfo, ConvertError> {
     let (name, namespace) = name_and_namespace(&service.metadata, "Service")?;
     let spec = service.spec.clone().unwrap_or_default();
     let kind = if spec.type_.as_deref() == Some("ExternalName") {
-        ServiceKind::ExternalName(spec.external_name.as_deref().and_then(external_target))
+        let value = spec.external_name.as_deref().unwrap_or_default();
+        let target = external_target(value);
+        if target.is_none() {
+            notes.push(format!(
+                "spec.externalName {value:?} is not a domain name; no CNAME is served"
+            ));
+        }
+        ServiceKind::ExternalName(target)
     } else if spec.cluster_ip.as_deref() == Some("None")
         || spec
             .cluster_ips
@@ -104,14 +161,18 @@ pub fn service_info(service: &Service) -> Result<ServiceInfo, ConvertError> {
         {
             values.insert(0, ip.clone());
         }
-        ServiceKind::ClusterIp(parse_ips(&values))
+        ServiceKind::ClusterIp(parse_ips("spec.clusterIP(s)", &values, notes))
     };
-    let ports = spec
-        .ports
-        .iter()
-        .flatten()
-        .filter_map(|p| port_info(p.name.as_deref(), p.protocol.as_deref(), p.port))
-        .collect();
+    let mut ports = Vec::new();
+    for (index, p) in spec.ports.iter().flatten().enumerate() {
+        match port_info(p.name.as_deref(), p.protocol.as_deref(), p.port) {
+            Some(port) => ports.push(port),
+            None => notes.push(format!(
+                "spec.ports[{index}].port {} is not a port number; ignored",
+                p.port
+            )),
+        }
+    }
     Ok(ServiceInfo {
         namespace,
         name,
@@ -121,6 +182,14 @@ pub fn service_info(service: &Service) -> Result<ServiceInfo, ConvertError> {
 }
 
 pub fn endpoint_slice_info(slice: &EndpointSlice) -> Result<EndpointSliceInfo, ConvertError> {
+    quietly(slice, endpoint_slice_info_noting)
+}
+
+/// [`endpoint_slice_info`], adding a note for each value it ignores.
+pub fn endpoint_slice_info_noting(
+    slice: &EndpointSlice,
+    notes: &mut Vec<String>,
+) -> Result<EndpointSliceInfo, ConvertError> {
     let (name, namespace) = name_and_namespace(&slice.metadata, "EndpointSlice")?;
     let service = slice
         .metadata
@@ -133,7 +202,7 @@ pub fn endpoint_slice_info(slice: &EndpointSlice) -> Result<EndpointSliceInfo, C
     let serves_ips = matches!(slice.address_type.as_str(), "IPv4" | "IPv6");
     let mut endpoints = Vec::new();
     if serves_ips {
-        for endpoint in slice.endpoints.iter().flatten() {
+        for (index, endpoint) in slice.endpoints.iter().flatten().enumerate() {
             let ready = endpoint
                 .conditions
                 .as_ref()
@@ -147,7 +216,8 @@ pub fn endpoint_slice_info(slice: &EndpointSlice) -> Result<EndpointSliceInfo, C
                 .as_deref()
                 .filter(|h| !h.is_empty())
                 .map(|h| h.to_ascii_lowercase().into_boxed_str());
-            for ip in parse_ips(&endpoint.addresses) {
+            let field = format!("endpoints[{index}].addresses");
+            for ip in parse_ips(&field, &endpoint.addresses, notes) {
                 endpoints.push(EndpointInfo {
                     hostname: hostname.clone(),
                     ip,
@@ -159,12 +229,22 @@ pub fn endpoint_slice_info(slice: &EndpointSlice) -> Result<EndpointSliceInfo, C
         .ports
         .iter()
         .flatten()
-        .filter_map(|p| {
-            port_info(
+        .enumerate()
+        .filter_map(|(index, p)| {
+            let port = port_info(
                 p.name.as_deref(),
                 p.protocol.as_deref(),
                 p.port.unwrap_or(0),
-            )
+            );
+            // An unset port is allowed (it means "all ports"); a wrong one is not.
+            if port.is_none()
+                && let Some(number) = p.port
+            {
+                notes.push(format!(
+                    "ports[{index}].port {number} is not a port number; ignored"
+                ));
+            }
+            port
         })
         .collect();
     Ok(EndpointSliceInfo {
@@ -177,6 +257,11 @@ pub fn endpoint_slice_info(slice: &EndpointSlice) -> Result<EndpointSliceInfo, C
 }
 
 pub fn pod_info(pod: &Pod) -> Result<PodInfo, ConvertError> {
+    quietly(pod, pod_info_noting)
+}
+
+/// [`pod_info`], adding a note for each value it ignores.
+pub fn pod_info_noting(pod: &Pod, notes: &mut Vec<String>) -> Result<PodInfo, ConvertError> {
     let (name, namespace) = name_and_namespace(&pod.metadata, "Pod")?;
     let status = pod.status.as_ref();
     let mut values: Vec<String> = status
@@ -191,7 +276,7 @@ pub fn pod_info(pod: &Pod) -> Result<PodInfo, ConvertError> {
     Ok(PodInfo {
         namespace,
         name,
-        ips: parse_ips(&values),
+        ips: parse_ips("status.podIP(s)", &values, notes),
     })
 }
 
@@ -331,5 +416,44 @@ mod tests {
                 "fd00::5".parse().unwrap()
             ]
         );
+    }
+
+    #[test]
+    fn ignored_values_are_noted() {
+        let mut notes = Vec::new();
+        let svc: Service = serde_json::from_value(json!({"metadata": {"name": "a"},
+            "spec": {"clusterIP": "300.1.1.1", "clusterIPs": ["300.1.1.1", "fd00::1", ""]}}))
+        .unwrap();
+        let s = service_info_noting(&svc, &mut notes).expect("converts");
+        assert_eq!(
+            s.kind,
+            ServiceKind::ClusterIp(vec!["fd00::1".parse().unwrap()])
+        );
+        assert_eq!(
+            notes,
+            ["spec.clusterIP(s) \"300.1.1.1\" is not an IP address; ignored"]
+        );
+        let mut notes = Vec::new();
+        let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "p"},
+            "status": {"podIP": "10.2.0.5", "podIPs": [{"ip": "10.2.0.5"}, {"ip": "nope"}]}}))
+        .unwrap();
+        assert_eq!(pod_info_noting(&pod, &mut notes).unwrap().ips.len(), 1);
+        assert_eq!(
+            notes,
+            ["status.podIP(s) \"nope\" is not an IP address; ignored"]
+        );
+    }
+
+    #[test]
+    fn dns_labels_are_checked() {
+        assert_eq!(dns_label_problem("web-0"), None);
+        assert_eq!(dns_label_problem(&"a".repeat(63)), None);
+        assert_eq!(
+            dns_label_problem(&"a".repeat(64)).as_deref(),
+            Some("name is 64 characters long, above the 63 of a DNS label")
+        );
+        for bad in ["-a", "a-", "a_b", "a.b", ""] {
+            assert!(dns_label_problem(bad).is_some(), "{bad:?}");
+        }
     }
 }

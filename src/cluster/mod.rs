@@ -6,7 +6,10 @@
 
 mod convert;
 
-pub use convert::{ConvertError, endpoint_slice_info, namespace_name, pod_info, service_info};
+pub use convert::{
+    ConvertError, dns_label_problem, endpoint_slice_info, endpoint_slice_info_noting,
+    namespace_name, pod_info, pod_info_noting, service_info, service_info_noting,
+};
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -109,6 +112,18 @@ impl Kind {
     }
 }
 
+impl Kind {
+    /// The object kind as manifests spell it (`kind: Service`).
+    pub fn object_kind(self) -> &'static str {
+        match self {
+            Kind::Service => "Service",
+            Kind::EndpointSlice => "EndpointSlice",
+            Kind::Pod => "Pod",
+            Kind::Namespace => "Namespace",
+        }
+    }
+}
+
 impl std::fmt::Display for Kind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.resource())
@@ -121,6 +136,16 @@ pub struct ObjectRef {
     pub kind: Kind,
     pub namespace: Arc<str>,
     pub name: Arc<str>,
+}
+
+/// `Service default/web`, `Namespace team`: how log lines name an object.
+impl std::fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.kind {
+            Kind::Namespace => write!(f, "Namespace {}", self.name),
+            kind => write!(f, "{} {}/{}", kind.object_kind(), self.namespace, self.name),
+        }
+    }
 }
 
 impl ClusterObject {
