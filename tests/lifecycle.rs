@@ -314,6 +314,8 @@ fn answers_on_ipv4_and_ipv6_loopback() {
     let dir = example_dir();
     // The harness adds --listen 127.0.0.1:0 first.
     let server = Server::start(&["--manifests", dir.to_str().unwrap(), "--listen", "[::1]:0"]);
+    // The harness learns the address before the line reaches its copy of the log.
+    assert!(server.wait_for_log("listening on", Duration::from_secs(5)));
     let log = server.log();
     let bound: Vec<std::net::SocketAddr> = log
         .split("listening on ")

@@ -525,7 +525,7 @@ pub fn handler_for_manifests(manifests: &str) -> Option<DnsHandler> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hickory_proto::op::{Message, OpCode, Query};
+    use hickory_proto::op::{Message, MessageType, OpCode, Query};
     use hickory_proto::rr::{Name, RecordType};
 
     const CLUSTER: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: default}\n\
