@@ -3,6 +3,7 @@
 
 pub mod http;
 pub mod precheck;
+mod reply;
 pub mod tcp;
 pub mod udp;
 mod wire;

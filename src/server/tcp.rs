@@ -22,14 +22,9 @@ use std::time::Duration;
 use bytes::{Buf, BytesMut};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use hickory_proto::op::{Header, HeaderCounts, ResponseCode};
-use hickory_proto::rr::Record;
-use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
-use hickory_server::net::NetError;
 use hickory_server::net::runtime::TokioTime;
 use hickory_server::net::xfer::Protocol;
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponse;
+use hickory_server::server::{Request, RequestHandler};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
@@ -37,6 +32,7 @@ use tokio::time::Instant;
 
 use super::DnsHandler;
 use super::precheck::{self, Verdict};
+use super::reply::{Captured, Transport};
 
 /// Concurrent DNS-over-TCP connections by default (further bounded by the
 /// descriptor limit, see [`connection_cap`]).
@@ -220,52 +216,6 @@ impl Slots {
     }
 }
 
-/// Keeps the encoded reply of one query for the connection to write.
-#[derive(Clone)]
-struct Captured(Arc<Mutex<Option<Vec<u8>>>>);
-
-#[async_trait::async_trait]
-impl ResponseHandler for Captured {
-    async fn send_response<'a>(
-        &mut self,
-        response: MessageResponse<
-            '_,
-            'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-        >,
-    ) -> Result<ResponseInfo, NetError> {
-        let mut metadata = *response.metadata();
-        let mut bytes = Vec::with_capacity(512);
-        let mut encoder = BinEncoder::new(&mut bytes);
-        encoder.set_max_size(u16::MAX);
-        let result = response.destructive_emit(&mut encoder);
-        let (bytes, result) = match result {
-            Ok(info) => (bytes, Ok(info)),
-            Err(error) => {
-                // Too big even for TCP, say: the client still gets an answer.
-                tracing::debug!(%error, "cannot encode a TCP reply; sending SERVFAIL");
-                metadata.response_code = ResponseCode::ServFail;
-                let header = Header {
-                    metadata,
-                    counts: HeaderCounts::default(),
-                };
-                let mut out = Vec::with_capacity(12);
-                header
-                    .emit(&mut BinEncoder::new(&mut out))
-                    .map_err(NetError::from)?;
-                (out, Ok(ResponseInfo::from(header)))
-            }
-        };
-        if let Ok(mut slot) = self.0.lock() {
-            *slot = Some(bytes);
-        }
-        result
-    }
-}
-
 /// Takes one complete frame off the front of `buf`, if there is one.
 fn take_frame(buf: &mut BytesMut) -> Option<Vec<u8>> {
     let len = usize::from(u16::from_be_bytes([*buf.first()?, *buf.get(1)?]));
@@ -391,13 +341,13 @@ async fn answer_frame(
     let header: Option<[u8; 12]> = frame.get(..12).and_then(|h| h.try_into().ok());
     match Request::from_bytes(frame, src, Protocol::Tcp) {
         Ok(request) => {
-            let captured = Captured(Arc::new(Mutex::new(None)));
+            let captured = Captured::new(Transport::Tcp);
             let handled = handler.handle_request::<_, TokioTime>(&request, captured.clone());
             // A panic (a bug) is counted and ends this connection's task, not the server.
             if let Err(panic) = handler.metrics.catch_panic_async(handled).await {
                 std::panic::resume_unwind(panic);
             }
-            captured.0.lock().ok()?.take()
+            captured.take()
         }
         Err(_) => precheck::format_error(&header?),
     }
@@ -525,7 +475,7 @@ pub fn handler_for_manifests(manifests: &str) -> Option<DnsHandler> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hickory_proto::op::{Message, MessageType, OpCode, Query};
+    use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
     use hickory_proto::rr::{Name, RecordType};
 
     const CLUSTER: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: default}\n\

@@ -10,14 +10,13 @@ use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Edns, MessageType, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
-use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
-use hickory_server::net::NetError;
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use hickory_server::net::runtime::TokioTime;
 use hickory_server::net::xfer::Protocol;
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponse;
+use hickory_server::server::{Request, RequestHandler};
 
 use super::precheck::{self, Verdict, format_error, options_fit};
+use super::reply::{Captured, Transport};
 use super::wire::{WireError, Writer};
 use super::{DnsHandler, MAX_UDP_PAYLOAD};
 use crate::answer::ZoneConfig;
@@ -343,67 +342,6 @@ impl DnsHandler {
     }
 }
 
-/// Collects the async handler's reply for one datagram.
-#[derive(Clone, Default)]
-struct DatagramReply(Arc<std::sync::Mutex<Option<Vec<u8>>>>);
-
-impl DatagramReply {
-    fn take(&self) -> Option<Vec<u8>> {
-        self.0.lock().ok()?.take()
-    }
-}
-
-#[async_trait::async_trait]
-impl ResponseHandler for DatagramReply {
-    async fn send_response<'a>(
-        &mut self,
-        response: MessageResponse<
-            '_,
-            'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-        >,
-    ) -> Result<ResponseInfo, NetError> {
-        let limit = response.edns().map_or(512, |e| e.max_payload().max(512));
-        let mut bytes = Vec::with_capacity(512);
-        let mut encoder = BinEncoder::new(&mut bytes);
-        let info = response
-            .destructive_emit(&mut encoder)
-            .map_err(NetError::from)?;
-        if bytes.len() > usize::from(limit) {
-            // Cutting the encoding at the limit would leave half a record and no OPT.
-            bytes = truncated(&bytes);
-        }
-        if let Ok(mut slot) = self.0.lock() {
-            *slot = Some(bytes);
-        }
-        Ok(info)
-    }
-}
-
-/// An encoded reply too big for the client, as the empty answer with TC set that
-/// sends it to TCP: header, question and OPT record (when there was one) kept.
-fn truncated(full: &[u8]) -> Vec<u8> {
-    let rebuilt = hickory_proto::op::Message::from_vec(full)
-        .ok()
-        .and_then(|mut message| {
-            message.answers.clear();
-            message.authorities.clear();
-            message.additionals.clear();
-            message.metadata.truncation = true;
-            message.to_vec().ok()
-        });
-    rebuilt.unwrap_or_else(|| {
-        // Our own encoding always decodes; should it not, the header alone still says TC.
-        let mut header = full.get(..12).map_or_else(|| vec![0; 12], <[u8]>::to_vec);
-        header[2] |= 0x02;
-        header[4..].fill(0);
-        header
-    })
-}
-
 /// Datagrams taken from (and sent to) the kernel in one system call.
 const BATCH: usize = 32;
 const DATAGRAM: usize = 4096;
@@ -623,7 +561,7 @@ impl DnsHandler {
                 if request.metadata.message_type == MessageType::Response {
                     return None;
                 }
-                let reply = DatagramReply::default();
+                let reply = Captured::new(Transport::Udp);
                 self.handle_request::<_, TokioTime>(&request, reply.clone())
                     .await;
                 reply.take()

@@ -26,29 +26,35 @@ pub struct Server {
 /// ever leaves the machine.
 pub const DEAD_UPSTREAM: &str = "127.0.0.1:9";
 
+/// Ephemeral loopback ports (DNS, health, ready, metrics), a dead upstream unless
+/// the arguments name one, and no lameduck unless they set it; then `args`.
+fn with_defaults<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut all: Vec<&str> = vec![
+        "--listen",
+        "127.0.0.1:0",
+        "--health-listen",
+        "127.0.0.1:0",
+        "--ready-listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+    ];
+    if !args.contains(&"--upstream") && !args.contains(&"--resolv-conf") {
+        all.extend(["--upstream", DEAD_UPSTREAM]);
+    }
+    if !args.contains(&"--lameduck") {
+        all.extend(["--lameduck", "0"]);
+    }
+    all.extend_from_slice(args);
+    all
+}
+
 impl Server {
     /// Starts `cluster-dns serve` on ephemeral loopback ports (DNS, health, ready,
     /// metrics) with these extra arguments. Without an `--upstream` among them, the
     /// upstream is [`DEAD_UPSTREAM`], so no test forwards to the machine's resolver.
     pub fn start(args: &[&str]) -> Server {
-        let mut all: Vec<&str> = vec![
-            "--listen",
-            "127.0.0.1:0",
-            "--health-listen",
-            "127.0.0.1:0",
-            "--ready-listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "127.0.0.1:0",
-        ];
-        if !args.contains(&"--upstream") && !args.contains(&"--resolv-conf") {
-            all.extend(["--upstream", DEAD_UPSTREAM]);
-        }
-        if !args.contains(&"--lameduck") {
-            all.extend(["--lameduck", "0"]);
-        }
-        all.extend_from_slice(args);
-        Self::start_raw(&all)
+        Self::spawn(&with_defaults(args), None)
     }
 
     /// Starts `cluster-dns serve` with exactly these arguments.
@@ -58,23 +64,7 @@ impl Server {
 
     /// As [`Server::start`], with the `RUST_LOG` filter given.
     pub fn start_logging(args: &[&str], filter: &str) -> Server {
-        let mut all: Vec<&str> = vec![
-            "--listen",
-            "127.0.0.1:0",
-            "--health-listen",
-            "127.0.0.1:0",
-            "--ready-listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "127.0.0.1:0",
-            "--lameduck",
-            "0",
-        ];
-        if !args.contains(&"--upstream") {
-            all.extend(["--upstream", DEAD_UPSTREAM]);
-        }
-        all.extend_from_slice(args);
-        Self::spawn(&all, Some(filter))
+        Self::spawn(&with_defaults(args), Some(filter))
     }
 
     fn spawn(args: &[&str], filter: Option<&str>) -> Server {
