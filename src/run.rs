@@ -322,14 +322,7 @@ fn lower_thread_priority() {
 /// holds one, and the usual soft limit (1024) is reached long before the hard one.
 /// Returns the soft limit in force afterwards.
 pub fn raise_descriptor_limit() -> std::io::Result<libc::rlim_t> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `limit` is a valid, writable rlimit for the call's duration.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    let mut limit = crate::server::tcp::nofile_limit()?;
     if limit.rlim_cur < limit.rlim_max {
         let raised = libc::rlimit {
             rlim_cur: limit.rlim_max,

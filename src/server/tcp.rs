@@ -49,15 +49,23 @@ const DESCRIPTOR_SHARE: u64 = 4;
 /// How long shutdown waits for connections to send the answers they owe.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// The soft limit on open file descriptors, if it can be read.
-pub fn descriptor_limit() -> Option<u64> {
+/// The process's limits on open file descriptors (soft and hard).
+pub fn nofile_limit() -> std::io::Result<libc::rlimit> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit writes one rlimit into the struct we own and pass by pointer.
-    let result = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
-    (result == 0 && limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur)
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(limit)
+}
+
+/// The soft limit on open file descriptors, if it can be read and is finite.
+pub fn descriptor_limit() -> Option<u64> {
+    let limit = nofile_limit().ok()?;
+    (limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur)
 }
 
 /// `configured`, but at most `1 / share` of the descriptor limit (and at least 1).
