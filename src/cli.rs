@@ -83,6 +83,10 @@ pub struct CommonArgs {
     /// Queries answered per DNS-over-TCP connection before it is closed (default 128; 0: no cap).
     #[arg(long, value_name = "N")]
     pub tcp_max_queries: Option<usize>,
+    /// Unix socket for in-place restarts: take the listening sockets over from the
+    /// process offering them there, then offer them to the next one (README: Restarts).
+    #[arg(long, value_name = "PATH")]
+    pub handover: Option<PathBuf>,
 }
 
 impl CommonArgs {
@@ -104,6 +108,7 @@ impl CommonArgs {
             cache_ttl: self.cache_ttl,
             tcp_max_connections: self.tcp_max_connections,
             tcp_max_queries: self.tcp_max_queries,
+            handover: self.handover.clone(),
         }
     }
 }

@@ -52,6 +52,7 @@ pub struct FileConfig {
     pub loadbalance: Option<bool>,
     pub tcp_max_connections: Option<usize>,
     pub tcp_max_queries: Option<usize>,
+    pub handover: Option<PathBuf>,
 }
 
 /// Values given on the command line; each one overrides the file.
@@ -73,6 +74,7 @@ pub struct Overrides {
     pub cache_ttl: Option<u32>,
     pub tcp_max_connections: Option<usize>,
     pub tcp_max_queries: Option<usize>,
+    pub handover: Option<PathBuf>,
 }
 
 /// Validated settings the server runs with.
@@ -104,6 +106,8 @@ pub struct Settings {
     pub tcp_max_connections: usize,
     /// Queries per DNS-over-TCP connection before it is closed; 0 for no cap.
     pub tcp_max_queries: usize,
+    /// Unix socket where the listening sockets pass to a restarted process.
+    pub handover: Option<PathBuf>,
 }
 
 /// Where forwarded queries go.
@@ -399,9 +403,14 @@ impl Settings {
             .or(file.tcp_max_queries)
             .unwrap_or(crate::server::tcp::DEFAULT_MAX_QUERIES);
 
+        let handover = flags
+            .handover
+            .or_else(|| file.handover.map(relative_to_file));
+
         Ok(Settings {
             tcp_max_connections,
             tcp_max_queries,
+            handover,
             kube: KubeSettings {
                 kubeconfig,
                 context: flags.context.or(file.context),

@@ -113,6 +113,7 @@ fn apply(state: &Reloadable, new: &Settings, upstreams: &[SocketAddr], config_ch
         ("metrics_listen", old.metrics_listen != new.metrics_listen),
         ("loadbalance", old.loadbalance != new.loadbalance),
         ("lameduck", old.lameduck != new.lameduck),
+        ("handover", old.handover != new.handover),
         (
             "tcp_max_connections/tcp_max_queries",
             old.tcp_max_connections != new.tcp_max_connections

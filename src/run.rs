@@ -18,6 +18,7 @@ use crate::forward::cache::Cache;
 use crate::forward::{Forwarder, Question, resolv_conf};
 use crate::index::{IndexWriter, SharedSnapshot, Snapshot, feed};
 use crate::metrics::Metrics;
+use crate::server::handover::{self, HandoverError, Inherited, Offer, Offered, Role};
 use crate::server::http::{Endpoint, Readiness};
 use crate::server::{self, DnsHandler, Forwarding, HandlerParts, LoopProbe};
 use crate::source::kubernetes::{self, KubeError};
@@ -45,6 +46,8 @@ pub enum RunError {
          point the upstreams (or the node's resolv.conf) at a resolver other than cluster-dns itself"
     )]
     ForwardingLoop(SocketAddr),
+    #[error(transparent)]
+    Handover(#[from] HandoverError),
 }
 
 fn join(errors: &[ManifestError]) -> String {
@@ -210,9 +213,6 @@ async fn bind_http(addr: SocketAddr, what: &str) -> Result<tokio::net::TcpListen
         }
         Err(source) => return Err(RunError::Bind { addr, source }),
     };
-    if let Ok(local) = listener.local_addr() {
-        tracing::info!("{what} on http://{local}/{what}");
-    }
     Ok(listener)
 }
 
@@ -337,7 +337,59 @@ pub fn raise_descriptor_limit() -> std::io::Result<libc::rlim_t> {
     Ok(limit.rlim_cur)
 }
 
-/// `cluster-dns serve`: runs until SIGINT or SIGTERM.
+/// The sockets a running process offers on `--handover PATH`, if any.
+async fn inherit(
+    path: Option<PathBuf>,
+) -> Result<(Inherited, Option<handover::Predecessor>), RunError> {
+    let Some(path) = path else {
+        return Ok((Inherited::default(), None));
+    };
+    let taken = tokio::task::spawn_blocking(move || handover::inherit(&path))
+        .await
+        .map_err(|e| RunError::Server(e.to_string()))??;
+    Ok(match taken {
+        Some((inherited, predecessor)) => {
+            tracing::info!(sockets = ?inherited.leftovers(), "took the listening sockets over from the running process");
+            (inherited, Some(predecessor))
+        }
+        None => (Inherited::default(), None),
+    })
+}
+
+/// The DNS sockets of every `listen` address, inherited or bound, each also
+/// offered to a successor.
+async fn bind_dns(
+    settings: &Settings,
+    inherited: &mut Inherited,
+    offered: &mut Offered,
+) -> Result<Vec<server::Listener>, RunError> {
+    let mut listeners = Vec::new();
+    for addr in &settings.listen {
+        let listener = match server::bind_or_inherit(*addr, server::udp_workers(), inherited).await
+        {
+            Ok(listener) => listener,
+            Err(source) if ipv6_missing(*addr, &settings.listen, &source) => {
+                tracing::warn!(%addr, error = %source, "no IPv6 on this host; listening on IPv4 only");
+                continue;
+            }
+            Err(source) => {
+                return Err(RunError::Bind {
+                    addr: *addr,
+                    source,
+                });
+            }
+        };
+        for socket in &listener.udp {
+            offered.add(Role::Udp, *addr, socket);
+        }
+        offered.add(Role::Tcp, *addr, &listener.tcp);
+        listeners.push(listener);
+    }
+    Ok(listeners)
+}
+
+/// `cluster-dns serve`: runs until SIGINT or SIGTERM, or until a new process
+/// has taken its sockets over.
 pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
     match raise_descriptor_limit() {
         Ok(limit) => tracing::debug!(limit, "open descriptor limit"),
@@ -351,6 +403,8 @@ pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
         .and_then(|path| std::fs::read(path).ok());
     let settings = settings(args)?;
     let metrics = Arc::new(Metrics::new());
+    // Before anything listens: a running process may hand its sockets over.
+    let (mut inherited, predecessor) = inherit(settings.handover.clone()).await?;
 
     // The source: manifests when given, else the API server.
     let (shared, mut tasks) = match &settings.manifests {
@@ -391,23 +445,11 @@ pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
         }
     };
 
-    let mut listeners = Vec::new();
-    for addr in &settings.listen {
-        let listener = match server::bind(*addr, server::udp_workers()).await {
-            Ok(listener) => listener,
-            Err(source) if ipv6_missing(*addr, &settings.listen, &source) => {
-                tracing::warn!(%addr, error = %source, "no IPv6 on this host; listening on IPv4 only");
-                continue;
-            }
-            Err(source) => {
-                return Err(RunError::Bind {
-                    addr: *addr,
-                    source,
-                });
-            }
-        };
-        listeners.push(listener);
+    if predecessor.is_some() {
+        handover::wait_until_synced(&shared).await;
     }
+    let mut offered = Offered::default();
+    let listeners = bind_dns(&settings, &mut inherited, &mut offered).await?;
     let bound: Vec<String> = listeners
         .iter()
         .filter_map(|l| l.local_addr().ok())
@@ -415,6 +457,7 @@ pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
         .collect();
 
     let readiness = Arc::new(Readiness::new(shared.clone()));
+    let mut probes = Vec::new();
     for (addr, what, endpoint) in [
         (settings.health_listen, "health", Endpoint::Health),
         (
@@ -428,9 +471,26 @@ pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
             Endpoint::Metrics(metrics.clone()),
         ),
     ] {
-        let listener = bind_http(addr, what).await?;
-        tasks.push(tokio::spawn(server::http::serve(listener, endpoint)));
+        let role = match endpoint {
+            Endpoint::Health => Role::Health,
+            Endpoint::Ready(_) => Role::Ready,
+            Endpoint::Metrics(_) => Role::Metrics,
+        };
+        let listener = match inherited.take_listener(role, addr) {
+            Ok(Some(listener)) => listener,
+            Ok(None) => bind_http(addr, what).await?,
+            Err(source) => return Err(RunError::Bind { addr, source }),
+        };
+        if let Ok(local) = listener.local_addr() {
+            tracing::info!("{what} on http://{local}/{what}");
+        }
+        offered.add(role, addr, &listener);
+        probes.push(tokio::spawn(server::http::serve(listener, endpoint)));
     }
+    if !inherited.is_empty() {
+        tracing::info!(sockets = ?inherited.leftovers(), "closing inherited sockets the configuration no longer listens on");
+    }
+    drop(inherited);
 
     let zone = Arc::new(ArcSwap::from_pointee(zone_config(&settings)));
     let (resolv_loaded, upstreams) = read_upstreams(&settings);
@@ -491,24 +551,48 @@ pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
         )));
     }
 
-    shutdown_signal(terminate.ok()).await;
-    // Lameduck: say "not ready" at once, keep answering while the endpoints drain.
-    readiness.shut_down();
-    tracing::info!(
-        lameduck_seconds = settings.lameduck.as_secs(),
-        "shutting down: not ready, still answering during the lameduck period"
-    );
-    tokio::time::sleep(settings.lameduck).await;
+    if let Some(predecessor) = predecessor {
+        predecessor.release(handover::PREDECESSOR_DRAIN).await;
+    }
+    let offer = match &settings.handover {
+        Some(path) => Some(Offer::listen(path, offered)?),
+        None => None,
+    };
+
+    let successor = tokio::select! {
+        _ = shutdown_signal(terminate.ok()) => None,
+        successor = handover::next_successor(offer.as_ref()) => Some(successor),
+    };
+    match &successor {
+        // The successor reads from the same sockets already: no lameduck needed.
+        Some(successor) => {
+            tracing::info!(pid = ?successor.pid, "handed the sockets over; stopping");
+            for probe in &probes {
+                probe.abort();
+            }
+        }
+        None => {
+            // Lameduck: say "not ready" at once, keep answering while the endpoints drain.
+            readiness.shut_down();
+            tracing::info!(
+                lameduck_seconds = settings.lameduck.as_secs(),
+                "shutting down: not ready, still answering during the lameduck period"
+            );
+            tokio::time::sleep(settings.lameduck).await;
+        }
+    }
     // Stop taking new datagrams first, then let what was taken finish.
     dns.stop_receiving().await;
     let drain_deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
     while in_flight.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < drain_deadline {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    for task in &tasks {
+    for task in tasks.iter().chain(&probes) {
         task.abort();
     }
     dns.shutdown().await.map_err(RunError::Server)?;
+    // Dropping the successor's connection tells it we are done.
+    drop(successor);
     tracing::info!("stopped");
     Ok(())
 }

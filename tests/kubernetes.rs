@@ -561,3 +561,58 @@ fn freshness_is_exposed_as_metrics() {
     );
     assert!(body.contains("cluster_dns_kubernetes_synced 1"), "{body}");
 }
+
+#[test]
+fn a_successor_takes_the_sockets_over_only_once_synced() {
+    // The running process answers from manifests (web-0 is 10.244.1.10); its
+    // successor from the API, where web-0 is 10.9.0.10, so each answer tells
+    // which process gave it.
+    let api = FakeApiServer::start();
+    api.apply(namespace("default"));
+    api.apply(headless("nginx"));
+    api.apply(slice("nginx-1", "nginx", &[("web-0", "10.9.0.10", true)]));
+    api.forbid("EndpointSlice", true);
+    let dir = tempfile::tempdir().unwrap();
+    let handover = dir.path().join("handover.sock");
+    let handover = handover.to_str().unwrap();
+    let example = example_dir();
+    let mut first = Server::start(&[
+        "--manifests",
+        example.to_str().unwrap(),
+        "--handover",
+        handover,
+    ]);
+    const WEB0: &str = "web-0.nginx.default.svc.cluster.local.";
+    assert_eq!(addrs(&first, WEB0), ["10.244.1.10"]);
+    assert!(first.wait_for_log("offering the sockets", WAIT));
+
+    let kubeconfig = api.write_kubeconfig(dir.path());
+    let second = Server::start_successor(
+        &[
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--handover",
+            handover,
+        ],
+        first.addr,
+    );
+    // Not synced: the first keeps answering, no SERVFAIL in between.
+    assert!(
+        second.wait_for_log("permission denied on endpointslices", WAIT),
+        "{}",
+        second.log()
+    );
+    for _ in 0..20 {
+        assert_eq!(addrs(&first, WEB0), ["10.244.1.10"]);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(first.is_running());
+
+    api.forbid("EndpointSlice", false);
+    let status = first
+        .wait_exit(WAIT)
+        .expect("the first process exits once the second serves");
+    assert!(status.success(), "{status:?}");
+    assert!(second.log().contains("synced with the API server"));
+    assert_eq!(addrs(&second, WEB0), ["10.9.0.10"]);
+}

@@ -1,6 +1,7 @@
 //! The DNS front end: a hickory-server [`RequestHandler`] over our own index,
 //! and the UDP/TCP sockets it serves on.
 
+pub mod handover;
 pub mod http;
 pub mod precheck;
 mod reply;
@@ -676,6 +677,33 @@ pub async fn bind(addr: SocketAddr, workers: usize) -> std::io::Result<Listener>
         }
     }
     Err(last_error.unwrap_or_else(|| std::io::Error::other("no free port")))
+}
+
+/// The sockets for `addr`: those the previous process served on when it handed
+/// them over (plus more UDP sockets if this process has more workers), else new ones.
+pub async fn bind_or_inherit(
+    addr: SocketAddr,
+    workers: usize,
+    inherited: &mut handover::Inherited,
+) -> std::io::Result<Listener> {
+    let mut udp = inherited.take_udp(addr);
+    let tcp = inherited.take_listener(handover::Role::Tcp, addr)?;
+    let chosen = match (udp.first(), &tcp) {
+        (Some(socket), _) => socket.local_addr()?,
+        (None, Some(listener)) => listener.local_addr()?,
+        (None, None) => return bind(addr, workers).await,
+    };
+    for socket in &udp {
+        socket.set_read_timeout(Some(udp::RECEIVE_TICK))?;
+    }
+    while udp.len() < workers.max(1) {
+        udp.push(udp_socket(chosen)?);
+    }
+    let tcp = match tcp {
+        Some(listener) => listener,
+        None => tcp_listener(chosen)?,
+    };
+    Ok(Listener { udp, tcp })
 }
 
 /// The running DNS front end.

@@ -54,20 +54,27 @@ impl Server {
     /// metrics) with these extra arguments. Without an `--upstream` among them, the
     /// upstream is [`DEAD_UPSTREAM`], so no test forwards to the machine's resolver.
     pub fn start(args: &[&str]) -> Server {
-        Self::spawn(&with_defaults(args), None)
+        Self::spawn(&with_defaults(args), None, None)
     }
 
     /// Starts `cluster-dns serve` with exactly these arguments.
     pub fn start_raw(args: &[&str]) -> Server {
-        Self::spawn(args, None)
+        Self::spawn(args, None, None)
     }
 
     /// As [`Server::start`], with the `RUST_LOG` filter given.
     pub fn start_logging(args: &[&str], filter: &str) -> Server {
-        Self::spawn(&with_defaults(args), Some(filter))
+        Self::spawn(&with_defaults(args), Some(filter), None)
     }
 
-    fn spawn(args: &[&str], filter: Option<&str>) -> Server {
+    /// As [`Server::start`] for a process that takes its sockets over from the one
+    /// serving `addr` (`--handover`): returns once it has received them, which may
+    /// be before it serves on them.
+    pub fn start_successor(args: &[&str], addr: SocketAddr) -> Server {
+        Self::spawn(&with_defaults(args), None, Some(addr))
+    }
+
+    fn spawn(args: &[&str], filter: Option<&str>, successor_of: Option<SocketAddr>) -> Server {
         let mut command = Command::new(BIN);
         command.env_remove("RUST_LOG");
         if let Some(filter) = filter {
@@ -89,7 +96,11 @@ impl Server {
         let sink = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line
+                if let Some(addr) =
+                    successor_of.filter(|_| line.contains("took the listening sockets over"))
+                {
+                    let _ = tx.send(addr);
+                } else if let Some(addr) = line
                     .split("listening on ")
                     .nth(1)
                     .and_then(|rest| rest.split_whitespace().next())
@@ -159,6 +170,18 @@ impl Server {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().ok()?;
         let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Waits (bounded) for the process to exit on its own.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Some(status);

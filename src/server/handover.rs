@@ -1,0 +1,595 @@
+//! In-place restarts that lose no query. The running process offers its listening
+//! sockets on a unix socket (`--handover PATH`); a new process started with the
+//! same path connects, receives them (`SCM_RIGHTS`, as nginx's binary upgrade and
+//! Knot's do) and starts reading. Both processes then hold the same kernel
+//! sockets, so the datagrams queued on them stay queued; the old process stops
+//! reading only once the new one reads, answers what it has already read, and
+//! exits. Closing a socket instead would drop its queue.
+//!
+//! The exchange, on one stream connection:
+//! 1. successor: `cluster-dns handover 1\n`
+//! 2. predecessor: a 4-byte length, then lines `KIND ADDR` (one per descriptor,
+//!    ADDR as configured, so port 0 matches port 0), with the descriptors attached
+//! 3. successor, once it serves on them: `ready\n`
+//! 4. predecessor, once it has stopped reading and drained: closes the connection.
+
+use std::collections::HashMap;
+use std::io::{IoSlice, IoSliceMut, Read, Write};
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nix::sys::socket::{
+    ControlMessage, ControlMessageOwned, MsgFlags, UnixCredentials, getsockopt, recvmsg, sendmsg,
+    sockopt,
+};
+
+const HELLO: &[u8] = b"cluster-dns handover 1\n";
+const READY: &[u8] = b"ready\n";
+const HEADER: &str = "cluster-dns sockets 1";
+/// Linux passes at most 253 descriptors in one message (SCM_MAX_FD).
+const MAX_DESCRIPTORS: usize = 253;
+const MAX_TEXT: usize = 64 * 1024;
+/// Each step of the exchange, except waiting for the successor to be ready.
+const STEP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a successor waits for its predecessor to stop reading and drain
+/// (the predecessor drains for at most 5 s).
+pub const PREDECESSOR_DRAIN: Duration = Duration::from_secs(15);
+
+/// What a listening socket is for; with its configured address, the key a
+/// successor finds it by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    Udp,
+    Tcp,
+    Health,
+    Ready,
+    Metrics,
+}
+
+impl Role {
+    fn name(self) -> &'static str {
+        match self {
+            Role::Udp => "udp",
+            Role::Tcp => "tcp",
+            Role::Health => "health",
+            Role::Ready => "ready",
+            Role::Metrics => "metrics",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Role> {
+        Some(match text {
+            "udp" => Role::Udp,
+            "tcp" => Role::Tcp,
+            "health" => Role::Health,
+            "ready" => Role::Ready,
+            "metrics" => Role::Metrics,
+            _ => return None,
+        })
+    }
+
+    fn datagram(self) -> bool {
+        self == Role::Udp
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandoverError {
+    #[error("handover socket {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("handover socket {}: {message}", path.display())]
+    Protocol { path: PathBuf, message: String },
+}
+
+/// Sockets received from the predecessor, by role and configured address.
+#[derive(Default)]
+pub struct Inherited {
+    sockets: HashMap<(Role, SocketAddr), Vec<OwnedFd>>,
+}
+
+impl Inherited {
+    /// The UDP sockets (one per worker) the predecessor listened with on `addr`.
+    pub fn take_udp(&mut self, addr: SocketAddr) -> Vec<std::net::UdpSocket> {
+        let fds = self.sockets.remove(&(Role::Udp, addr)).unwrap_or_default();
+        fds.into_iter().map(std::net::UdpSocket::from).collect()
+    }
+
+    /// The TCP listener the predecessor had for `role` on `addr`, non-blocking.
+    pub fn take_listener(
+        &mut self,
+        role: Role,
+        addr: SocketAddr,
+    ) -> std::io::Result<Option<tokio::net::TcpListener>> {
+        let Some(mut fds) = self.sockets.remove(&(role, addr)) else {
+            return Ok(None);
+        };
+        let Some(fd) = fds.pop() else {
+            return Ok(None);
+        };
+        let listener = std::net::TcpListener::from(fd);
+        listener.set_nonblocking(true)?;
+        tokio::net::TcpListener::from_std(listener).map(Some)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sockets.is_empty()
+    }
+
+    /// What is left once the new configuration took what it listens on; these
+    /// close when dropped.
+    pub fn leftovers(&self) -> Vec<String> {
+        self.sockets
+            .keys()
+            .map(|(role, addr)| format!("{} {addr}", role.name()))
+            .collect()
+    }
+}
+
+/// The sockets this process offers to its successor: duplicates of the ones it
+/// serves on, so they stay open whoever else holds them.
+#[derive(Default)]
+pub struct Offered {
+    sockets: Vec<(Role, SocketAddr, OwnedFd)>,
+}
+
+impl Offered {
+    pub fn add(&mut self, role: Role, configured: SocketAddr, socket: &impl AsFd) {
+        match socket.as_fd().try_clone_to_owned() {
+            Ok(fd) => self.sockets.push((role, configured, fd)),
+            Err(error) => {
+                tracing::warn!(%error, role = role.name(), %configured, "cannot keep a socket for a handover")
+            }
+        }
+    }
+
+    fn text(&self) -> String {
+        let mut text = format!("{HEADER}\n");
+        for (role, addr, _) in &self.sockets {
+            text.push_str(&format!("{} {addr}\n", role.name()));
+        }
+        text
+    }
+}
+
+/// The connection to the process we took the sockets from.
+pub struct Predecessor {
+    stream: UnixStream,
+    path: PathBuf,
+}
+
+impl Predecessor {
+    /// Tells the predecessor we serve, and waits (up to `drain`) until it has
+    /// stopped reading and answered what it had read.
+    pub async fn release(self, drain: Duration) {
+        let Predecessor { mut stream, path } = self;
+        let waited = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            stream.write_all(READY)?;
+            stream.set_read_timeout(Some(drain))?;
+            let mut rest = Vec::new();
+            stream.read_to_end(&mut rest)?;
+            Ok(())
+        })
+        .await;
+        match waited {
+            Ok(Ok(())) => {
+                tracing::info!(path = %path.display(), "the previous process has stopped")
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(path = %path.display(), %error, "the previous process did not confirm it stopped")
+            }
+            Err(error) => tracing::warn!(%error, "waiting for the previous process failed"),
+        }
+    }
+}
+
+/// Takes the listening sockets over from the process offering them on `path`.
+/// `None` when nobody offers there (no file, or a stale one left by a process
+/// that exited): the caller binds its own.
+pub fn inherit(path: &Path) -> Result<Option<(Inherited, Predecessor)>, HandoverError> {
+    let io = |source| HandoverError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let protocol = |message: String| HandoverError::Protocol {
+        path: path.to_path_buf(),
+        message,
+    };
+    let mut stream = match UnixStream::connect(path) {
+        Ok(stream) => stream,
+        Err(error)
+            if matches!(
+                error.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Ok(None);
+        }
+        Err(error) => return Err(io(error)),
+    };
+    stream.set_read_timeout(Some(STEP_TIMEOUT)).map_err(io)?;
+    stream.set_write_timeout(Some(STEP_TIMEOUT)).map_err(io)?;
+    stream.write_all(HELLO).map_err(io)?;
+    let (text, fds) = receive(&stream).map_err(io)?;
+    let inherited = parse_offer(&text, fds).map_err(protocol)?;
+    stream.set_read_timeout(None).map_err(io)?;
+    Ok(Some((
+        inherited,
+        Predecessor {
+            stream,
+            path: path.to_path_buf(),
+        },
+    )))
+}
+
+/// Reads the offer: its text and the descriptors attached to it.
+fn receive(stream: &UnixStream) -> std::io::Result<(String, Vec<OwnedFd>)> {
+    let mut first = vec![0u8; MAX_TEXT + 4];
+    let mut space = nix::cmsg_space!([RawFd; MAX_DESCRIPTORS]);
+    let (read, fds) = {
+        let mut iov = [IoSliceMut::new(&mut first)];
+        let message = recvmsg::<()>(
+            stream.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        )
+        .map_err(std::io::Error::from)?;
+        let mut fds = Vec::new();
+        for cmsg in message.cmsgs().map_err(std::io::Error::from)? {
+            if let ControlMessageOwned::ScmRights(received) = cmsg {
+                // SAFETY: the kernel has just installed these descriptors in our
+                // table for this message; nothing else in the process knows them,
+                // so each gets exactly one owner here.
+                fds.extend(
+                    received
+                        .into_iter()
+                        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                );
+            }
+        }
+        if message.flags.contains(MsgFlags::MSG_CTRUNC) {
+            return Err(std::io::Error::other("descriptors were cut off"));
+        }
+        (message.bytes, fds)
+    };
+    if read < 4 {
+        return Err(std::io::Error::other(
+            "the running process closed the connection without offering sockets",
+        ));
+    }
+    let length = u32::from_be_bytes([first[0], first[1], first[2], first[3]]) as usize;
+    if length > MAX_TEXT {
+        return Err(std::io::Error::other(format!("an offer of {length} bytes")));
+    }
+    let mut text = first[4..read.min(4 + length)].to_vec();
+    if text.len() < length {
+        let mut rest = vec![0u8; length - text.len()];
+        (&*stream).read_exact(&mut rest)?;
+        text.extend_from_slice(&rest);
+    }
+    let text =
+        String::from_utf8(text).map_err(|_| std::io::Error::other("an offer not in UTF-8"))?;
+    Ok((text, fds))
+}
+
+/// Pairs the offer's lines with the descriptors and checks each is the socket it
+/// claims to be.
+fn parse_offer(text: &str, fds: Vec<OwnedFd>) -> Result<Inherited, String> {
+    let mut lines = text.lines();
+    if lines.next() != Some(HEADER) {
+        return Err("the running process speaks another handover protocol".into());
+    }
+    let entries: Vec<&str> = lines.collect();
+    if entries.len() != fds.len() {
+        return Err(format!(
+            "{} sockets described, {} received",
+            entries.len(),
+            fds.len()
+        ));
+    }
+    let mut inherited = Inherited::default();
+    for (line, fd) in entries.into_iter().zip(fds) {
+        let (role, addr) = line
+            .split_once(' ')
+            .and_then(|(role, addr)| Some((Role::parse(role)?, addr.parse::<SocketAddr>().ok()?)))
+            .ok_or_else(|| format!("cannot read the offer line {line:?}"))?;
+        check_socket(&fd, role, addr).map_err(|message| format!("{line}: {message}"))?;
+        inherited.sockets.entry((role, addr)).or_default().push(fd);
+    }
+    Ok(inherited)
+}
+
+fn check_socket(fd: &OwnedFd, role: Role, configured: SocketAddr) -> Result<(), String> {
+    let socket = socket2::SockRef::from(fd);
+    let kind = socket.r#type().map_err(|e| format!("not a socket ({e})"))?;
+    let expected = if role.datagram() {
+        socket2::Type::DGRAM
+    } else {
+        socket2::Type::STREAM
+    };
+    if kind != expected {
+        return Err("a socket of another type".into());
+    }
+    let local = socket
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .ok_or("a socket without an IP address")?;
+    if configured.port() != 0 && local.port() != configured.port() {
+        return Err(format!("bound to {local}"));
+    }
+    Ok(())
+}
+
+/// The offer this process makes to its successor, on `path`.
+pub struct Offer {
+    listener: tokio::net::UnixListener,
+    path: PathBuf,
+    offered: Offered,
+}
+
+/// A successor that serves on our sockets: stop reading, drain, then drop this
+/// (which tells it we are done).
+pub struct Successor {
+    _stream: UnixStream,
+    pub pid: Option<i32>,
+}
+
+impl Offer {
+    /// Listens on `path` (replacing a stale socket file), reachable by this user only.
+    pub fn listen(path: &Path, offered: Offered) -> Result<Offer, HandoverError> {
+        let io = |source| HandoverError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path).map_err(io)?,
+            Ok(_) => {
+                return Err(HandoverError::Protocol {
+                    path: path.to_path_buf(),
+                    message: "exists and is not a socket".into(),
+                });
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(io(error)),
+        }
+        let listener = tokio::net::UnixListener::bind(path).map_err(io)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+        tracing::info!(path = %path.display(), "offering the sockets to a restarted process");
+        Ok(Offer {
+            listener,
+            path: path.to_path_buf(),
+            offered,
+        })
+    }
+
+    /// Waits for a successor and hands it the sockets; returns once it says it
+    /// serves on them. A successor that fails half-way is logged and the offer
+    /// stands.
+    pub async fn next_successor(&self) -> Successor {
+        loop {
+            let stream = match self.listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    tracing::warn!(path = %self.path.display(), %error, "handover: accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            match self.hand_over(stream).await {
+                Ok(successor) => return successor,
+                Err(error) => {
+                    tracing::warn!(path = %self.path.display(), %error, "handover abandoned; still serving")
+                }
+            }
+        }
+    }
+
+    async fn hand_over(&self, stream: tokio::net::UnixStream) -> std::io::Result<Successor> {
+        let stream = stream.into_std()?;
+        stream.set_nonblocking(false)?;
+        let credentials = peer(&stream)?;
+        let ours = nix::unistd::geteuid().as_raw();
+        if credentials.uid() != ours && credentials.uid() != 0 {
+            return Err(std::io::Error::other(format!(
+                "refused a process of user {}",
+                credentials.uid()
+            )));
+        }
+        let pid = Some(credentials.pid());
+        let text = self.offered.text();
+        let fds: Vec<RawFd> = self
+            .offered
+            .sockets
+            .iter()
+            .map(|(_, _, fd)| fd.as_raw_fd())
+            .collect();
+        if fds.len() > MAX_DESCRIPTORS {
+            return Err(std::io::Error::other(format!(
+                "{} sockets are more than one message carries",
+                fds.len()
+            )));
+        }
+        tracing::info!(
+            pid = credentials.pid(),
+            sockets = fds.len(),
+            "handing the sockets over"
+        );
+        tokio::task::spawn_blocking(move || -> std::io::Result<Successor> {
+            let mut stream = stream;
+            stream.set_read_timeout(Some(STEP_TIMEOUT))?;
+            stream.set_write_timeout(Some(STEP_TIMEOUT))?;
+            let mut hello = [0u8; HELLO.len()];
+            stream.read_exact(&mut hello)?;
+            if hello != HELLO {
+                return Err(std::io::Error::other("not a cluster-dns handover request"));
+            }
+            let length = u32::try_from(text.len()).map_err(std::io::Error::other)?;
+            let mut payload = length.to_be_bytes().to_vec();
+            payload.extend_from_slice(text.as_bytes());
+            let sent = sendmsg::<()>(
+                stream.as_raw_fd(),
+                &[IoSlice::new(&payload)],
+                &[ControlMessage::ScmRights(&fds)],
+                MsgFlags::empty(),
+                None,
+            )
+            .map_err(std::io::Error::from)?;
+            if sent < payload.len() {
+                stream.write_all(&payload[sent..])?;
+            }
+            // The successor may first wait for its Kubernetes caches to sync;
+            // we keep serving meanwhile, however long that takes.
+            stream.set_read_timeout(None)?;
+            let mut ready = [0u8; READY.len()];
+            stream.read_exact(&mut ready)?;
+            if ready != READY {
+                return Err(std::io::Error::other("the successor did not say ready"));
+            }
+            Ok(Successor {
+                _stream: stream,
+                pid,
+            })
+        })
+        .await
+        .map_err(std::io::Error::other)?
+    }
+}
+
+/// Resolves when a successor serves on our sockets; never without an offer.
+pub async fn next_successor(offer: Option<&Offer>) -> Successor {
+    match offer {
+        Some(offer) => offer.next_successor().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A successor takes over only with a synced index: until then the predecessor
+/// keeps answering from its own, however long the API server takes.
+pub async fn wait_until_synced(snapshot: &crate::index::SharedSnapshot) {
+    let started = tokio::time::Instant::now();
+    let mut next_log = Duration::from_secs(10);
+    while !snapshot.load().synced {
+        if started.elapsed() >= next_log {
+            tracing::info!(
+                waited_seconds = started.elapsed().as_secs(),
+                "waiting for the Kubernetes caches to sync before taking over"
+            );
+            next_log += Duration::from_secs(10);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn peer(stream: &UnixStream) -> std::io::Result<UnixCredentials> {
+    getsockopt(stream, sockopt::PeerCredentials).map_err(std::io::Error::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_offer_text_names_every_socket_in_order() {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut offered = Offered::default();
+        let configured: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        offered.add(Role::Udp, configured, &udp);
+        offered.add(Role::Health, configured, &tcp);
+        assert_eq!(
+            offered.text(),
+            "cluster-dns sockets 1\nudp 127.0.0.1:0\nhealth 127.0.0.1:0\n"
+        );
+    }
+
+    fn offer_of(role: Role, fd: OwnedFd) -> Result<Inherited, String> {
+        parse_offer(
+            &format!("{HEADER}\n{} 127.0.0.1:0\n", role.name()),
+            vec![fd],
+        )
+    }
+
+    #[test]
+    fn a_socket_of_the_wrong_type_is_refused() {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let error = offer_of(Role::Udp, OwnedFd::from(tcp)).err().unwrap();
+        assert!(error.contains("another type"), "{error}");
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        assert!(offer_of(Role::Udp, OwnedFd::from(udp)).is_ok());
+    }
+
+    #[test]
+    fn a_count_mismatch_or_a_foreign_header_is_refused() {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let fd = OwnedFd::from(udp);
+        let error = parse_offer(&format!("{HEADER}\n"), vec![fd]).err().unwrap();
+        assert!(error.contains("0 sockets described, 1 received"), "{error}");
+        let error = parse_offer("something else\n", Vec::new()).err().unwrap();
+        assert!(error.contains("another handover protocol"), "{error}");
+    }
+
+    #[test]
+    fn a_file_is_not_a_socket() {
+        let file = tempfile::tempfile().unwrap();
+        let error = offer_of(Role::Tcp, OwnedFd::from(file)).err().unwrap();
+        assert!(error.contains("not a socket"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn sockets_pass_between_two_ends_and_keep_their_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("handover.sock");
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = udp.local_addr().unwrap();
+        let configured: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let mut offered = Offered::default();
+        offered.add(Role::Udp, configured, &udp);
+        let offer = Offer::listen(&path, offered).unwrap();
+        // A datagram queued before the handover...
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.send_to(b"queued", addr).unwrap();
+        drop(udp);
+        let waiting = tokio::spawn(async move { offer.next_successor().await.pid });
+        let path2 = path.clone();
+        let (mut inherited, predecessor) =
+            tokio::task::spawn_blocking(move || inherit(&path2).unwrap().unwrap())
+                .await
+                .unwrap();
+        let sockets = inherited.take_udp(configured);
+        assert_eq!(sockets.len(), 1);
+        assert!(inherited.is_empty());
+        // ...is read on the other side.
+        let mut buf = [0u8; 16];
+        sockets[0]
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let (n, _) = sockets[0].recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"queued");
+        predecessor
+            .stream
+            .try_clone()
+            .unwrap()
+            .write_all(READY)
+            .unwrap();
+        let pid = waiting.await.unwrap();
+        assert_eq!(pid, Some(std::process::id() as i32));
+    }
+
+    #[test]
+    fn nobody_at_the_path_means_nothing_to_inherit() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(inherit(&dir.path().join("none.sock")).unwrap().is_none());
+        // A stale socket file left by a process that exited.
+        let stale = dir.path().join("stale.sock");
+        drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+        assert!(inherit(&stale).unwrap().is_none());
+    }
+}
