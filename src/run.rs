@@ -225,8 +225,9 @@ async fn spawn_kubernetes_source(
     watch_pods: bool,
     shared: SharedSnapshot,
     metrics: Arc<Metrics>,
-) -> Result<(), RunError> {
+) -> Result<SourceStop, RunError> {
     let (started, client_ready) = tokio::sync::oneshot::channel::<Result<(), RunError>>();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     let spawned = std::thread::Builder::new()
         .name("k8s-source".into())
         .spawn(move || {
@@ -236,8 +237,18 @@ async fn spawn_kubernetes_source(
             // never happen (a panic, the tasks ending), so records do not go stale.
             loop {
                 let outcome = metrics.catch_panic(|| {
-                    run_kubernetes_source(&kube_settings, watch_pods, &shared, &metrics, &mut started)
+                    run_kubernetes_source(
+                        &kube_settings,
+                        watch_pods,
+                        &shared,
+                        &metrics,
+                        &mut started,
+                        stopped.clone(),
+                    )
                 });
+                if *stopped.borrow() {
+                    return;
+                }
                 match (outcome, started.take()) {
                     (Ok(Err(error)), Some(started)) => {
                         let _ = started.send(Err(error));
@@ -269,7 +280,20 @@ async fn spawn_kubernetes_source(
     }
     client_ready
         .await
-        .unwrap_or_else(|_| Err(RunError::Server("the Kubernetes source stopped".into())))
+        .unwrap_or_else(|_| Err(RunError::Server("the Kubernetes source stopped".into())))?;
+    Ok(SourceStop(Some(stop)))
+}
+
+/// Stops the Kubernetes source, for a process that has handed its sockets over.
+#[derive(Default)]
+struct SourceStop(Option<tokio::sync::watch::Sender<bool>>);
+
+impl SourceStop {
+    fn stop(&self) {
+        if let Some(stop) = &self.0 {
+            let _ = stop.send(true);
+        }
+    }
 }
 
 /// One life of the Kubernetes source: builds the client (reporting success through
@@ -281,6 +305,7 @@ fn run_kubernetes_source(
     shared: &SharedSnapshot,
     metrics: &Arc<Metrics>,
     started: &mut Option<tokio::sync::oneshot::Sender<Result<(), RunError>>>,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), RunError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -298,6 +323,7 @@ fn run_kubernetes_source(
         tokio::select! {
             _ = &mut feed => {}
             _ = futures::future::join_all(watchers) => {}
+            _ = stopped.wait_for(|stop| *stop) => {}
         }
         Ok(())
     })
@@ -344,16 +370,21 @@ async fn inherit(
     let Some(path) = path else {
         return Ok((Inherited::default(), None));
     };
-    let taken = tokio::task::spawn_blocking(move || handover::inherit(&path))
+    let asked = path.clone();
+    let taken = tokio::task::spawn_blocking(move || handover::inherit(&asked))
         .await
         .map_err(|e| RunError::Server(e.to_string()))??;
-    Ok(match taken {
-        Some((inherited, predecessor)) => {
-            tracing::info!(sockets = ?inherited.leftovers(), "took the listening sockets over from the running process");
-            (inherited, Some(predecessor))
-        }
-        None => (Inherited::default(), None),
-    })
+    let Some((inherited, stream)) = taken else {
+        return Ok((Inherited::default(), None));
+    };
+    let predecessor = handover::Predecessor::new(stream, &path).map_err(|source| {
+        RunError::Handover(HandoverError::Io {
+            path: path.clone(),
+            source,
+        })
+    })?;
+    tracing::info!(sockets = ?inherited.leftovers(), "took the listening sockets over from the running process");
+    Ok((inherited, Some(predecessor)))
 }
 
 /// The DNS sockets of every `listen` address, inherited or bound, each also
@@ -396,7 +427,8 @@ pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
         Err(error) => tracing::warn!(%error, "cannot raise the open descriptor limit"),
     }
     // Installed first, so a SIGTERM that arrives during start-up is not fatal.
-    let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     let config_loaded = args
         .config
         .as_ref()
@@ -404,10 +436,10 @@ pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
     let settings = settings(args)?;
     let metrics = Arc::new(Metrics::new());
     // Before anything listens: a running process may hand its sockets over.
-    let (mut inherited, predecessor) = inherit(settings.handover.clone()).await?;
+    let (mut inherited, mut predecessor) = inherit(settings.handover.clone()).await?;
 
     // The source: manifests when given, else the API server.
-    let (shared, mut tasks) = match &settings.manifests {
+    let (shared, mut tasks, source) = match &settings.manifests {
         Some(dir) => {
             let loaded = manifests::fingerprint(dir);
             let snapshot = load_snapshot(dir)?;
@@ -424,14 +456,14 @@ pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
                 shared.clone(),
                 loaded,
             ));
-            (shared, vec![watcher])
+            (shared, vec![watcher], SourceStop::default())
         }
         None => {
             let watch_pods = settings.pods == PodsMode::Verified;
             let shared: SharedSnapshot = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
             // DNS and the probes listen at once, even when the API server does not
             // answer (its version check can take a while).
-            spawn_kubernetes_source(
+            let source = spawn_kubernetes_source(
                 settings.kube.clone(),
                 watch_pods,
                 shared.clone(),
@@ -441,12 +473,32 @@ pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
             tracing::info!(
                 "watching the Kubernetes API; answering SERVFAIL instead of NXDOMAIN until synced"
             );
-            (shared, Vec::new())
+            (shared, Vec::new(), source)
         }
     };
 
-    if predecessor.is_some() {
-        handover::wait_until_synced(&shared).await;
+    if let Some(mut waiting) = predecessor.take() {
+        // Take over with a synced index only; the running process answers meanwhile.
+        enum Wait {
+            Synced,
+            Gone,
+            Stopped,
+        }
+        let outcome = tokio::select! {
+            () = handover::wait_until_synced(&shared) => Wait::Synced,
+            () = waiting.gone() => Wait::Gone,
+            () = shutdown_signal(&mut terminate) => Wait::Stopped,
+        };
+        match outcome {
+            Wait::Synced => predecessor = Some(waiting),
+            Wait::Gone => {
+                tracing::warn!("the previous process stopped before this one synced; serving now")
+            }
+            Wait::Stopped => {
+                tracing::info!("stopped before taking over; the running process keeps serving");
+                return Ok(());
+            }
+        }
     }
     let mut offered = Offered::default();
     let listeners = bind_dns(&settings, &mut inherited, &mut offered).await?;
@@ -487,6 +539,11 @@ pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
         offered.add(role, addr, &listener);
         probes.push(tokio::spawn(server::http::serve(listener, endpoint)));
     }
+    // Staged before anything is served: a failure here leaves the predecessor serving.
+    let mut offer = match &settings.handover {
+        Some(path) => Some(Offer::listen(path, offered)?),
+        None => None,
+    };
     if !inherited.is_empty() {
         tracing::info!(sockets = ?inherited.leftovers(), "closing inherited sockets the configuration no longer listens on");
     }
@@ -554,19 +611,22 @@ pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
     if let Some(predecessor) = predecessor {
         predecessor.release(handover::PREDECESSOR_DRAIN).await;
     }
-    let offer = match &settings.handover {
-        Some(path) => Some(Offer::listen(path, offered)?),
-        None => None,
-    };
+    if let Some(staged) = &offer
+        && let Err(error) = staged.publish()
+    {
+        tracing::warn!(%error, "cannot offer the sockets; the next restart will bind its own");
+        offer = None;
+    }
 
     let successor = tokio::select! {
-        _ = shutdown_signal(terminate.ok()) => None,
+        () = shutdown_signal(&mut terminate) => None,
         successor = handover::next_successor(offer.as_ref()) => Some(successor),
     };
     match &successor {
         // The successor reads from the same sockets already: no lameduck needed.
         Some(successor) => {
             tracing::info!(pid = ?successor.pid, "handed the sockets over; stopping");
+            dns.stop_accepting();
             for probe in &probes {
                 probe.abort();
             }
@@ -591,14 +651,21 @@ pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
         task.abort();
     }
     dns.shutdown().await.map_err(RunError::Server)?;
-    // Dropping the successor's connection tells it we are done.
-    drop(successor);
+    if let Some(successor) = successor {
+        // Dropping the successor's connection tells it we are done. Then idle,
+        // holding no socket, until told to stop: a supervisor that restarts
+        // processes that exit would start us again to take the sockets back.
+        drop((successor, offer));
+        source.stop();
+        tracing::info!("handed over; idle until SIGTERM");
+        shutdown_signal(&mut terminate).await;
+    }
     tracing::info!("stopped");
     Ok(())
 }
 
-async fn shutdown_signal(terminate: Option<tokio::signal::unix::Signal>) {
-    let Some(mut term) = terminate else {
+async fn shutdown_signal(terminate: &mut Option<tokio::signal::unix::Signal>) {
+    let Some(term) = terminate else {
         tracing::warn!("cannot watch SIGTERM; stopping on Ctrl-C only");
         let _ = tokio::signal::ctrl_c().await;
         return;

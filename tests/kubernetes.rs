@@ -587,15 +587,26 @@ fn a_successor_takes_the_sockets_over_only_once_synced() {
     assert!(first.wait_for_log("offering the sockets", WAIT));
 
     let kubeconfig = api.write_kubeconfig(dir.path());
-    let second = Server::start_successor(
-        &[
-            "--kubeconfig",
-            kubeconfig.to_str().unwrap(),
-            "--handover",
-            handover,
-        ],
-        first.addr,
+    let successor_args = [
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+        "--handover",
+        handover,
+    ];
+    // A successor stopped while it waits for the sync calls the handover off.
+    let mut quitter = Server::start_successor(&successor_args, first.addr);
+    assert!(
+        quitter.wait_for_log("permission denied on endpointslices", WAIT),
+        "{}",
+        quitter.log()
     );
+    let status = quitter.terminate().expect("stops on SIGTERM");
+    assert!(status.success());
+    assert!(quitter.log().contains("stopped before taking over"));
+    assert!(first.wait_for_log("handover abandoned; still serving", WAIT));
+    assert_eq!(addrs(&first, WEB0), ["10.244.1.10"]);
+
+    let second = Server::start_successor(&successor_args, first.addr);
     // Not synced: the first keeps answering, no SERVFAIL in between.
     assert!(
         second.wait_for_log("permission denied on endpointslices", WAIT),
@@ -607,12 +618,63 @@ fn a_successor_takes_the_sockets_over_only_once_synced() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(first.is_running());
+    assert!(!first.log().contains("handed over"));
 
     api.forbid("EndpointSlice", false);
-    let status = first
-        .wait_exit(WAIT)
-        .expect("the first process exits once the second serves");
+    assert!(
+        first.wait_for_log("handed over; idle until SIGTERM", WAIT),
+        "{}",
+        first.log()
+    );
+    let status = first.terminate().expect("the idle first process stops");
     assert!(status.success(), "{status:?}");
     assert!(second.log().contains("synced with the API server"));
+    assert_eq!(addrs(&second, WEB0), ["10.9.0.10"]);
+}
+
+#[test]
+fn a_successor_whose_predecessor_dies_while_it_syncs_serves_at_once() {
+    let api = FakeApiServer::start();
+    api.apply(namespace("default"));
+    api.apply(headless("nginx"));
+    api.apply(slice("nginx-1", "nginx", &[("web-0", "10.9.0.10", true)]));
+    api.forbid("EndpointSlice", true);
+    let dir = tempfile::tempdir().unwrap();
+    let handover = dir.path().join("handover.sock");
+    let handover = handover.to_str().unwrap();
+    let example = example_dir();
+    let first = Server::start(&[
+        "--manifests",
+        example.to_str().unwrap(),
+        "--handover",
+        handover,
+    ]);
+    assert!(first.wait_for_log("offering the sockets", WAIT));
+    let kubeconfig = api.write_kubeconfig(dir.path());
+    let second = Server::start_successor(
+        &[
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--handover",
+            handover,
+        ],
+        first.addr,
+    );
+    assert!(second.wait_for_log("permission denied on endpointslices", WAIT));
+    std::process::Command::new("kill")
+        .args(["-KILL", &first.pid().to_string()])
+        .status()
+        .unwrap();
+    // Nobody else reads the sockets now: the successor serves unsynced (SERVFAIL
+    // rather than a wrong NXDOMAIN), then the names once synced.
+    assert!(
+        second.wait_for_log("the previous process stopped before this one synced", WAIT),
+        "{}",
+        second.log()
+    );
+    const WEB0: &str = "web-0.nginx.default.svc.cluster.local.";
+    assert_eq!(rcode(&second, WEB0), ResponseCode::ServFail);
+    api.forbid("EndpointSlice", false);
+    wait_synced(&second);
     assert_eq!(addrs(&second, WEB0), ["10.9.0.10"]);
 }

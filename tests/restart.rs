@@ -63,6 +63,40 @@ fn query_all_along(
     })
 }
 
+/// As [`query_all_along`] over TCP, a fresh connection for each query.
+fn query_tcp_all_along(
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    tally: Arc<Tally>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            let answer = (|| -> std::io::Result<Message> {
+                let mut stream =
+                    std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+                stream.set_read_timeout(Some(Duration::from_secs(1)))?;
+                let bytes = message(NAME, RecordType::A, None).to_vec().unwrap();
+                let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+                framed.extend_from_slice(&bytes);
+                std::io::Write::write_all(&mut stream, &framed)?;
+                let mut len = [0u8; 2];
+                std::io::Read::read_exact(&mut stream, &mut len)?;
+                let mut reply = vec![0u8; u16::from_be_bytes(len) as usize];
+                std::io::Read::read_exact(&mut stream, &mut reply)?;
+                Message::from_vec(&reply).map_err(std::io::Error::other)
+            })();
+            match answer {
+                Ok(reply) if rdata(&reply) == ["10.244.1.10"] => {
+                    tally.answered.fetch_add(1, Ordering::Relaxed)
+                }
+                Ok(_) => tally.wrong.fetch_add(1, Ordering::Relaxed),
+                Err(_) => tally.lost.fetch_add(1, Ordering::Relaxed),
+            };
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    })
+}
+
 #[test]
 fn a_new_process_takes_the_sockets_over_and_no_query_is_lost() {
     let example = example_dir();
@@ -79,25 +113,24 @@ fn a_new_process_takes_the_sockets_over_and_no_query_is_lost() {
     let health = first.http_addr("health");
     let stop = Arc::new(AtomicBool::new(false));
     let tally = Arc::new(Tally::default());
-    let clients: Vec<_> = (0..2)
+    let mut clients: Vec<_> = (0..2)
         .map(|_| query_all_along(first.addr, stop.clone(), tally.clone()))
         .collect();
+    clients.push(query_tcp_all_along(first.addr, stop.clone(), tally.clone()));
     std::thread::sleep(Duration::from_millis(300));
 
     // Started with the same arguments, the second takes over the first's
-    // sockets, ephemeral ports included; the first stops on its own.
+    // sockets, ephemeral ports included; the first stops serving and idles (a
+    // supervisor must not restart it to take the sockets back) until SIGTERM.
     let mut second = Server::start(&args);
     assert!(second.wait_for_log("offering the sockets", Duration::from_secs(10)));
     assert_eq!(second.addr, first.addr);
-    let status = first
-        .wait_exit(Duration::from_secs(20))
-        .expect("the first process exits");
-    assert!(status.success(), "{status:?}\n{}", first.log());
     assert!(
-        first.log().contains("handed the sockets over"),
+        first.wait_for_log("handed over; idle until SIGTERM", Duration::from_secs(20)),
         "{}",
         first.log()
     );
+    assert!(first.is_running());
     assert!(
         second.log().contains("took the listening sockets over"),
         "{}",
@@ -110,10 +143,19 @@ fn a_new_process_takes_the_sockets_over_and_no_query_is_lost() {
     std::thread::sleep(Duration::from_millis(300));
     let third = Server::start(&args);
     assert_eq!(third.addr, first.addr);
-    let status = second
-        .wait_exit(Duration::from_secs(20))
-        .expect("the second process exits");
-    assert!(status.success(), "{status:?}\n{}", second.log());
+    assert!(
+        second.wait_for_log("handed over; idle until SIGTERM", Duration::from_secs(20)),
+        "{}",
+        second.log()
+    );
+    for idle in [&mut first, &mut second] {
+        let status = idle.terminate().expect("an idle process stops on SIGTERM");
+        assert!(status.success(), "{status:?}\n{}", idle.log());
+        assert!(
+            !idle.log().contains("lameduck period"),
+            "no lameduck when idle"
+        );
+    }
     std::thread::sleep(Duration::from_millis(300));
 
     stop.store(true, Ordering::Relaxed);

@@ -1,10 +1,15 @@
 //! The cache for forwarded answers (CoreDNS `cache`): positive and negative
 //! (RFC 2308: the SOA's TTL and MINIMUM bound a denial), TTLs capped, a size
 //! bound, and TTLs that count down while an answer sits in the cache.
+//!
+//! Entries live in a sharded concurrent cache (quick_cache: a lock per shard,
+//! eviction in O(1) by a CLOCK-Pro/S3-FIFO policy), so queries on different
+//! names do not wait for each other; the entry counts the metrics report are kept
+//! by the cache's own eviction hook.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
 
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
@@ -55,36 +60,46 @@ struct Entry {
     reply: CachedReply,
 }
 
+/// Entries of each kind, counted as they come and go so reading them costs nothing.
+#[derive(Default)]
+struct Counts {
+    success: AtomicUsize,
+    denial: AtomicUsize,
+}
+
+impl Counts {
+    fn of(&self, kind: EntryKind) -> &AtomicUsize {
+        match kind {
+            EntryKind::Success => &self.success,
+            EntryKind::Denial => &self.denial,
+        }
+    }
+}
+
+/// quick_cache's hook for every entry that leaves: evicted, or replaced by a newer one.
+#[derive(Clone, Default)]
+struct Counting(Arc<Counts>);
+
+impl quick_cache::Lifecycle<Key, Arc<Entry>> for Counting {
+    type RequestState = ();
+
+    fn on_evict(&self, _state: &mut Self::RequestState, _key: Key, entry: Arc<Entry>) {
+        self.0.of(entry.kind).fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+type Entries = quick_cache::sync::Cache<
+    Key,
+    Arc<Entry>,
+    quick_cache::UnitWeighter,
+    quick_cache::DefaultHashBuilder,
+    Counting,
+>;
+
 pub struct Cache {
     max_ttl: u32,
-    max_entries: usize,
-    entries: Mutex<Entries>,
-}
-
-/// The entries and how many are positive, kept as they change so that reading
-/// the counts costs nothing.
-#[derive(Default)]
-struct Entries {
-    map: HashMap<Key, Entry>,
-    success: usize,
-}
-
-impl Entries {
-    fn remove(&mut self, key: &Key) {
-        if let Some(entry) = self.map.remove(key)
-            && entry.kind == EntryKind::Success
-        {
-            self.success -= 1;
-        }
-    }
-
-    fn insert(&mut self, key: Key, entry: Entry) {
-        self.remove(&key);
-        if entry.kind == EntryKind::Success {
-            self.success += 1;
-        }
-        self.map.insert(key, entry);
-    }
+    entries: Entries,
+    counts: Arc<Counts>,
 }
 
 /// How long a reply may be cached, and as what; `None` for replies not to cache.
@@ -113,10 +128,20 @@ fn lifetime(reply: &Message, max_ttl: u32) -> Option<(u32, EntryKind)> {
 
 impl Cache {
     pub fn new(max_ttl: u32, max_entries: usize) -> Self {
+        let max_entries = max_entries.max(1);
+        let counting = Counting::default();
+        let counts = counting.0.clone();
+        let entries = Entries::with(
+            max_entries,
+            max_entries as u64,
+            quick_cache::UnitWeighter,
+            quick_cache::DefaultHashBuilder::default(),
+            counting,
+        );
         Cache {
             max_ttl,
-            max_entries: max_entries.max(1),
-            entries: Mutex::new(Entries::default()),
+            entries,
+            counts,
         }
     }
 
@@ -132,17 +157,20 @@ impl Cache {
 
     fn get_at(&self, question: &Question, now: Instant) -> Option<(CachedReply, EntryKind)> {
         let key = Key::of(question);
-        let mut entries = self.entries.lock().ok()?;
-        let entry = entries.map.get(&key)?;
+        let entry = self.entries.get(&key)?;
         let age = now.saturating_duration_since(entry.stored).as_secs();
         let age = u32::try_from(age).unwrap_or(u32::MAX);
         if age >= entry.ttl {
-            entries.remove(&key);
+            // Only this entry: another query may have stored a fresh one meanwhile.
+            if let Some((_, gone)) = self
+                .entries
+                .remove_if(&key, |current| Arc::ptr_eq(current, &entry))
+            {
+                self.counts.of(gone.kind).fetch_sub(1, Ordering::Relaxed);
+            }
             return None;
         }
         let mut reply = entry.reply.clone();
-        let kind = entry.kind;
-        drop(entries);
         for record in reply
             .answers
             .iter_mut()
@@ -151,7 +179,7 @@ impl Cache {
         {
             record.ttl = record.ttl.min(self.max_ttl).saturating_sub(age);
         }
-        Some((reply, kind))
+        Some((reply, entry.kind))
     }
 
     /// Keeps a reply from upstream if it may be cached.
@@ -163,52 +191,31 @@ impl Cache {
         let Some((ttl, kind)) = lifetime(reply, self.max_ttl) else {
             return false;
         };
-        let cached = CachedReply {
-            rcode: reply.metadata.response_code,
-            authentic_data: reply.metadata.authentic_data,
-            answers: reply.answers.clone(),
-            authorities: reply.authorities.clone(),
-            additionals: reply.additionals.clone(),
-        };
-        let Ok(mut entries) = self.entries.lock() else {
-            return false;
-        };
-        if entries.map.len() >= self.max_entries {
-            // Full: drop what has expired, then, if need be, an arbitrary tenth.
-            let mut victims: Vec<Key> = entries
-                .map
-                .iter()
-                .filter(|(_, e)| {
-                    now.saturating_duration_since(e.stored) >= Duration::from_secs(u64::from(e.ttl))
-                })
-                .map(|(k, _)| k.clone())
-                .collect();
-            if entries.map.len() - victims.len() >= self.max_entries {
-                let excess = (self.max_entries / 10).max(1);
-                victims.extend(entries.map.keys().take(excess).cloned());
-            }
-            for key in &victims {
-                entries.remove(key);
-            }
-        }
-        entries.insert(
-            Key::of(question),
-            Entry {
-                stored: now,
-                ttl,
-                kind,
-                reply: cached,
+        let entry = Entry {
+            stored: now,
+            ttl,
+            kind,
+            reply: CachedReply {
+                rcode: reply.metadata.response_code,
+                authentic_data: reply.metadata.authentic_data,
+                answers: reply.answers.clone(),
+                authorities: reply.authorities.clone(),
+                additionals: reply.additionals.clone(),
             },
-        );
+        };
+        // Counted in before it goes in: the entry it replaces, or one evicted to
+        // make room, is counted out by the eviction hook.
+        self.counts.of(kind).fetch_add(1, Ordering::Relaxed);
+        self.entries.insert(Key::of(question), Arc::new(entry));
         true
     }
 
     /// Entries of each kind, for the metrics.
     pub fn counts(&self) -> (usize, usize) {
-        let Ok(entries) = self.entries.lock() else {
-            return (0, 0);
-        };
-        (entries.success, entries.map.len() - entries.success)
+        (
+            self.counts.success.load(Ordering::Relaxed),
+            self.counts.denial.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -217,6 +224,7 @@ mod tests {
     use super::*;
     use hickory_proto::op::{MessageType, OpCode, Query};
     use hickory_proto::rr::rdata::{A, SOA};
+    use std::time::Duration;
 
     fn question(name: &str) -> Question {
         Question {
@@ -320,10 +328,52 @@ mod tests {
         }
         let (success, denial) = cache.counts();
         assert!(success + denial <= 50, "{success} entries");
+        assert_eq!(
+            success + denial,
+            cache.entries.len(),
+            "the counts follow evictions"
+        );
         assert!(
             cache.get_at(&question("n499.example.com."), t0).is_some(),
             "the newest is kept"
         );
+    }
+
+    #[test]
+    fn counts_stay_exact_under_concurrent_inserts_replacements_and_evictions() {
+        let cache = Arc::new(Cache::new(30, 64));
+        let t0 = Instant::now();
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let cache = cache.clone();
+                std::thread::spawn(move || {
+                    for i in 0..3000 {
+                        // Overlapping names across threads, success and denial mixed,
+                        // so entries are replaced by the other kind as well.
+                        let q = question(&format!("n{}.example.com.", (i * 7 + t) % 200));
+                        let r = if (i + t) % 3 == 0 {
+                            reply(ResponseCode::NXDomain, None, Some((60, 60)))
+                        } else {
+                            reply(ResponseCode::NoError, Some(30), None)
+                        };
+                        cache.insert_at(&q, &r, t0);
+                        let _ = cache.get_at(&q, t0);
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        let (success, denial) = cache.counts();
+        let actual_success = cache
+            .entries
+            .iter()
+            .filter(|(_, e)| e.kind == EntryKind::Success)
+            .count();
+        assert_eq!(success, actual_success);
+        assert_eq!(success + denial, cache.entries.len());
+        assert!(cache.entries.len() <= 64);
     }
 
     #[test]

@@ -10,8 +10,15 @@
 //! 1. successor: `cluster-dns handover 1\n`
 //! 2. predecessor: a 4-byte length, then lines `KIND ADDR` (one per descriptor,
 //!    ADDR as configured, so port 0 matches port 0), with the descriptors attached
+//!    (more than 250 descriptors follow in further one-byte messages)
 //! 3. successor, once it serves on them: `ready\n`
-//! 4. predecessor, once it has stopped reading and drained: closes the connection.
+//! 4. predecessor, once it has stopped reading and drained: closes the connection,
+//!    and stays idle, holding no socket, until SIGTERM (a supervisor that restarts
+//!    exited processes must not start it again to take the sockets back).
+//!
+//! Closing the connection before step 3 (either side stopping or dying) calls the
+//! handover off: the predecessor keeps serving; a successor whose predecessor
+//! went away serves at once.
 
 use std::collections::HashMap;
 use std::io::{IoSlice, IoSliceMut, Read, Write};
@@ -26,12 +33,15 @@ use nix::sys::socket::{
     ControlMessage, ControlMessageOwned, MsgFlags, UnixCredentials, getsockopt, recvmsg, sendmsg,
     sockopt,
 };
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const HELLO: &[u8] = b"cluster-dns handover 1\n";
 const READY: &[u8] = b"ready\n";
 const HEADER: &str = "cluster-dns sockets 1";
-/// Linux passes at most 253 descriptors in one message (SCM_MAX_FD).
-const MAX_DESCRIPTORS: usize = 253;
+/// Descriptors per message: Linux passes at most 253 in one (SCM_MAX_FD).
+const CHUNK: usize = 250;
+/// Descriptors in one offer.
+const MAX_DESCRIPTORS: usize = 4096;
 const MAX_TEXT: usize = 64 * 1024;
 /// Each step of the exchange, except waiting for the successor to be ready.
 const STEP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -160,31 +170,43 @@ impl Offered {
 
 /// The connection to the process we took the sockets from.
 pub struct Predecessor {
-    stream: UnixStream,
+    stream: tokio::net::UnixStream,
     path: PathBuf,
 }
 
 impl Predecessor {
+    /// Wraps the connection [`inherit`] returns (in the runtime's context).
+    pub fn new(stream: UnixStream, path: &Path) -> std::io::Result<Predecessor> {
+        stream.set_nonblocking(true)?;
+        Ok(Predecessor {
+            stream: tokio::net::UnixStream::from_std(stream)?,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Resolves when the predecessor closes the connection: it stopped or died.
+    pub async fn gone(&mut self) {
+        let mut byte = [0u8; 1];
+        while let Ok(1..) = self.stream.read(&mut byte).await {}
+    }
+
     /// Tells the predecessor we serve, and waits (up to `drain`) until it has
     /// stopped reading and answered what it had read.
-    pub async fn release(self, drain: Duration) {
-        let Predecessor { mut stream, path } = self;
-        let waited = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            stream.write_all(READY)?;
-            stream.set_read_timeout(Some(drain))?;
+    pub async fn release(mut self, drain: Duration) {
+        let path = self.path.display().to_string();
+        let confirmed = tokio::time::timeout(drain, async {
+            self.stream.write_all(READY).await?;
             let mut rest = Vec::new();
-            stream.read_to_end(&mut rest)?;
-            Ok(())
+            self.stream.read_to_end(&mut rest).await?;
+            Ok::<_, std::io::Error>(())
         })
         .await;
-        match waited {
-            Ok(Ok(())) => {
-                tracing::info!(path = %path.display(), "the previous process has stopped")
-            }
+        match confirmed {
+            Ok(Ok(())) => tracing::info!(%path, "the previous process has stopped"),
             Ok(Err(error)) => {
-                tracing::warn!(path = %path.display(), %error, "the previous process did not confirm it stopped")
+                tracing::warn!(%path, %error, "the previous process did not confirm it stopped")
             }
-            Err(error) => tracing::warn!(%error, "waiting for the previous process failed"),
+            Err(_) => tracing::warn!(%path, "the previous process took too long to stop"),
         }
     }
 }
@@ -192,7 +214,7 @@ impl Predecessor {
 /// Takes the listening sockets over from the process offering them on `path`.
 /// `None` when nobody offers there (no file, or a stale one left by a process
 /// that exited): the caller binds its own.
-pub fn inherit(path: &Path) -> Result<Option<(Inherited, Predecessor)>, HandoverError> {
+pub fn inherit(path: &Path) -> Result<Option<(Inherited, UnixStream)>, HandoverError> {
     let io = |source| HandoverError::Io {
         path: path.to_path_buf(),
         source,
@@ -213,52 +235,57 @@ pub fn inherit(path: &Path) -> Result<Option<(Inherited, Predecessor)>, Handover
         }
         Err(error) => return Err(io(error)),
     };
+    // Sockets from a process of another user could be someone else's to read.
+    let offered_by = peer(&stream).map_err(io)?.uid();
+    if offered_by != nix::unistd::geteuid().as_raw() && offered_by != 0 {
+        return Err(protocol(format!(
+            "offered by a process of user {offered_by}, not ours"
+        )));
+    }
     stream.set_read_timeout(Some(STEP_TIMEOUT)).map_err(io)?;
     stream.set_write_timeout(Some(STEP_TIMEOUT)).map_err(io)?;
     stream.write_all(HELLO).map_err(io)?;
     let (text, fds) = receive(&stream).map_err(io)?;
     let inherited = parse_offer(&text, fds).map_err(protocol)?;
     stream.set_read_timeout(None).map_err(io)?;
-    Ok(Some((
-        inherited,
-        Predecessor {
-            stream,
-            path: path.to_path_buf(),
-        },
-    )))
+    stream.set_write_timeout(None).map_err(io)?;
+    Ok(Some((inherited, stream)))
 }
 
-/// Reads the offer: its text and the descriptors attached to it.
+/// One message and the descriptors attached to it.
+fn receive_message(stream: &UnixStream, buf: &mut [u8]) -> std::io::Result<(usize, Vec<OwnedFd>)> {
+    let mut space = nix::cmsg_space!([RawFd; CHUNK]);
+    let mut iov = [IoSliceMut::new(buf)];
+    let message = recvmsg::<()>(
+        stream.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(std::io::Error::from)?;
+    let mut fds = Vec::new();
+    for cmsg in message.cmsgs().map_err(std::io::Error::from)? {
+        if let ControlMessageOwned::ScmRights(received) = cmsg {
+            // SAFETY: the kernel has just installed these descriptors in our table
+            // for this message; nothing else in the process knows them, so each
+            // gets exactly one owner here.
+            fds.extend(
+                received
+                    .into_iter()
+                    .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+            );
+        }
+    }
+    if message.flags.contains(MsgFlags::MSG_CTRUNC) {
+        return Err(std::io::Error::other("descriptors were cut off"));
+    }
+    Ok((message.bytes, fds))
+}
+
+/// Reads the offer: its text and every descriptor it describes.
 fn receive(stream: &UnixStream) -> std::io::Result<(String, Vec<OwnedFd>)> {
     let mut first = vec![0u8; MAX_TEXT + 4];
-    let mut space = nix::cmsg_space!([RawFd; MAX_DESCRIPTORS]);
-    let (read, fds) = {
-        let mut iov = [IoSliceMut::new(&mut first)];
-        let message = recvmsg::<()>(
-            stream.as_raw_fd(),
-            &mut iov,
-            Some(&mut space),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        )
-        .map_err(std::io::Error::from)?;
-        let mut fds = Vec::new();
-        for cmsg in message.cmsgs().map_err(std::io::Error::from)? {
-            if let ControlMessageOwned::ScmRights(received) = cmsg {
-                // SAFETY: the kernel has just installed these descriptors in our
-                // table for this message; nothing else in the process knows them,
-                // so each gets exactly one owner here.
-                fds.extend(
-                    received
-                        .into_iter()
-                        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
-                );
-            }
-        }
-        if message.flags.contains(MsgFlags::MSG_CTRUNC) {
-            return Err(std::io::Error::other("descriptors were cut off"));
-        }
-        (message.bytes, fds)
-    };
+    let (read, mut fds) = receive_message(stream, &mut first)?;
     if read < 4 {
         return Err(std::io::Error::other(
             "the running process closed the connection without offering sockets",
@@ -276,6 +303,19 @@ fn receive(stream: &UnixStream) -> std::io::Result<(String, Vec<OwnedFd>)> {
     }
     let text =
         String::from_utf8(text).map_err(|_| std::io::Error::other("an offer not in UTF-8"))?;
+    // More than a message carries come in one-byte messages of their own.
+    let described = text.lines().count().saturating_sub(1).min(MAX_DESCRIPTORS);
+    while fds.len() < described {
+        let mut byte = [0u8; 1];
+        let (read, more) = receive_message(stream, &mut byte)?;
+        if read == 0 || more.is_empty() {
+            return Err(std::io::Error::other(format!(
+                "{} of {described} sockets received",
+                fds.len()
+            )));
+        }
+        fds.extend(more);
+    }
     Ok((text, fds))
 }
 
@@ -322,8 +362,16 @@ fn check_socket(fd: &OwnedFd, role: Role, configured: SocketAddr) -> Result<(), 
         .ok()
         .and_then(|a| a.as_socket())
         .ok_or("a socket without an IP address")?;
-    if configured.port() != 0 && local.port() != configured.port() {
+    let same_ip = if configured.ip().is_unspecified() {
+        local.ip().is_unspecified()
+    } else {
+        local.ip() == configured.ip()
+    };
+    if !same_ip || (configured.port() != 0 && local.port() != configured.port()) {
         return Err(format!("bound to {local}"));
+    }
+    if !role.datagram() && !socket.is_listener().unwrap_or(false) {
+        return Err("not a listening socket".into());
     }
     Ok(())
 }
@@ -332,47 +380,72 @@ fn check_socket(fd: &OwnedFd, role: Role, configured: SocketAddr) -> Result<(), 
 pub struct Offer {
     listener: tokio::net::UnixListener,
     path: PathBuf,
+    /// Where the listener is bound until [`Offer::publish`] moves it to `path`.
+    staged: PathBuf,
     offered: Offered,
 }
 
 /// A successor that serves on our sockets: stop reading, drain, then drop this
 /// (which tells it we are done).
 pub struct Successor {
-    _stream: UnixStream,
+    _stream: tokio::net::UnixStream,
     pub pid: Option<i32>,
 }
 
 impl Offer {
-    /// Listens on `path` (replacing a stale socket file), reachable by this user only.
+    /// Listens beside `path` (at `PATH.new`, reachable by this user only); the
+    /// offer is made on `path` itself by [`Offer::publish`], once this process
+    /// serves, so that until then a running predecessor's offer stands.
     pub fn listen(path: &Path, offered: Offered) -> Result<Offer, HandoverError> {
         let io = |source| HandoverError::Io {
             path: path.to_path_buf(),
             source,
         };
-        match std::fs::symlink_metadata(path) {
-            Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path).map_err(io)?,
-            Ok(_) => {
-                return Err(HandoverError::Protocol {
-                    path: path.to_path_buf(),
-                    message: "exists and is not a socket".into(),
-                });
+        let mut staged = path.as_os_str().to_owned();
+        staged.push(".new");
+        let staged = PathBuf::from(staged);
+        for file in [path, staged.as_path()] {
+            match std::fs::symlink_metadata(file) {
+                Ok(meta) if meta.file_type().is_socket() => {}
+                Ok(_) => {
+                    return Err(HandoverError::Protocol {
+                        path: file.to_path_buf(),
+                        message: "exists and is not a socket".into(),
+                    });
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => return Err(io(error)),
             }
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-            Err(error) => return Err(io(error)),
         }
-        let listener = tokio::net::UnixListener::bind(path).map_err(io)?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
-        tracing::info!(path = %path.display(), "offering the sockets to a restarted process");
+        // A staged socket is a leftover: a process that published has renamed its own.
+        match std::fs::remove_file(&staged) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(io(error)),
+            _ => {}
+        }
+        let listener = tokio::net::UnixListener::bind(&staged).map_err(io)?;
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
         Ok(Offer {
             listener,
             path: path.to_path_buf(),
+            staged,
             offered,
         })
     }
 
+    /// Makes the offer on `path`, replacing a predecessor's (or a stale) socket file.
+    pub fn publish(&self) -> Result<(), HandoverError> {
+        std::fs::rename(&self.staged, &self.path).map_err(|source| HandoverError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        tracing::info!(path = %self.path.display(), "offering the sockets to a restarted process");
+        Ok(())
+    }
+
     /// Waits for a successor and hands it the sockets; returns once it says it
     /// serves on them. A successor that fails half-way is logged and the offer
-    /// stands.
+    /// stands. Cancel safe: dropping the future closes the connection, which
+    /// calls the handover off.
     pub async fn next_successor(&self) -> Successor {
         loop {
             let stream = match self.listener.accept().await {
@@ -403,7 +476,6 @@ impl Offer {
                 credentials.uid()
             )));
         }
-        let pid = Some(credentials.pid());
         let text = self.offered.text();
         let fds: Vec<RawFd> = self
             .offered
@@ -413,7 +485,7 @@ impl Offer {
             .collect();
         if fds.len() > MAX_DESCRIPTORS {
             return Err(std::io::Error::other(format!(
-                "{} sockets are more than one message carries",
+                "{} sockets are more than an offer carries",
                 fds.len()
             )));
         }
@@ -422,45 +494,62 @@ impl Offer {
             sockets = fds.len(),
             "handing the sockets over"
         );
-        tokio::task::spawn_blocking(move || -> std::io::Result<Successor> {
-            let mut stream = stream;
-            stream.set_read_timeout(Some(STEP_TIMEOUT))?;
-            stream.set_write_timeout(Some(STEP_TIMEOUT))?;
-            let mut hello = [0u8; HELLO.len()];
-            stream.read_exact(&mut hello)?;
-            if hello != HELLO {
-                return Err(std::io::Error::other("not a cluster-dns handover request"));
-            }
-            let length = u32::try_from(text.len()).map_err(std::io::Error::other)?;
-            let mut payload = length.to_be_bytes().to_vec();
-            payload.extend_from_slice(text.as_bytes());
-            let sent = sendmsg::<()>(
-                stream.as_raw_fd(),
-                &[IoSlice::new(&payload)],
-                &[ControlMessage::ScmRights(&fds)],
-                MsgFlags::empty(),
-                None,
-            )
-            .map_err(std::io::Error::from)?;
-            if sent < payload.len() {
-                stream.write_all(&payload[sent..])?;
-            }
-            // The successor may first wait for its Kubernetes caches to sync;
-            // we keep serving meanwhile, however long that takes.
-            stream.set_read_timeout(None)?;
-            let mut ready = [0u8; READY.len()];
-            stream.read_exact(&mut ready)?;
-            if ready != READY {
-                return Err(std::io::Error::other("the successor did not say ready"));
-            }
-            Ok(Successor {
-                _stream: stream,
-                pid,
-            })
+        // Bounded steps, off the async threads; the long wait for "ready" is async
+        // below, so a SIGTERM meanwhile can call the handover off.
+        let stream = tokio::task::spawn_blocking(move || send_offer(stream, &text, &fds))
+            .await
+            .map_err(std::io::Error::other)??;
+        stream.set_nonblocking(true)?;
+        let mut stream = tokio::net::UnixStream::from_std(stream)?;
+        // The successor may first wait for its Kubernetes caches to sync; we keep
+        // serving meanwhile, however long that takes.
+        let mut ready = [0u8; READY.len()];
+        stream.read_exact(&mut ready).await?;
+        if ready != READY {
+            return Err(std::io::Error::other("the successor did not say ready"));
+        }
+        Ok(Successor {
+            _stream: stream,
+            pid: Some(credentials.pid()),
         })
-        .await
-        .map_err(std::io::Error::other)?
     }
+}
+
+/// Step 2 of the exchange: the text and the descriptors, `CHUNK` to a message.
+fn send_offer(mut stream: UnixStream, text: &str, fds: &[RawFd]) -> std::io::Result<UnixStream> {
+    stream.set_read_timeout(Some(STEP_TIMEOUT))?;
+    stream.set_write_timeout(Some(STEP_TIMEOUT))?;
+    let mut hello = [0u8; HELLO.len()];
+    stream.read_exact(&mut hello)?;
+    if hello != HELLO {
+        return Err(std::io::Error::other("not a cluster-dns handover request"));
+    }
+    let length = u32::try_from(text.len()).map_err(std::io::Error::other)?;
+    let mut payload = length.to_be_bytes().to_vec();
+    payload.extend_from_slice(text.as_bytes());
+    let mut chunks = fds.chunks(CHUNK);
+    let first = chunks.next().unwrap_or(&[]);
+    let sent = send_message(&stream, &payload, first)?;
+    if sent < payload.len() {
+        stream.write_all(&payload[sent..])?;
+    }
+    for chunk in chunks {
+        send_message(&stream, b"+", chunk)?;
+    }
+    Ok(stream)
+}
+
+fn send_message(stream: &UnixStream, bytes: &[u8], fds: &[RawFd]) -> std::io::Result<usize> {
+    let rights = [ControlMessage::ScmRights(fds)];
+    let control: &[ControlMessage] = if fds.is_empty() { &[] } else { &rights };
+    sendmsg::<()>(
+        stream.as_raw_fd(),
+        &[IoSlice::new(bytes)],
+        control,
+        MsgFlags::empty(),
+        None,
+    )
+    .map_err(std::io::Error::from)
 }
 
 /// Resolves when a successor serves on our sockets; never without an offer.
@@ -553,13 +642,16 @@ mod tests {
         let mut offered = Offered::default();
         offered.add(Role::Udp, configured, &udp);
         let offer = Offer::listen(&path, offered).unwrap();
+        // Staged beside the path until published.
+        assert!(inherit(&path).unwrap().is_none());
+        offer.publish().unwrap();
         // A datagram queued before the handover...
         let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         client.send_to(b"queued", addr).unwrap();
         drop(udp);
         let waiting = tokio::spawn(async move { offer.next_successor().await.pid });
         let path2 = path.clone();
-        let (mut inherited, predecessor) =
+        let (mut inherited, stream) =
             tokio::task::spawn_blocking(move || inherit(&path2).unwrap().unwrap())
                 .await
                 .unwrap();
@@ -573,14 +665,60 @@ mod tests {
             .unwrap();
         let (n, _) = sockets[0].recv_from(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"queued");
-        predecessor
-            .stream
-            .try_clone()
-            .unwrap()
-            .write_all(READY)
-            .unwrap();
+        (&stream).write_all(READY).unwrap();
         let pid = waiting.await.unwrap();
         assert_eq!(pid, Some(std::process::id() as i32));
+    }
+
+    #[tokio::test]
+    async fn more_sockets_than_one_message_carries_all_arrive() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("handover.sock");
+        let mut offered = Offered::default();
+        let mut ports = Vec::new();
+        for _ in 0..(CHUNK + 10) {
+            let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let port = udp.local_addr().unwrap().port();
+            ports.push(port);
+            offered.add(Role::Udp, SocketAddr::from(([127, 0, 0, 1], port)), &udp);
+        }
+        let offer = Offer::listen(&path, offered).unwrap();
+        offer.publish().unwrap();
+        let _waiting = tokio::spawn(async move { offer.next_successor().await.pid });
+        let path2 = path.clone();
+        let (mut inherited, _stream) =
+            tokio::task::spawn_blocking(move || inherit(&path2).unwrap().unwrap())
+                .await
+                .unwrap();
+        for port in ports {
+            let sockets = inherited.take_udp(SocketAddr::from(([127, 0, 0, 1], port)));
+            assert_eq!(sockets.len(), 1, "port {port}");
+            assert_eq!(sockets[0].local_addr().unwrap().port(), port);
+        }
+        assert!(inherited.is_empty());
+    }
+
+    #[test]
+    fn a_socket_on_another_address_is_refused() {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        let error = parse_offer(
+            &format!("{HEADER}\nudp 127.0.0.2:{port}\n"),
+            vec![OwnedFd::from(udp)],
+        )
+        .err()
+        .unwrap();
+        assert!(error.contains("bound to 127.0.0.1"), "{error}");
+        // A TCP socket that does not listen is no listener.
+        let stream_socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        stream_socket
+            .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .unwrap();
+        let error = offer_of(Role::Tcp, OwnedFd::from(stream_socket))
+            .err()
+            .unwrap();
+        assert!(error.contains("not a listening socket"), "{error}");
     }
 
     #[test]

@@ -648,6 +648,16 @@ pub fn udp_workers() -> usize {
 /// Binds `workers` UDP sockets and a TCP listener on `addr`. With port 0, all get
 /// the same free port.
 pub async fn bind(addr: SocketAddr, workers: usize) -> std::io::Result<Listener> {
+    if addr.port() != 0 {
+        // TCP first: a port another process listens on fails here, before any UDP
+        // socket joins (and, closed again, disturbs) that process's reuseport group.
+        let tcp = tcp_listener(addr)?;
+        let mut udp = Vec::new();
+        for _ in 0..workers.max(1) {
+            udp.push(udp_socket(addr)?);
+        }
+        return Ok(Listener { udp, tcp });
+    }
     let mut last_error = None;
     for _ in 0..20 {
         let first = udp_socket(addr)?;
@@ -664,16 +674,13 @@ pub async fn bind(addr: SocketAddr, workers: usize) -> std::io::Result<Listener>
             }
         }
         if let Some(error) = failed {
-            if addr.port() != 0 {
-                return Err(error);
-            }
             last_error = Some(error);
             continue;
         }
+        // Port 0: the free port UDP got may be taken for TCP; try another.
         match tcp_listener(chosen) {
             Ok(tcp) => return Ok(Listener { udp, tcp }),
-            Err(error) if addr.port() == 0 => last_error = Some(error),
-            Err(error) => return Err(error),
+            Err(error) => last_error = Some(error),
         }
     }
     Err(last_error.unwrap_or_else(|| std::io::Error::other("no free port")))
@@ -714,6 +721,11 @@ pub struct Running {
 }
 
 impl Running {
+    /// Stops accepting TCP connections; those open go on.
+    pub fn stop_accepting(&self) {
+        self.tcp.stop_accepting();
+    }
+
     /// Stops receiving UDP and waits for the workers (queries they handed to the
     /// async side may still be in flight).
     pub async fn stop_receiving(&mut self) {

@@ -48,6 +48,8 @@ pub const PIPELINE_DEPTH: usize = 32;
 const DESCRIPTOR_SHARE: u64 = 4;
 /// How long shutdown waits for connections to send the answers they owe.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// At shutdown, how long a connection still reads the queries already on their way.
+const CLOSE_GRACE: Duration = Duration::from_millis(200);
 
 /// The process's limits on open file descriptors (soft and hard).
 pub fn nofile_limit() -> std::io::Result<libc::rlimit> {
@@ -278,6 +280,9 @@ pub async fn serve_connection<S>(
     let mut received = 0usize;
     let mut reading = true;
     let mut deadline = Instant::now() + limits.idle_timeout;
+    // Set at shutdown: queries the client sent before it are still read and
+    // answered until then.
+    let mut closing: Option<Instant> = None;
     loop {
         // Start on the frames already read, as many as the pipeline takes.
         while reading && pending.len() < PIPELINE_DEPTH {
@@ -321,7 +326,10 @@ pub async fn serve_connection<S>(
             }
             () = tokio::time::sleep_until(deadline), if pending.is_empty() => break,
             () = evicted(&control.slot), if reading => reading = false,
-            () = shutting_down(&mut control.shutdown), if reading => reading = false,
+            () = tokio::time::sleep_until(closing.unwrap_or(deadline)), if reading && closing.is_some() => reading = false,
+            () = shutting_down(&mut control.shutdown), if reading && closing.is_none() => {
+                closing = Some(Instant::now() + CLOSE_GRACE);
+            }
         }
     }
     let _ = tokio::time::timeout(limits.idle_timeout, writer.shutdown()).await;
@@ -426,12 +434,17 @@ impl TcpServer {
         }
     }
 
-    /// Stops accepting, lets every connection answer what it has read, and waits
-    /// (bounded) for them to close.
-    pub async fn shutdown(self) {
+    /// Stops accepting new connections (a successor accepts on the same listeners).
+    pub fn stop_accepting(&self) {
         for task in &self.accepting {
             task.abort();
         }
+    }
+
+    /// Stops accepting, lets every connection read for a moment more and answer
+    /// what it has read, and waits (bounded) for them to close.
+    pub async fn shutdown(self) {
+        self.stop_accepting();
         let _ = self.shutdown.send(true);
         let deadline = Instant::now() + SHUTDOWN_GRACE;
         while self.slots.open() > 0 && Instant::now() < deadline {
