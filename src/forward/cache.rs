@@ -96,6 +96,29 @@ type Entries = quick_cache::sync::Cache<
     Counting,
 >;
 
+/// A live cache entry and how old it is.
+pub struct Hit {
+    entry: Arc<Entry>,
+    age: u32,
+    max_ttl: u32,
+}
+
+impl Hit {
+    pub fn kind(&self) -> EntryKind {
+        self.entry.kind
+    }
+
+    /// The reply with the TTLs it had when stored.
+    pub fn reply(&self) -> &CachedReply {
+        &self.entry.reply
+    }
+
+    /// A record's TTL now: capped, and counted down by the entry's age.
+    pub fn ttl(&self, record: &Record) -> u32 {
+        record.ttl.min(self.max_ttl).saturating_sub(self.age)
+    }
+}
+
 pub struct Cache {
     max_ttl: u32,
     entries: Entries,
@@ -155,8 +178,44 @@ impl Cache {
         self.get_at(question, Instant::now())
     }
 
-    fn get_at(&self, question: &Question, now: Instant) -> Option<(CachedReply, EntryKind)> {
-        let key = Key::of(question);
+    pub(crate) fn get_at(
+        &self,
+        question: &Question,
+        now: Instant,
+    ) -> Option<(CachedReply, EntryKind)> {
+        let hit = self.lookup_at(Key::of(question), now)?;
+        let mut reply = hit.reply().clone();
+        for record in reply
+            .answers
+            .iter_mut()
+            .chain(reply.authorities.iter_mut())
+            .chain(reply.additionals.iter_mut())
+        {
+            record.ttl = hit.ttl(record);
+        }
+        Some((reply, hit.kind()))
+    }
+
+    /// The live entry for a question of class IN, shared rather than copied (the
+    /// UDP fast path writes it straight out).
+    pub fn lookup(
+        &self,
+        name: &Name,
+        qtype: RecordType,
+        dnssec_ok: bool,
+        checking_disabled: bool,
+    ) -> Option<Hit> {
+        let key = Key {
+            name: name.to_lowercase(),
+            qtype,
+            class: DNSClass::IN,
+            dnssec_ok,
+            checking_disabled,
+        };
+        self.lookup_at(key, Instant::now())
+    }
+
+    fn lookup_at(&self, key: Key, now: Instant) -> Option<Hit> {
         let entry = self.entries.get(&key)?;
         let age = now.saturating_duration_since(entry.stored).as_secs();
         let age = u32::try_from(age).unwrap_or(u32::MAX);
@@ -170,16 +229,11 @@ impl Cache {
             }
             return None;
         }
-        let mut reply = entry.reply.clone();
-        for record in reply
-            .answers
-            .iter_mut()
-            .chain(reply.authorities.iter_mut())
-            .chain(reply.additionals.iter_mut())
-        {
-            record.ttl = record.ttl.min(self.max_ttl).saturating_sub(age);
-        }
-        Some((reply, entry.kind))
+        Some(Hit {
+            entry,
+            age,
+            max_ttl: self.max_ttl,
+        })
     }
 
     /// Keeps a reply from upstream if it may be cached.
@@ -187,7 +241,7 @@ impl Cache {
         self.insert_at(question, reply, Instant::now())
     }
 
-    fn insert_at(&self, question: &Question, reply: &Message, now: Instant) -> bool {
+    pub(crate) fn insert_at(&self, question: &Question, reply: &Message, now: Instant) -> bool {
         let Some((ttl, kind)) = lifetime(reply, self.max_ttl) else {
             return false;
         };

@@ -111,6 +111,7 @@ const MAX_METRIC_HANDLES: usize = 256;
 
 thread_local! {
     static METRIC_HANDLES: std::cell::RefCell<MetricHandles> = const { std::cell::RefCell::new(Vec::new()) };
+    static CACHE_HIT_HANDLES: std::cell::RefCell<Vec<([usize; 3], Counter)>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Counts a query as in flight until dropped.
@@ -293,21 +294,66 @@ impl DnsHandler {
     /// Rotates runs of A and AAAA records so clients spread their load
     /// (CoreDNS `loadbalance`); CNAMEs stay in front.
     fn rotate(&self, records: &mut [Record]) {
-        if !self.loadbalance {
-            return;
-        }
-        let start = records
-            .iter()
-            .position(|r| matches!(r.record_type(), RecordType::A | RecordType::AAAA));
-        let Some(start) = start else { return };
-        let run = records[start..]
-            .iter()
-            .take_while(|r| matches!(r.record_type(), RecordType::A | RecordType::AAAA))
-            .count();
-        if run > 1 {
-            let by = self.rotation.fetch_add(1, Ordering::Relaxed) % run;
+        if let Some((start, run, by)) = self.rotation_of(records) {
             records[start..start + run].rotate_left(by);
         }
+    }
+
+    /// Where [`Self::rotate`] would turn `records` (start and length of the
+    /// address run, and by how much), taking the turn; `None` for no rotation.
+    fn rotation_of(&self, records: &[Record]) -> Option<(usize, usize, usize)> {
+        if !self.loadbalance {
+            return None;
+        }
+        let is_address = |r: &Record| matches!(r.record_type(), RecordType::A | RecordType::AAAA);
+        let start = records.iter().position(is_address)?;
+        let run = records[start..]
+            .iter()
+            .take_while(|r| is_address(r))
+            .count();
+        (run > 1).then(|| {
+            (
+                start,
+                run,
+                self.rotation.fetch_add(1, Ordering::Relaxed) % run,
+            )
+        })
+    }
+
+    /// Counts a cache hit (CoreDNS `coredns_cache_hits_total`), through a
+    /// per-thread handle as for the request metrics.
+    fn count_cache_hit(&self, kind: EntryKind) {
+        let kind = match kind {
+            EntryKind::Success => "success",
+            EntryKind::Denial => "denial",
+        };
+        let server = self.labels.load().server;
+        let key = [
+            Arc::as_ptr(&self.metrics) as usize,
+            server.as_ptr() as usize,
+            kind.as_ptr() as usize,
+        ];
+        CACHE_HIT_HANDLES.with(|cell| {
+            let mut handles = cell.borrow_mut();
+            if let Some((_, counter)) = handles.iter().find(|(k, _)| *k == key) {
+                counter.inc();
+                return;
+            }
+            let counter = self
+                .metrics
+                .cache_hits
+                .get_or_create(&CacheLabels {
+                    server,
+                    r#type: kind,
+                    view: "",
+                    zones: ".",
+                })
+                .clone();
+            counter.inc();
+            if handles.len() < MAX_METRIC_HANDLES {
+                handles.push((key, counter));
+            }
+        });
     }
 
     async fn forward(&self, question: &Question) -> Result<Reply, ResponseCode> {
@@ -318,19 +364,7 @@ impl DnsHandler {
         let labels = self.labels.load();
         if let Some(cache) = &forwarding.cache {
             if let Some((cached, kind)) = cache.get(question) {
-                let kind = match kind {
-                    EntryKind::Success => "success",
-                    EntryKind::Denial => "denial",
-                };
-                self.metrics
-                    .cache_hits
-                    .get_or_create(&CacheLabels {
-                        server: labels.server,
-                        r#type: kind,
-                        view: "",
-                        zones: ".",
-                    })
-                    .inc();
+                self.count_cache_hit(kind);
                 return Ok(Reply {
                     rcode: cached.rcode,
                     authentic_data: cached.authentic_data,

@@ -85,13 +85,16 @@ impl<'a> Writer<'a> {
     }
 
     /// A name, its longest suffix shared with the question replaced by a pointer.
+    /// Labels must match byte for byte: a pointer would give the name the
+    /// question's case, and a cached upstream name keeps its own (as hickory's
+    /// encoder keeps it).
     fn name(&mut self, name: &Name) -> Result<(), WireError> {
         let labels: usize = name.iter().len();
         let shared = name
             .iter()
             .rev()
             .zip(self.question.iter().rev())
-            .take_while(|(a, b)| a.eq_ignore_ascii_case(b))
+            .take_while(|(a, b)| *a == **b)
             .count();
         for label in name.iter().take(labels - shared) {
             self.out.push(label.len() as u8);
@@ -116,13 +119,18 @@ impl<'a> Writer<'a> {
     }
 
     pub fn record(&mut self, record: &Record) -> Result<(), WireError> {
+        self.record_with_ttl(record, record.ttl)
+    }
+
+    /// A record with another TTL (a cached one, counted down).
+    pub fn record_with_ttl(&mut self, record: &Record, ttl: u32) -> Result<(), WireError> {
         let start = self.out.len();
         self.name(&record.name)?;
         self.out
             .extend_from_slice(&u16::from(record.record_type()).to_be_bytes());
         self.out
             .extend_from_slice(&u16::from(record.dns_class).to_be_bytes());
-        self.out.extend_from_slice(&record.ttl.to_be_bytes());
+        self.out.extend_from_slice(&ttl.to_be_bytes());
         let length_at = self.out.len();
         self.out.extend_from_slice(&[0, 0]);
         match &record.data {
