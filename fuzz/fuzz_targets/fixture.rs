@@ -13,7 +13,7 @@ use cluster_dns::answer::{PodsMode, ZoneConfig};
 use cluster_dns::index::IndexWriter;
 use cluster_dns::metrics::Metrics;
 use cluster_dns::server::udp::Fast;
-use cluster_dns::server::{DnsHandler, HandlerParts, LoopProbe};
+use cluster_dns::server::{DnsHandler, Forwarding, HandlerParts, LoopProbe};
 use hickory_proto::op::{Message, MessageType};
 use hickory_proto::rr::Name;
 
@@ -86,25 +86,38 @@ pub const NAMES: &[&str] = &[
 /// The handler every target query goes to (no forwarding: nothing leaves the process).
 pub fn handler() -> &'static DnsHandler {
     static HANDLER: OnceLock<DnsHandler> = OnceLock::new();
+    HANDLER.get_or_init(|| build(Arc::new(ArcSwap::from_pointee(None))))
+}
+
+/// The same cluster behind a handler that forwards (to a port nobody listens
+/// on), and the handle through which a target swaps in the cache it filled.
+#[allow(dead_code)]
+pub fn forwarding_handler() -> &'static (DnsHandler, Arc<ArcSwap<Option<Forwarding>>>) {
+    static HANDLER: OnceLock<(DnsHandler, Arc<ArcSwap<Option<Forwarding>>>)> = OnceLock::new();
     HANDLER.get_or_init(|| {
-        let objects = cluster_dns::source::manifests::parse_file(
-            std::path::Path::new("fuzz.yaml"),
-            &cluster_yaml(),
-        )
-        .expect("the fuzz cluster parses");
-        let snapshot = IndexWriter::from_objects(objects).snapshot();
-        let zones = [Name::from_ascii("cluster.local.").expect("a name")];
-        let zone = ZoneConfig::new(&zones, 5, PodsMode::Insecure);
-        DnsHandler::new(HandlerParts {
-            zone: Arc::new(ArcSwap::from_pointee(zone)),
-            snapshot: Arc::new(ArcSwap::from_pointee(snapshot)),
-            forwarding: Arc::new(ArcSwap::from_pointee(None)),
-            metrics: Arc::new(Metrics::new()),
-            server_label: "dns://:53".into(),
-            loadbalance: false,
-            loop_probe: Arc::new(LoopProbe::new()),
-            in_flight: Arc::new(AtomicUsize::new(0)),
-        })
+        let forwarding = Arc::new(ArcSwap::from_pointee(None));
+        (build(forwarding.clone()), forwarding)
+    })
+}
+
+fn build(forwarding: Arc<ArcSwap<Option<Forwarding>>>) -> DnsHandler {
+    let objects = cluster_dns::source::manifests::parse_file(
+        std::path::Path::new("fuzz.yaml"),
+        &cluster_yaml(),
+    )
+    .expect("the fuzz cluster parses");
+    let snapshot = IndexWriter::from_objects(objects).snapshot();
+    let zones = [Name::from_ascii("cluster.local.").expect("a name")];
+    let zone = ZoneConfig::new(&zones, 5, PodsMode::Insecure);
+    DnsHandler::new(HandlerParts {
+        zone: Arc::new(ArcSwap::from_pointee(zone)),
+        snapshot: Arc::new(ArcSwap::from_pointee(snapshot)),
+        forwarding,
+        metrics: Arc::new(Metrics::new()),
+        server_label: "dns://:53".into(),
+        loadbalance: false,
+        loop_probe: Arc::new(LoopProbe::new()),
+        in_flight: Arc::new(AtomicUsize::new(0)),
     })
 }
 

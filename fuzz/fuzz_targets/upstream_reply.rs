@@ -3,12 +3,27 @@
 //! bailiwick filter (`forward::accept_reply`, what the UDP and TCP exchanges
 //! call on every message they receive), then into the cache and out again.
 //!
-//! Input: one byte choosing the question we asked, two bytes of the ID we
-//! sent, then the upstream's message.
+//! A reply the cache keeps is then asked for again, through the UDP fast path
+//! (which writes cache hits itself) and the async handler: both must give the
+//! same header, records and EDNS.
+//!
+//! Input: one byte choosing the question we asked (and, in its high bits, the
+//! case and EDNS of the second asking), two bytes of the ID we sent, then the
+//! upstream's message.
+
+#[path = "fixture.rs"]
+#[allow(dead_code)]
+mod fixture;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use cluster_dns::forward::cache::Cache;
-use cluster_dns::forward::{Question, accept_reply};
-use hickory_proto::op::{Message, MessageType, Query, ResponseCode};
+use cluster_dns::forward::{Forwarder, Question, accept_reply};
+use cluster_dns::metrics::Metrics;
+use cluster_dns::server::Forwarding;
+use cluster_dns::server::udp::Fast;
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 const QUESTIONS: &[(&str, RecordType)] = &[
@@ -98,7 +113,9 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         dnssec_ok: None,
     };
     let cache = Cache::new(30, 16);
-    if cache.insert(&question, &accepted) {
+    // Stored half a second ago: both askings below see the same whole-second age.
+    let stored = Instant::now() - Duration::from_millis(500);
+    if cache.insert_at(&question, &accepted, stored) {
         let (cached, _) = cache.get(&question).expect("just inserted, TTL > 0");
         assert_eq!(cached.rcode, accepted.metadata.response_code);
         assert_eq!(cached.answers.len(), accepted.answers.len());
@@ -106,5 +123,73 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         assert!(cached.additionals.is_empty());
         assert!(on_chain(&cached.answers, &query));
         assert!(cached.answers.iter().all(|r| r.ttl <= 30));
+        fast_and_slow_agree(cache, &query, *pick);
     }
 });
+
+/// The cached reply asked for again over UDP: the fast path's cache hit and the
+/// async handler's must agree.
+fn fast_and_slow_agree(cache: Cache, query: &Query, pick: u8) {
+    let (handler, forwarding) = fixture::forwarding_handler();
+    let metrics = Arc::new(Metrics::new());
+    let Ok(upstream) = "127.0.0.1:9".parse() else {
+        return;
+    };
+    forwarding.store(Arc::new(Some(Forwarding {
+        forwarder: Forwarder::new(&[upstream], Duration::from_millis(50), 4, metrics),
+        cache: Some(cache),
+    })));
+    let mut asked = query.clone();
+    if pick & 0x40 != 0 {
+        let upper = asked.name().to_ascii().to_uppercase();
+        let Ok(name) = Name::from_ascii(&upper) else {
+            return;
+        };
+        asked = Query::query(name, asked.query_type());
+    }
+    let mut message = Message::new(0x4242, MessageType::Query, OpCode::Query);
+    message.metadata.recursion_desired = true;
+    message.add_query(asked);
+    if pick & 0x80 != 0 {
+        let mut edns = Edns::new();
+        edns.set_max_payload(1232);
+        message.set_edns(edns);
+    }
+    let Ok(packet) = message.to_vec() else {
+        return;
+    };
+    let mut fast = Vec::new();
+    if !matches!(
+        handler.answer_fast(&packet, fixture::SRC, &mut fast),
+        Fast::Reply
+    ) {
+        return; // a miss, an in-zone name, or one the async handler writes anyway
+    }
+    fixture::check_udp_reply(&packet, &fast);
+    let slow = fixture::runtime()
+        .block_on(handler.answer_slow(packet.clone(), fixture::SRC))
+        .expect("the async handler answers a cache hit");
+    assert_eq!(summary(&fast), summary(&slow));
+}
+
+/// Header, question, every record (owner case and TTL included) and EDNS.
+fn summary(bytes: &[u8]) -> String {
+    let message = Message::from_vec(bytes).expect("the reply decodes");
+    let records = |rs: &[Record]| -> Vec<String> {
+        rs.iter()
+            .map(|r| format!("{} {} {:?} {}", r.name, r.ttl, r.dns_class, r.data))
+            .collect()
+    };
+    format!(
+        "{:?} {:?} {:?} {:?} {:?} {:?}",
+        message.metadata,
+        message.queries,
+        records(&message.answers),
+        records(&message.authorities),
+        records(&message.additionals),
+        message
+            .edns
+            .as_ref()
+            .map(|e| (e.max_payload(), e.flags().dnssec_ok)),
+    )
+}

@@ -241,7 +241,8 @@ impl Cache {
         self.insert_at(question, reply, Instant::now())
     }
 
-    pub(crate) fn insert_at(&self, question: &Question, reply: &Message, now: Instant) -> bool {
+    #[doc(hidden)]
+    pub fn insert_at(&self, question: &Question, reply: &Message, now: Instant) -> bool {
         let Some((ttl, kind)) = lifetime(reply, self.max_ttl) else {
             return false;
         };
