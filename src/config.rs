@@ -439,6 +439,23 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// The zone configuration the answer code works from.
+    pub fn zone_config(&self) -> crate::answer::ZoneConfig {
+        let mut zone = crate::answer::ZoneConfig::new(&self.zones, self.ttl, self.pods);
+        zone.ignore_empty_service = self.ignore_empty_service;
+        zone.ns_ips = self
+            .listen
+            .iter()
+            .map(SocketAddr::ip)
+            // C26: the addresses clients can reach us on; wildcards and loopback say nothing.
+            .filter(|ip| !ip.is_unspecified() && !ip.is_loopback())
+            .collect();
+        zone.ns_ips.dedup();
+        zone
+    }
+}
+
 fn parse_zone(text: &str) -> Result<Name, String> {
     let trimmed = text.trim().trim_end_matches('.');
     if trimmed.is_empty() {

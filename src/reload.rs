@@ -83,7 +83,7 @@ fn check(state: &mut Reloadable) {
     } else {
         state.current.clone()
     };
-    let (resolv_now, mut upstreams) = crate::run::read_upstreams(&new);
+    let (resolv_now, mut upstreams) = crate::forward::read_upstreams(&new);
     if !config_changed && resolv_now == state.resolv_loaded {
         return;
     }
@@ -135,7 +135,7 @@ fn apply(state: &Reloadable, new: &Settings, upstreams: &[SocketAddr], config_ch
             "these settings change only at the next restart"
         );
     }
-    state.zone.store(Arc::new(crate::run::zone_config(new)));
+    state.zone.store(Arc::new(new.zone_config()));
     // Forwarding is rebuilt (cache emptied, upstream health reset) only when its
     // own settings or the upstreams in use changed.
     let forwarding_changed = upstreams != state.upstreams.as_slice()
@@ -144,7 +144,7 @@ fn apply(state: &Reloadable, new: &Settings, upstreams: &[SocketAddr], config_ch
         || old.cache_ttl != new.cache_ttl
         || old.cache_size != new.cache_size;
     if forwarding_changed {
-        state.forwarding.store(Arc::new(crate::run::forwarding(
+        state.forwarding.store(Arc::new(crate::forward::forwarding(
             new,
             upstreams,
             &state.metrics,
@@ -180,13 +180,13 @@ mod tests {
         let loaded = config.and_then(|path| std::fs::read(path).ok());
         let current = settings_from(config, loaded.as_deref(), &args).unwrap();
         let metrics = Arc::new(Metrics::new());
-        let (resolv_loaded, upstreams) = crate::run::read_upstreams(&current);
-        let forwarding = crate::run::forwarding(&current, &upstreams, &metrics);
+        let (resolv_loaded, upstreams) = crate::forward::read_upstreams(&current);
+        let forwarding = crate::forward::forwarding(&current, &upstreams, &metrics);
         Reloadable {
             path: config.map(Path::to_path_buf),
             loaded,
             args,
-            zone: Arc::new(ArcSwap::from_pointee(crate::run::zone_config(&current))),
+            zone: Arc::new(ArcSwap::from_pointee(current.zone_config())),
             current,
             resolv_loaded,
             upstreams,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use crate::answer::{PodsMode, ZoneConfig};
+use crate::answer::PodsMode;
 use crate::cli::CommonArgs;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -14,8 +14,7 @@ use hickory_proto::op::Query;
 use hickory_proto::rr::RecordType;
 
 use crate::config::{ConfigError, FileConfig, Settings, Upstreams};
-use crate::forward::cache::Cache;
-use crate::forward::{Forwarder, Question, resolv_conf};
+use crate::forward::{self, Question};
 use crate::index::{IndexWriter, SharedSnapshot, Snapshot, feed};
 use crate::metrics::Metrics;
 use crate::server::handover::{self, HandoverError, Inherited, Offer, Offered, Role};
@@ -66,20 +65,6 @@ pub fn settings(args: &CommonArgs) -> Result<Settings, ConfigError> {
     Settings::resolve(file, args.overrides())
 }
 
-pub fn zone_config(settings: &Settings) -> ZoneConfig {
-    let mut zone = ZoneConfig::new(&settings.zones, settings.ttl, settings.pods);
-    zone.ignore_empty_service = settings.ignore_empty_service;
-    zone.ns_ips = settings
-        .listen
-        .iter()
-        .map(SocketAddr::ip)
-        // C26: the addresses clients can reach us on; wildcards and loopback say nothing.
-        .filter(|ip| !ip.is_unspecified() && !ip.is_loopback())
-        .collect();
-    zone.ns_ips.dedup();
-    zone
-}
-
 fn manifests_dir(settings: &Settings) -> Result<PathBuf, RunError> {
     settings.manifests.clone().ok_or(RunError::NoSource)
 }
@@ -94,54 +79,7 @@ fn load_snapshot(dir: &std::path::Path) -> Result<Snapshot, RunError> {
 pub fn zone(args: &CommonArgs) -> Result<String, RunError> {
     let settings = settings(args)?;
     let snapshot = load_snapshot(&manifests_dir(&settings)?)?;
-    Ok(crate::zonefile::render(&zone_config(&settings), &snapshot))
-}
-
-/// The upstream resolvers the settings name.
-pub fn upstream_addrs(settings: &Settings) -> Vec<SocketAddr> {
-    read_upstreams(settings).1
-}
-
-/// The resolv.conf's bytes (when the upstreams come from one) and the upstreams,
-/// parsed from those same bytes, so a reload compares against what is in use.
-pub fn read_upstreams(settings: &Settings) -> (Option<Vec<u8>>, Vec<SocketAddr>) {
-    match &settings.upstreams {
-        Upstreams::Listed(listed) => (None, listed.clone()),
-        Upstreams::ResolvConf(path) => match std::fs::read(path) {
-            Ok(bytes) => {
-                let upstreams = resolv_conf::nameservers(&String::from_utf8_lossy(&bytes));
-                (Some(bytes), upstreams)
-            }
-            Err(error) => {
-                tracing::warn!(path = %path.display(), %error, "cannot read the resolv.conf for upstreams");
-                (None, Vec::new())
-            }
-        },
-    }
-}
-
-/// The forwarder to `upstreams`, with the settings' timeout, bound and cache.
-pub fn forwarding(
-    settings: &Settings,
-    upstreams: &[SocketAddr],
-    metrics: &Arc<Metrics>,
-) -> Option<Forwarding> {
-    if upstreams.is_empty() {
-        tracing::warn!("no upstream resolvers: names outside the cluster zones get REFUSED");
-        return None;
-    }
-    let listed: Vec<String> = upstreams.iter().map(ToString::to_string).collect();
-    tracing::info!(upstreams = %listed.join(" "), cache_ttl = settings.cache_ttl, "forwarding");
-    Some(Forwarding {
-        forwarder: Forwarder::new(
-            upstreams,
-            settings.forward_timeout,
-            settings.max_concurrent,
-            metrics.clone(),
-        ),
-        cache: (settings.cache_ttl > 0)
-            .then(|| Cache::new(settings.cache_ttl, settings.cache_size)),
-    })
+    Ok(crate::zonefile::render(&settings.zone_config(), &snapshot))
 }
 
 /// Sends the loop probe to each upstream; if it comes back to us, forwarding loops.
@@ -549,9 +487,9 @@ pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
     }
     drop(inherited);
 
-    let zone = Arc::new(ArcSwap::from_pointee(zone_config(&settings)));
-    let (resolv_loaded, upstreams) = read_upstreams(&settings);
-    let forwarding = Arc::new(ArcSwap::from_pointee(forwarding(
+    let zone = Arc::new(ArcSwap::from_pointee(settings.zone_config()));
+    let (resolv_loaded, upstreams) = forward::read_upstreams(&settings);
+    let forwarding = Arc::new(ArcSwap::from_pointee(forward::forwarding(
         &settings, &upstreams, &metrics,
     )));
     let loop_probe = Arc::new(LoopProbe::new());

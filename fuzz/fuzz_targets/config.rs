@@ -32,7 +32,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
             // What the server derives from them at start must hold too.
             assert!(!settings.zones.is_empty());
             assert!(!settings.listen.is_empty());
-            let _ = cluster_dns::run::zone_config(&settings);
+            let _ = settings.zone_config();
         }
         Err(error) => {
             // Without flags every complaint is the file's.

@@ -17,7 +17,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
 
+use crate::config::{Settings, Upstreams};
 use crate::metrics::Metrics;
+use cache::Cache;
 
 /// EDNS payload we offer upstream.
 const UPSTREAM_PAYLOAD: u16 = 1232;
@@ -485,6 +487,54 @@ pub fn failure_rcode(error: &ForwardError) -> ResponseCode {
         ForwardError::AllFailed => ResponseCode::ServFail,
         ForwardError::NoUpstreams => ResponseCode::Refused,
     }
+}
+
+/// Forwarding and its cache, replaced as a whole when the configuration changes.
+pub struct Forwarding {
+    pub forwarder: Forwarder,
+    pub cache: Option<Cache>,
+}
+
+/// The resolv.conf's bytes (when the upstreams come from one) and the upstreams,
+/// parsed from those same bytes, so a reload compares against what is in use.
+pub fn read_upstreams(settings: &Settings) -> (Option<Vec<u8>>, Vec<SocketAddr>) {
+    match &settings.upstreams {
+        Upstreams::Listed(listed) => (None, listed.clone()),
+        Upstreams::ResolvConf(path) => match std::fs::read(path) {
+            Ok(bytes) => {
+                let upstreams = resolv_conf::nameservers(&String::from_utf8_lossy(&bytes));
+                (Some(bytes), upstreams)
+            }
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, "cannot read the resolv.conf for upstreams");
+                (None, Vec::new())
+            }
+        },
+    }
+}
+
+/// The forwarder to `upstreams`, with the settings' timeout, bound and cache.
+pub fn forwarding(
+    settings: &Settings,
+    upstreams: &[SocketAddr],
+    metrics: &Arc<Metrics>,
+) -> Option<Forwarding> {
+    if upstreams.is_empty() {
+        tracing::warn!("no upstream resolvers: names outside the cluster zones get REFUSED");
+        return None;
+    }
+    let listed: Vec<String> = upstreams.iter().map(ToString::to_string).collect();
+    tracing::info!(upstreams = %listed.join(" "), cache_ttl = settings.cache_ttl, "forwarding");
+    Some(Forwarding {
+        forwarder: Forwarder::new(
+            upstreams,
+            settings.forward_timeout,
+            settings.max_concurrent,
+            metrics.clone(),
+        ),
+        cache: (settings.cache_ttl > 0)
+            .then(|| Cache::new(settings.cache_ttl, settings.cache_size)),
+    })
 }
 
 #[cfg(test)]

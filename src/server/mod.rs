@@ -28,8 +28,8 @@ use socket2::{Domain, Socket, Type};
 use tokio::net::TcpListener;
 
 use crate::answer::{self, Answer, ZoneConfig};
-use crate::forward::cache::{Cache, EntryKind};
-use crate::forward::{self, Forwarder, Question};
+use crate::forward::cache::EntryKind;
+use crate::forward::{self, Question};
 use crate::index::SharedSnapshot;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
@@ -47,11 +47,7 @@ pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// beyond, datagrams are dropped and clients retry.
 const SLOW_PATH_LIMIT: usize = 4096;
 
-/// Forwarding and its cache, replaced as a whole when the configuration changes.
-pub struct Forwarding {
-    pub forwarder: Forwarder,
-    pub cache: Option<Cache>,
-}
+pub use crate::forward::Forwarding;
 
 /// The query that detects a forwarding loop: if it comes back to us, we are
 /// our own upstream (CoreDNS `loop`).
