@@ -30,7 +30,7 @@ use tokio::net::TcpListener;
 use crate::answer::{self, Answer, ZoneConfig};
 use crate::forward::cache::EntryKind;
 use crate::forward::{self, Question};
-use crate::index::SharedSnapshot;
+use crate::index::{SharedSnapshot, Snapshot};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 
@@ -153,6 +153,44 @@ impl DnsHandler {
             rotation: AtomicUsize::new(0),
             loop_probe: parts.loop_probe,
             in_flight: parts.in_flight,
+        }
+    }
+
+    /// The answering policy for one question, decided once and before any I/O;
+    /// both transports act on it (the UDP fast path writes what it can, the async
+    /// handler the rest).
+    pub(crate) fn decide(
+        &self,
+        zone: &ZoneConfig,
+        snapshot: &Snapshot,
+        qname: &Name,
+        qtype: RecordType,
+        qclass: DNSClass,
+    ) -> Decision {
+        if qclass != DNSClass::IN
+            || matches!(qtype, RecordType::AXFR | RecordType::IXFR)
+            || !qname.is_fqdn()
+        {
+            return Decision::Refused;
+        }
+        if qname.eq_ignore_root_case(&self.loop_probe.name)
+            || qname.eq_ignore_root(&self.loop_probe.name)
+        {
+            return Decision::LoopProbe;
+        }
+        let Some(zone_name) = zone.zone_of(qname) else {
+            return Decision::Forward { zone_label: "." };
+        };
+        let zone_label = self.zone_label(zone_name);
+        let answer = answer::answer(zone, snapshot, qname, qtype);
+        if answer.fallthrough && self.forwarding.load().is_some() {
+            return Decision::Forward { zone_label };
+        }
+        let chase = self.external_target(zone, &answer, qtype);
+        Decision::Local {
+            answer,
+            chase,
+            zone_label,
         }
     }
 
@@ -432,6 +470,24 @@ fn zone_labels(zone: &ZoneConfig) -> Vec<(Name, &'static str)> {
         .collect()
 }
 
+/// What the answering policy says about one question ([`DnsHandler::decide`]).
+pub(crate) enum Decision {
+    /// Refused: another class, a zone transfer, a relative name.
+    Refused,
+    /// Our own loop probe came back: SERVFAIL, and never forwarded again.
+    LoopProbe,
+    /// Asked of the upstreams (or the cache); the zone label is for the metrics
+    /// (`.`, or a reverse zone that falls through).
+    Forward { zone_label: &'static str },
+    /// Answered from our zones, with `chase` when an ExternalName leads out of
+    /// them (its target is resolved upstream, as CoreDNS does).
+    Local {
+        answer: Answer,
+        chase: Option<Name>,
+        zone_label: &'static str,
+    },
+}
+
 /// A forwarded (or cached) reply.
 struct Reply {
     rcode: ResponseCode,
@@ -486,34 +542,38 @@ impl RequestHandler for DnsHandler {
                 let qtype = query.query_type();
                 let qname = query.original().name();
                 let zone = self.zone.load();
+                let snapshot = self.snapshot.load();
                 let mut metadata = rcode_only(ResponseCode::NoError);
-                let mut answer = if query.query_class() != DNSClass::IN
-                    || matches!(qtype, RecordType::AXFR | RecordType::IXFR)
-                    || !qname.is_fqdn()
-                {
-                    // Zone transfers and other classes are not served.
-                    tracing::debug!(src = %request.src(), %qtype, class = %query.query_class(), "refused");
-                    Some(Answer {
-                        rcode: ResponseCode::Refused,
-                        ..Answer::default()
-                    })
-                } else if qname.eq_ignore_root_case(&self.loop_probe.name)
-                    || qname.eq_ignore_root(&self.loop_probe.name)
-                {
-                    // Our own loop probe came back: never forward it again.
-                    self.loop_probe.seen.fetch_add(1, Ordering::Relaxed);
-                    Some(Answer {
-                        rcode: ResponseCode::ServFail,
-                        ..Answer::default()
-                    })
-                } else if let Some(zone_name) = zone.zone_of(qname) {
-                    zone_label = self.zone_label(zone_name);
-                    let snapshot = self.snapshot.load();
-                    let answer = answer::answer(&zone, &snapshot, qname, qtype);
-                    let forwardable = answer.fallthrough && self.forwarding.load().is_some();
-                    (!forwardable).then_some(answer)
-                } else {
-                    None
+                let decision = self.decide(&zone, &snapshot, qname, qtype, query.query_class());
+                let (mut answer, chase) = match decision {
+                    Decision::Refused => {
+                        tracing::debug!(src = %request.src(), %qtype, class = %query.query_class(), "refused");
+                        let refused = Answer {
+                            rcode: ResponseCode::Refused,
+                            ..Answer::default()
+                        };
+                        (Some(refused), None)
+                    }
+                    Decision::LoopProbe => {
+                        self.loop_probe.seen.fetch_add(1, Ordering::Relaxed);
+                        let failed = Answer {
+                            rcode: ResponseCode::ServFail,
+                            ..Answer::default()
+                        };
+                        (Some(failed), None)
+                    }
+                    Decision::Forward { zone_label: label } => {
+                        zone_label = label;
+                        (None, None)
+                    }
+                    Decision::Local {
+                        answer,
+                        chase,
+                        zone_label: label,
+                    } => {
+                        zone_label = label;
+                        (Some(answer), chase)
+                    }
                 };
                 let mut forwarded = None;
                 if answer.is_none() {
@@ -539,7 +599,7 @@ impl RequestHandler for DnsHandler {
                 if let Some(answer) = &mut answer {
                     // An ExternalName leading out of our zones: stub resolvers do not
                     // follow CNAMEs, so resolve the target upstream (as CoreDNS does).
-                    if let Some(target) = self.external_target(&zone, answer, qtype) {
+                    if let Some(target) = chase {
                         let question = Question {
                             query: Query::query(target, qtype),
                             recursion_desired: true,

@@ -18,7 +18,7 @@ use hickory_server::server::{Request, RequestHandler};
 use super::precheck::{self, Verdict, format_error, options_fit};
 use super::reply::{Captured, Transport};
 use super::wire::{WireError, Writer};
-use super::{DnsHandler, MAX_UDP_PAYLOAD};
+use super::{Decision, DnsHandler, MAX_UDP_PAYLOAD};
 use crate::answer::ZoneConfig;
 use crate::index::Snapshot;
 
@@ -304,19 +304,23 @@ impl DnsHandler {
         let Ok(qname) = Name::read(&mut decoder) else {
             return Fast::Slow;
         };
-        if self.loop_probe.name.zone_of(&qname) {
-            return Fast::Slow;
-        }
-        let Some(zone_name) = zone.zone_of(&qname) else {
-            return self.answer_cached(&qname, parsed, src, out, started);
-        };
-        let mut answer = crate::answer::answer(zone, snapshot, &qname, parsed.qtype);
-        if answer.fallthrough && self.forwarding.load().is_some() {
-            return Fast::Slow;
-        }
-        if self.external_target(zone, &answer, parsed.qtype).is_some() {
-            return Fast::Slow; // the target is resolved upstream
-        }
+        let (mut answer, zone_label) =
+            match self.decide(zone, snapshot, &qname, parsed.qtype, DNSClass::IN) {
+                Decision::Local {
+                    answer,
+                    chase: None,
+                    zone_label,
+                } => (answer, zone_label),
+                Decision::Forward { zone_label } => {
+                    return self.answer_cached(&qname, parsed, src, out, started, zone_label);
+                }
+                // The async handler counts the loop probe, and resolves a chase upstream.
+                Decision::Local { chase: Some(_), .. }
+                | Decision::LoopProbe
+                | Decision::Refused => {
+                    return Fast::Slow;
+                }
+            };
         self.rotate(&mut answer.answers);
         let mut metadata = response_metadata(parsed, answer.authoritative, answer.rcode);
         let (edns, limit) = response_edns(parsed);
@@ -338,7 +342,6 @@ impl DnsHandler {
                 }
             }
         }
-        let zone_label = self.zone_label(zone_name);
         self.record_metrics(zone_label, parsed.qtype, "udp", src, answer.rcode, started);
         Fast::Reply
     }
@@ -356,6 +359,7 @@ impl DnsHandler {
         src: SocketAddr,
         out: &mut Vec<u8>,
         started: Instant,
+        zone_label: &'static str,
     ) -> Fast {
         let forwarding = self.forwarding.load();
         let Some(cache) = forwarding.as_ref().as_ref().and_then(|f| f.cache.as_ref()) else {
@@ -381,7 +385,7 @@ impl DnsHandler {
             return Fast::Slow;
         }
         self.count_cache_hit(hit.kind());
-        self.record_metrics(".", parsed.qtype, "udp", src, reply.rcode, started);
+        self.record_metrics(zone_label, parsed.qtype, "udp", src, reply.rcode, started);
         Fast::Reply
     }
 }
