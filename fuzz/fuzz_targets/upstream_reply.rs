@@ -169,6 +169,13 @@ fn fast_and_slow_agree(cache: Cache, query: &Query, pick: u8) {
     let slow = fixture::runtime()
         .block_on(handler.answer_slow(packet.clone(), fixture::SRC))
         .expect("the async handler answers a cache hit");
+    // The fast writer compresses against the question, hickory does not: near the
+    // client's limit the async handler may truncate an answer the fast path fits
+    // (and has checked it fits, above). Otherwise they must agree.
+    let truncated = |bytes: &[u8]| bytes.get(2).is_some_and(|flags| flags & 0x02 != 0);
+    if truncated(&slow) && !truncated(&fast) {
+        return;
+    }
     assert_eq!(summary(&fast), summary(&slow));
 }
 

@@ -330,11 +330,14 @@ impl DnsHandler {
     fn rotate(&self, records: &mut [Record]) {
         if let Some((start, run, by)) = self.rotation_of(records) {
             records[start..start + run].rotate_left(by);
+            self.rotation_taken();
         }
     }
 
     /// Where [`Self::rotate`] would turn `records` (start and length of the
-    /// address run, and by how much), taking the turn; `None` for no rotation.
+    /// address run, and by how much); `None` for no rotation. The turn is taken
+    /// by [`Self::rotation_taken`] once the answer is written, so an answer the
+    /// fast path passes on to the async handler does not turn twice.
     fn rotation_of(&self, records: &[Record]) -> Option<(usize, usize, usize)> {
         if !self.loadbalance {
             return None;
@@ -345,13 +348,11 @@ impl DnsHandler {
             .iter()
             .take_while(|r| is_address(r))
             .count();
-        (run > 1).then(|| {
-            (
-                start,
-                run,
-                self.rotation.fetch_add(1, Ordering::Relaxed) % run,
-            )
-        })
+        (run > 1).then(|| (start, run, self.rotation.load(Ordering::Relaxed) % run))
+    }
+
+    fn rotation_taken(&self) {
+        self.rotation.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a cache hit (CoreDNS `coredns_cache_hits_total`), through a

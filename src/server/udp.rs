@@ -115,7 +115,11 @@ fn parse(packet: &[u8]) -> Result<Parsed<'_>, Fast> {
         let version = *packet.get(at + 6).ok_or(Fast::Slow)?;
         let ext_flags = u16_at(packet, at + 7).ok_or(Fast::Slow)?;
         let rdlen = usize::from(u16_at(packet, at + 9).ok_or(Fast::Slow)?);
-        if version != 0 || at + 11 + rdlen != packet.len() || !options_fit(&packet[at + 11..]) {
+        if version != 0
+            || at + 11 + rdlen != packet.len()
+            || !options_fit(&packet[at + 11..])
+            || has_client_subnet(&packet[at + 11..])
+        {
             return Err(Fast::Slow);
         }
         edns = Some((payload, ext_flags & 0x8000 != 0));
@@ -137,6 +141,20 @@ fn parse(packet: &[u8]) -> Result<Parsed<'_>, Fast> {
         qtype,
         edns,
     })
+}
+
+/// Whether the options carry a client subnet (ECS, code 8): hickory checks its
+/// family and prefix and answers FORMERR to a bad one, so the async handler
+/// decides these. `options` is framed well (`options_fit`).
+fn has_client_subnet(mut options: &[u8]) -> bool {
+    while let [code_hi, code_lo, len_hi, len_lo, rest @ ..] = options {
+        if u16::from_be_bytes([*code_hi, *code_lo]) == 8 {
+            return true;
+        }
+        let len = usize::from(u16::from_be_bytes([*len_hi, *len_lo]));
+        options = rest.get(len..).unwrap_or(&[]);
+    }
+    false
 }
 
 fn write_fast(
@@ -321,7 +339,10 @@ impl DnsHandler {
                     return Fast::Slow;
                 }
             };
-        self.rotate(&mut answer.answers);
+        let rotation = self.rotation_of(&answer.answers);
+        if let Some((start, run, by)) = rotation {
+            answer.answers[start..start + run].rotate_left(by);
+        }
         let mut metadata = response_metadata(parsed, answer.authoritative, answer.rcode);
         let (edns, limit) = response_edns(parsed);
         let sections = [
@@ -341,6 +362,9 @@ impl DnsHandler {
                     return Fast::Slow;
                 }
             }
+        }
+        if rotation.is_some() {
+            self.rotation_taken();
         }
         self.record_metrics(zone_label, parsed.qtype, "udp", src, answer.rcode, started);
         Fast::Reply
@@ -384,6 +408,9 @@ impl DnsHandler {
         if write_cached(out, &metadata, parsed, &hit, rotation, edns.as_ref(), limit).is_err() {
             return Fast::Slow;
         }
+        if rotation.is_some() {
+            self.rotation_taken();
+        }
         self.count_cache_hit(hit.kind());
         self.record_metrics(zone_label, parsed.qtype, "udp", src, reply.rcode, started);
         Fast::Reply
@@ -411,6 +438,8 @@ fn write_cached(
     ];
     let labels = &parsed.labels[..parsed.label_count];
     let mut writer = Writer::new(out, limit, metadata, counts, labels, parsed.question)?;
+    // Upstream names keep their own case, as the async handler writes them.
+    writer.exact_case();
     for i in 0..reply.answers.len() {
         let at = match rotation {
             Some((start, run, by)) if (start..start + run).contains(&i) => {
@@ -1080,26 +1109,54 @@ mod tests {
                 false,
             ),
         ];
+        let mut replies = replies;
+        // A DNSSEC-validated answer upstream: AD goes to queries with DO or AD set
+        // (compared through the header in every case below).
+        replies[2].1.metadata.authentic_data = true;
         let src: SocketAddr = "127.0.0.1:5300".parse().unwrap();
         let mut fast_hits = 0;
         for loadbalance in [false, true] {
-            let handler = forwarding_handler(loadbalance, &replies);
-            for (question, _) in &replies {
+            let handler = forwarding_handler(loadbalance, &[]);
+            let seed = |question: &Question, reply: &Message| {
+                let forwarding = handler.forwarding.load();
+                let cache = forwarding
+                    .as_ref()
+                    .as_ref()
+                    .and_then(|f| f.cache.as_ref())
+                    .unwrap();
+                // Stored 2.5 s ago (TTLs down by 2), again before each pair, so that a
+                // slow run cannot see the age tick between the two paths.
+                let stored = Instant::now() - std::time::Duration::from_millis(2500);
+                for (dnssec_ok, checking_disabled) in [
+                    (None, false),
+                    (Some(true), false),
+                    (None, true),
+                    (Some(true), true),
+                ] {
+                    let mut keyed = question.clone();
+                    keyed.dnssec_ok = dnssec_ok;
+                    keyed.checking_disabled = checking_disabled;
+                    assert!(cache.insert_at(&keyed, reply, stored));
+                }
+            };
+            for (question, reply) in &replies {
                 let name = question.query.name().to_string();
                 let qtype = question.query.query_type();
-                for variant in [name.clone(), name.to_uppercase(), mixed_case(&name)] {
+                for variant in [name.clone(), mixed_case(&name)] {
                     for edns in [
                         None,
                         Some((512, false)),
                         Some((1232, false)),
                         Some((4096, false)),
+                        Some((1232, true)),
                     ] {
-                        for ad in [false, true] {
+                        for flags in 0..8u8 {
+                            let (ad, cd, rd) = (flags & 1 != 0, flags & 2 != 0, flags & 4 == 0);
                             let mut raw = packet(&variant, qtype, edns);
-                            if ad {
-                                raw[3] |= 0x20;
-                            }
-                            for turn in 0..3 {
+                            raw[2] = if rd { raw[2] | 0x01 } else { raw[2] & !0x01 };
+                            raw[3] |= if ad { 0x20 } else { 0 } | if cd { 0x10 } else { 0 };
+                            for turn in 0..2 {
+                                seed(question, reply);
                                 handler
                                     .rotation
                                     .store(turn, std::sync::atomic::Ordering::Relaxed);
@@ -1112,6 +1169,9 @@ mod tests {
                                     .answer_slow(raw.clone(), src)
                                     .await
                                     .expect("answered");
+                                let case = format!(
+                                    "{variant} {qtype} {edns:?} ad={ad} cd={cd} rd={rd} turn {turn}"
+                                );
                                 if qtype == RecordType::MX {
                                     assert!(
                                         matches!(fast, Fast::Slow),
@@ -1119,35 +1179,34 @@ mod tests {
                                     );
                                     continue;
                                 }
-                                assert!(
-                                    matches!(fast, Fast::Reply),
-                                    "{variant} {qtype} {edns:?}: {fast:?}"
-                                );
+                                assert!(matches!(fast, Fast::Reply), "{case}: {fast:?}");
                                 fast_hits += 1;
-                                assert_eq!(
-                                    summary(&out),
-                                    summary(&slow),
-                                    "{variant} {qtype} {edns:?} ad={ad} turn {turn}"
-                                );
+                                assert_eq!(summary(&out), summary(&slow), "{case}");
                             }
                         }
                     }
                 }
             }
-            // The DO and CD bits are part of the key: not cached with them, not hit.
-            let mut raw = packet("example.com.", RecordType::A, Some((1232, true)));
-            assert!(matches!(
-                handler.answer_fast(&raw, src, &mut Vec::new()),
-                Fast::Slow
-            ));
-            raw = packet("example.com.", RecordType::A, None);
-            raw[3] |= 0x10;
-            assert!(matches!(
-                handler.answer_fast(&raw, src, &mut Vec::new()),
-                Fast::Slow
-            ));
-            // A name not cached at all.
+            // A name not cached at all, and one cached only without DO.
             let raw = packet("other.example.com.", RecordType::A, None);
+            assert!(matches!(
+                handler.answer_fast(&raw, src, &mut Vec::new()),
+                Fast::Slow
+            ));
+            let forwarding = handler.forwarding.load();
+            let cache = forwarding
+                .as_ref()
+                .as_ref()
+                .and_then(|f| f.cache.as_ref())
+                .unwrap();
+            let (question, reply) = &replies[0];
+            let mut only = question.clone();
+            only.query = Query::query(
+                Name::from_ascii("only.example.com.").unwrap(),
+                RecordType::A,
+            );
+            cache.insert(&only, reply);
+            let raw = packet("only.example.com.", RecordType::A, Some((1232, true)));
             assert!(matches!(
                 handler.answer_fast(&raw, src, &mut Vec::new()),
                 Fast::Slow
@@ -1166,6 +1225,29 @@ mod tests {
             text.contains("coredns_cache_hits_total{server=\"dns://:53\",type=\"success\""),
             "{text}"
         );
+    }
+
+    /// A client subnet option goes to the async handler (hickory validates it and
+    /// answers FORMERR to a bad one); other options stay on the fast path.
+    #[test]
+    fn client_subnet_queries_take_the_async_path() {
+        let with_option = |option: &[u8]| {
+            let mut raw = packet(
+                "web.default.svc.cluster.local.",
+                RecordType::A,
+                Some((1232, false)),
+            );
+            let at = raw.len() - 2;
+            raw[at..].copy_from_slice(&u16::try_from(option.len()).unwrap().to_be_bytes());
+            raw.extend_from_slice(option);
+            raw
+        };
+        // ECS, family 3 (unknown): hickory refuses it.
+        let ecs = with_option(&[0, 8, 0, 4, 0, 3, 0, 0]);
+        assert!(matches!(parse(&ecs), Err(Fast::Slow)));
+        // A cookie is fine.
+        let cookie = with_option(&[0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8]);
+        assert!(parse(&cookie).is_ok());
     }
 
     fn mixed_case(name: &str) -> String {

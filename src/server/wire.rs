@@ -20,6 +20,8 @@ pub struct Writer<'a> {
     /// The question's labels and where each starts in the message.
     question: &'a [&'a [u8]],
     offsets: [u16; 128],
+    /// Compress only on labels equal byte for byte (see [`Writer::exact_case`]).
+    exact_case: bool,
 }
 
 impl<'a> Writer<'a> {
@@ -71,6 +73,7 @@ impl<'a> Writer<'a> {
             limit: usize::from(limit),
             question: question_labels,
             offsets,
+            exact_case: false,
         };
         writer.check()?;
         Ok(writer)
@@ -84,17 +87,29 @@ impl<'a> Writer<'a> {
         }
     }
 
+    /// From now on a name shares a suffix with the question only where the labels
+    /// are equal byte for byte: a pointer gives the name the question's case, and
+    /// a cached upstream name keeps its own (as hickory's encoder writes it). Our
+    /// own names compare case-insensitively, which keeps answers small.
+    pub fn exact_case(&mut self) {
+        self.exact_case = true;
+    }
+
     /// A name, its longest suffix shared with the question replaced by a pointer.
-    /// Labels must match byte for byte: a pointer would give the name the
-    /// question's case, and a cached upstream name keeps its own (as hickory's
-    /// encoder keeps it).
     fn name(&mut self, name: &Name) -> Result<(), WireError> {
         let labels: usize = name.iter().len();
+        let exact = self.exact_case;
         let shared = name
             .iter()
             .rev()
             .zip(self.question.iter().rev())
-            .take_while(|(a, b)| *a == **b)
+            .take_while(|(a, b)| {
+                if exact {
+                    *a == **b
+                } else {
+                    a.eq_ignore_ascii_case(b)
+                }
+            })
             .count();
         for label in name.iter().take(labels - shared) {
             self.out.push(label.len() as u8);
