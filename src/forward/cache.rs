@@ -25,6 +25,28 @@ struct Key {
     checking_disabled: bool,
 }
 
+/// A [`Key`] borrowed from a query, to look up without building one (a long name
+/// would be copied to the heap). Hashes as `Key` does: the same fields in order.
+#[derive(Hash)]
+struct KeyRef<'a> {
+    name: &'a Name,
+    qtype: RecordType,
+    class: DNSClass,
+    dnssec_ok: bool,
+    checking_disabled: bool,
+}
+
+impl quick_cache::Equivalent<Key> for KeyRef<'_> {
+    fn equivalent(&self, key: &Key) -> bool {
+        // `Name` compares case-insensitively, as it hashes.
+        *self.name == key.name
+            && self.qtype == key.qtype
+            && self.class == key.class
+            && self.dnssec_ok == key.dnssec_ok
+            && self.checking_disabled == key.checking_disabled
+    }
+}
+
 impl Key {
     fn of(question: &Question) -> Self {
         Key {
@@ -183,7 +205,7 @@ impl Cache {
         question: &Question,
         now: Instant,
     ) -> Option<(CachedReply, EntryKind)> {
-        let hit = self.lookup_at(Key::of(question), now)?;
+        let hit = self.lookup_at(&Key::of(question), now)?;
         let mut reply = hit.reply().clone();
         for record in reply
             .answers
@@ -205,25 +227,28 @@ impl Cache {
         dnssec_ok: bool,
         checking_disabled: bool,
     ) -> Option<Hit> {
-        let key = Key {
-            name: name.to_lowercase(),
+        let key = KeyRef {
+            name,
             qtype,
             class: DNSClass::IN,
             dnssec_ok,
             checking_disabled,
         };
-        self.lookup_at(key, Instant::now())
+        self.lookup_at(&key, Instant::now())
     }
 
-    fn lookup_at(&self, key: Key, now: Instant) -> Option<Hit> {
-        let entry = self.entries.get(&key)?;
+    fn lookup_at<Q>(&self, key: &Q, now: Instant) -> Option<Hit>
+    where
+        Q: std::hash::Hash + quick_cache::Equivalent<Key> + ?Sized,
+    {
+        let entry = self.entries.get(key)?;
         let age = now.saturating_duration_since(entry.stored).as_secs();
         let age = u32::try_from(age).unwrap_or(u32::MAX);
         if age >= entry.ttl {
             // Only this entry: another query may have stored a fresh one meanwhile.
             if let Some((_, gone)) = self
                 .entries
-                .remove_if(&key, |current| Arc::ptr_eq(current, &entry))
+                .remove_if(key, |current| Arc::ptr_eq(current, &entry))
             {
                 self.counts.of(gone.kind).fetch_sub(1, Ordering::Relaxed);
             }
