@@ -14,7 +14,7 @@ use std::time::Instant;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
-use super::Question;
+use super::{Question, Reply};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Key {
@@ -59,16 +59,6 @@ impl Key {
     }
 }
 
-/// A reply as the cache keeps it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct CachedReply {
-    pub rcode: ResponseCode,
-    pub authentic_data: bool,
-    pub answers: Vec<Record>,
-    pub authorities: Vec<Record>,
-    pub additionals: Vec<Record>,
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EntryKind {
     Success,
@@ -79,7 +69,7 @@ struct Entry {
     stored: Instant,
     ttl: u32,
     kind: EntryKind,
-    reply: CachedReply,
+    reply: Reply,
 }
 
 /// Entries of each kind, counted as they come and go so reading them costs nothing.
@@ -131,7 +121,7 @@ impl Hit {
     }
 
     /// The reply with the TTLs it had when stored.
-    pub fn reply(&self) -> &CachedReply {
+    pub fn reply(&self) -> &Reply {
         &self.entry.reply
     }
 
@@ -196,15 +186,11 @@ impl Cache {
     }
 
     /// The cached reply with its TTLs counted down, if still alive.
-    pub fn get(&self, question: &Question) -> Option<(CachedReply, EntryKind)> {
+    pub fn get(&self, question: &Question) -> Option<(Reply, EntryKind)> {
         self.get_at(question, Instant::now())
     }
 
-    pub(crate) fn get_at(
-        &self,
-        question: &Question,
-        now: Instant,
-    ) -> Option<(CachedReply, EntryKind)> {
+    pub(crate) fn get_at(&self, question: &Question, now: Instant) -> Option<(Reply, EntryKind)> {
         let hit = self.lookup_at(&Key::of(question), now)?;
         let mut reply = hit.reply().clone();
         for record in reply
@@ -275,13 +261,7 @@ impl Cache {
             stored: now,
             ttl,
             kind,
-            reply: CachedReply {
-                rcode: reply.metadata.response_code,
-                authentic_data: reply.metadata.authentic_data,
-                answers: reply.answers.clone(),
-                authorities: reply.authorities.clone(),
-                additionals: reply.additionals.clone(),
-            },
+            reply: Reply::of(reply.clone()),
         };
         // Counted in before it goes in: the entry it replaces, or one evicted to
         // make room, is counted out by the eviction hook.

@@ -29,7 +29,7 @@ use tokio::net::TcpListener;
 
 use crate::answer::{self, Answer, ZoneConfig};
 use crate::forward::cache::EntryKind;
-use crate::forward::{self, Question};
+use crate::forward::{self, Question, Reply};
 use crate::index::{SharedSnapshot, Snapshot};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
@@ -355,6 +355,23 @@ impl DnsHandler {
         self.rotation.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Sets `coredns_cache_entries` from the cache's counts.
+    fn report_cache_entries(&self, cache: &crate::forward::cache::Cache) {
+        let server = self.labels.load().server;
+        let (success, denial) = cache.counts();
+        for (kind, count) in [("success", success), ("denial", denial)] {
+            self.metrics
+                .cache_entries
+                .get_or_create(&CacheLabels {
+                    server,
+                    r#type: kind,
+                    view: "",
+                    zones: ".",
+                })
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+    }
+
     /// Counts a cache hit (CoreDNS `coredns_cache_hits_total`), through a
     /// per-thread handle as for the request metrics.
     fn count_cache_hit(&self, kind: EntryKind) {
@@ -400,13 +417,7 @@ impl DnsHandler {
         if let Some(cache) = &forwarding.cache {
             if let Some((cached, kind)) = cache.get(question) {
                 self.count_cache_hit(kind);
-                return Ok(Reply {
-                    rcode: cached.rcode,
-                    authentic_data: cached.authentic_data,
-                    answers: cached.answers,
-                    authorities: cached.authorities,
-                    additionals: cached.additionals,
-                });
+                return Ok(cached);
             }
             self.metrics
                 .cache_misses
@@ -416,6 +427,8 @@ impl DnsHandler {
                     zones: ".",
                 })
                 .inc();
+            // A lookup may have dropped an expired entry.
+            self.report_cache_entries(cache);
         }
         // Upstreams may not speak for our zones: their records there are dropped.
         let zones: Vec<Name> = self.zone.load().cluster_zones().cloned().collect();
@@ -424,18 +437,7 @@ impl DnsHandler {
                 if let Some(cache) = &forwarding.cache
                     && cache.insert(question, &reply)
                 {
-                    let (success, denial) = cache.counts();
-                    for (kind, count) in [("success", success), ("denial", denial)] {
-                        self.metrics
-                            .cache_entries
-                            .get_or_create(&CacheLabels {
-                                server: labels.server,
-                                r#type: kind,
-                                view: "",
-                                zones: ".",
-                            })
-                            .set(i64::try_from(count).unwrap_or(i64::MAX));
-                    }
+                    self.report_cache_entries(cache);
                 }
                 if let Some(cache) = &forwarding.cache {
                     // The same TTLs as the cached copies will show.
@@ -449,13 +451,7 @@ impl DnsHandler {
                         record.ttl = record.ttl.min(cap);
                     }
                 }
-                Ok(Reply {
-                    rcode: reply.metadata.response_code,
-                    authentic_data: reply.metadata.authentic_data,
-                    answers: reply.answers,
-                    authorities: reply.authorities,
-                    additionals: reply.additionals,
-                })
+                Ok(Reply::of(reply))
             }
             Err(error) => {
                 tracing::debug!(%error, name = %question.query.name(), "forwarding failed");
@@ -487,15 +483,6 @@ pub(crate) enum Decision {
         chase: Option<Name>,
         zone_label: &'static str,
     },
-}
-
-/// A forwarded (or cached) reply.
-struct Reply {
-    rcode: ResponseCode,
-    authentic_data: bool,
-    answers: Vec<Record>,
-    authorities: Vec<Record>,
-    additionals: Vec<Record>,
 }
 
 #[async_trait::async_trait]

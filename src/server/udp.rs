@@ -1250,6 +1250,61 @@ mod tests {
         assert!(parse(&cookie).is_ok());
     }
 
+    /// An entry found expired leaves the entries gauge, not only the cache.
+    #[tokio::test]
+    async fn expired_entries_leave_the_entries_gauge() {
+        let handler = forwarding_handler(false, &[]);
+        let (question, reply) = upstream_reply(
+            "gone.example.com.",
+            RecordType::A,
+            ResponseCode::NoError,
+            &[(
+                "gone.example.com.",
+                30,
+                RData::A(hickory_proto::rr::rdata::A::new(192, 0, 2, 9)),
+            )],
+            false,
+        );
+        {
+            let forwarding = handler.forwarding.load();
+            let cache = forwarding
+                .as_ref()
+                .as_ref()
+                .and_then(|f| f.cache.as_ref())
+                .unwrap();
+            let long_ago = Instant::now() - std::time::Duration::from_secs(60);
+            assert!(cache.insert_at(&question, &reply, long_ago));
+            assert_eq!(cache.counts(), (1, 0));
+            handler.report_cache_entries(cache);
+        }
+        let gauge = |handler: &DnsHandler| {
+            handler
+                .metrics
+                .render()
+                .lines()
+                .find(|l| l.starts_with("coredns_cache_entries{") && l.contains("type=\"success\""))
+                .map(str::to_string)
+        };
+        assert!(
+            gauge(&handler).is_some_and(|l| l.ends_with(" 1")),
+            "{:?}",
+            gauge(&handler)
+        );
+        let src: SocketAddr = "127.0.0.1:5300".parse().unwrap();
+        let raw = packet("gone.example.com.", RecordType::A, None);
+        assert!(matches!(
+            handler.answer_fast(&raw, src, &mut Vec::new()),
+            Fast::Slow
+        ));
+        // The async handler misses too (the upstream is a closed port) and reports.
+        let _ = handler.answer_slow(raw, src).await;
+        assert!(
+            gauge(&handler).is_some_and(|l| l.ends_with(" 0")),
+            "{:?}",
+            gauge(&handler)
+        );
+    }
+
     fn mixed_case(name: &str) -> String {
         name.chars()
             .enumerate()
