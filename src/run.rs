@@ -321,7 +321,7 @@ async fn inherit(
             source,
         })
     })?;
-    tracing::info!(sockets = ?inherited.leftovers(), "took the listening sockets over from the running process");
+    tracing::info!(sockets = ?inherited.names(), "took the listening sockets over from the running process");
     Ok((inherited, Some(predecessor)))
 }
 
@@ -483,7 +483,7 @@ pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
         None => None,
     };
     if !inherited.is_empty() {
-        tracing::info!(sockets = ?inherited.leftovers(), "closing inherited sockets the configuration no longer listens on");
+        tracing::info!(sockets = ?inherited.names(), "closing inherited sockets the configuration no longer listens on");
     }
     drop(inherited);
 

@@ -562,17 +562,24 @@ fn freshness_is_exposed_as_metrics() {
     assert!(body.contains("cluster_dns_kubernetes_synced 1"), "{body}");
 }
 
-#[test]
-fn a_successor_takes_the_sockets_over_only_once_synced() {
-    // The running process answers from manifests (web-0 is 10.244.1.10); its
-    // successor from the API, where web-0 is 10.9.0.10, so each answer tells
-    // which process gave it.
+/// The successor tests' API: web-0 at 10.9.0.10 (the manifests say 10.244.1.10),
+/// with EndpointSlices forbidden until the test lifts it, so a successor cannot
+/// sync meanwhile.
+fn successor_cluster() -> (FakeApiServer, tempfile::TempDir) {
     let api = FakeApiServer::start();
     api.apply(namespace("default"));
     api.apply(headless("nginx"));
     api.apply(slice("nginx-1", "nginx", &[("web-0", "10.9.0.10", true)]));
     api.forbid("EndpointSlice", true);
-    let dir = tempfile::tempdir().unwrap();
+    (api, tempfile::tempdir().unwrap())
+}
+
+#[test]
+fn a_successor_takes_the_sockets_over_only_once_synced() {
+    // The running process answers from manifests (web-0 is 10.244.1.10); its
+    // successor from the API, where web-0 is 10.9.0.10, so each answer tells
+    // which process gave it.
+    let (api, dir) = successor_cluster();
     let handover = dir.path().join("handover.sock");
     let handover = handover.to_str().unwrap();
     let example = example_dir();
@@ -634,12 +641,7 @@ fn a_successor_takes_the_sockets_over_only_once_synced() {
 
 #[test]
 fn a_successor_whose_predecessor_dies_while_it_syncs_serves_at_once() {
-    let api = FakeApiServer::start();
-    api.apply(namespace("default"));
-    api.apply(headless("nginx"));
-    api.apply(slice("nginx-1", "nginx", &[("web-0", "10.9.0.10", true)]));
-    api.forbid("EndpointSlice", true);
-    let dir = tempfile::tempdir().unwrap();
+    let (api, dir) = successor_cluster();
     let handover = dir.path().join("handover.sock");
     let handover = handover.to_str().unwrap();
     let example = example_dir();

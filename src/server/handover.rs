@@ -132,9 +132,9 @@ impl Inherited {
         self.sockets.is_empty()
     }
 
-    /// What is left once the new configuration took what it listens on; these
-    /// close when dropped.
-    pub fn leftovers(&self) -> Vec<String> {
+    /// The sockets still held, as `ROLE ADDR` (after the new configuration took
+    /// what it listens on, those left close when dropped).
+    pub fn names(&self) -> Vec<String> {
         self.sockets
             .keys()
             .map(|(role, addr)| format!("{} {addr}", role.name()))

@@ -956,6 +956,16 @@ mod tests {
         handler
     }
 
+    /// Runs `f` on the cache of a handler built by [`forwarding_handler`].
+    fn with_cache<R>(
+        handler: &DnsHandler,
+        f: impl FnOnce(&crate::forward::cache::Cache) -> R,
+    ) -> R {
+        let forwarding = handler.forwarding.load();
+        let cache = forwarding.as_ref().as_ref().and_then(|f| f.cache.as_ref());
+        f(cache.expect("a forwarding handler has a cache"))
+    }
+
     fn upstream_reply(
         name: &str,
         qtype: RecordType,
@@ -1118,26 +1128,22 @@ mod tests {
         for loadbalance in [false, true] {
             let handler = forwarding_handler(loadbalance, &[]);
             let seed = |question: &Question, reply: &Message| {
-                let forwarding = handler.forwarding.load();
-                let cache = forwarding
-                    .as_ref()
-                    .as_ref()
-                    .and_then(|f| f.cache.as_ref())
-                    .unwrap();
-                // Stored 2.5 s ago (TTLs down by 2), again before each pair, so that a
-                // slow run cannot see the age tick between the two paths.
-                let stored = Instant::now() - std::time::Duration::from_millis(2500);
-                for (dnssec_ok, checking_disabled) in [
-                    (None, false),
-                    (Some(true), false),
-                    (None, true),
-                    (Some(true), true),
-                ] {
-                    let mut keyed = question.clone();
-                    keyed.dnssec_ok = dnssec_ok;
-                    keyed.checking_disabled = checking_disabled;
-                    assert!(cache.insert_at(&keyed, reply, stored));
-                }
+                with_cache(&handler, |cache| {
+                    // Stored 2.5 s ago (TTLs down by 2), again before each pair, so that a
+                    // slow run cannot see the age tick between the two paths.
+                    let stored = Instant::now() - std::time::Duration::from_millis(2500);
+                    for (dnssec_ok, checking_disabled) in [
+                        (None, false),
+                        (Some(true), false),
+                        (None, true),
+                        (Some(true), true),
+                    ] {
+                        let mut keyed = question.clone();
+                        keyed.dnssec_ok = dnssec_ok;
+                        keyed.checking_disabled = checking_disabled;
+                        assert!(cache.insert_at(&keyed, reply, stored));
+                    }
+                })
             };
             for (question, reply) in &replies {
                 let name = question.query.name().to_string();
@@ -1193,19 +1199,15 @@ mod tests {
                 handler.answer_fast(&raw, src, &mut Vec::new()),
                 Fast::Slow
             ));
-            let forwarding = handler.forwarding.load();
-            let cache = forwarding
-                .as_ref()
-                .as_ref()
-                .and_then(|f| f.cache.as_ref())
-                .unwrap();
-            let (question, reply) = &replies[0];
-            let mut only = question.clone();
-            only.query = Query::query(
-                Name::from_ascii("only.example.com.").unwrap(),
-                RecordType::A,
-            );
-            cache.insert(&only, reply);
+            with_cache(&handler, |cache| {
+                let (question, reply) = &replies[0];
+                let mut only = question.clone();
+                only.query = Query::query(
+                    Name::from_ascii("only.example.com.").unwrap(),
+                    RecordType::A,
+                );
+                cache.insert(&only, reply);
+            });
             let raw = packet("only.example.com.", RecordType::A, Some((1232, true)));
             assert!(matches!(
                 handler.answer_fast(&raw, src, &mut Vec::new()),
@@ -1265,18 +1267,12 @@ mod tests {
             )],
             false,
         );
-        {
-            let forwarding = handler.forwarding.load();
-            let cache = forwarding
-                .as_ref()
-                .as_ref()
-                .and_then(|f| f.cache.as_ref())
-                .unwrap();
+        with_cache(&handler, |cache| {
             let long_ago = Instant::now() - std::time::Duration::from_secs(60);
             assert!(cache.insert_at(&question, &reply, long_ago));
             assert_eq!(cache.counts(), (1, 0));
             handler.report_cache_entries(cache);
-        }
+        });
         let gauge = |handler: &DnsHandler| {
             handler
                 .metrics
