@@ -12,8 +12,8 @@ use arc_swap::ArcSwap;
 
 use crate::answer::ZoneConfig;
 use crate::config::{ConfigError, FileConfig, Overrides, Settings};
+use crate::forward::Forwarding;
 use crate::metrics::Metrics;
-use crate::server::Forwarding;
 
 /// How often the files are checked; a ConfigMap volume changes by a symlink swap,
 /// which only polling sees reliably.

@@ -10,10 +10,11 @@ use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 use cluster_dns::answer::{PodsMode, ZoneConfig};
+use cluster_dns::forward::{Forwarding, LoopProbe};
 use cluster_dns::index::IndexWriter;
 use cluster_dns::metrics::Metrics;
-use cluster_dns::server::udp::Fast;
-use cluster_dns::server::{DnsHandler, Forwarding, HandlerParts, LoopProbe};
+use cluster_dns::server::fast::Fast;
+use cluster_dns::server::{DnsHandler, HandlerParts};
 use hickory_proto::op::{Message, MessageType};
 use hickory_proto::rr::Name;
 

@@ -8,7 +8,7 @@
 mod fixture;
 
 use arbitrary::Arbitrary;
-use cluster_dns::server::udp::Fast;
+use cluster_dns::server::fast::Fast;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 

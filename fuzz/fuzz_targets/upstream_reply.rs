@@ -18,11 +18,11 @@ mod fixture;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cluster_dns::forward::Forwarding;
 use cluster_dns::forward::cache::Cache;
 use cluster_dns::forward::{Forwarder, Question, accept_reply};
 use cluster_dns::metrics::Metrics;
-use cluster_dns::server::Forwarding;
-use cluster_dns::server::udp::Fast;
+use cluster_dns::server::fast::Fast;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 

@@ -3,7 +3,10 @@
 //! upstreams, a bound on queries in flight, and a cache in front (`cache`).
 
 pub mod cache;
+mod loop_probe;
 pub mod resolv_conf;
+
+pub use loop_probe::{LoopProbe, find_loop};
 
 use std::net::SocketAddr;
 use std::sync::Arc;

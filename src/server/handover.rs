@@ -581,6 +581,31 @@ fn peer(stream: &UnixStream) -> std::io::Result<UnixCredentials> {
     getsockopt(stream, sockopt::PeerCredentials).map_err(std::io::Error::from)
 }
 
+/// The sockets a running process offers on `--handover PATH`, if any.
+pub async fn take_over(
+    path: Option<PathBuf>,
+) -> Result<(Inherited, Option<Predecessor>), HandoverError> {
+    let Some(path) = path else {
+        return Ok((Inherited::default(), None));
+    };
+    let asked = path.clone();
+    let taken = tokio::task::spawn_blocking(move || inherit(&asked))
+        .await
+        .map_err(|e| HandoverError::Protocol {
+            path: path.clone(),
+            message: e.to_string(),
+        })??;
+    let Some((inherited, stream)) = taken else {
+        return Ok((Inherited::default(), None));
+    };
+    let predecessor = Predecessor::new(stream, &path).map_err(|source| HandoverError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    tracing::info!(sockets = ?inherited.names(), "took the listening sockets over from the running process");
+    Ok((inherited, Some(predecessor)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,6 +2,7 @@
 //! (synced and not shutting down) and `/metrics` (Prometheus text format).
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -15,6 +16,8 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
+use super::handover::{Inherited, Offered, Role};
+use super::lifecycle::{StartError, no_ipv6};
 use super::tcp::{self, Acceptor, Slots};
 use crate::index::SharedSnapshot;
 use crate::metrics::Metrics;
@@ -140,4 +143,70 @@ async fn serve_with_cap(listener: TcpListener, endpoint: Endpoint, cap: usize) {
             }
         });
     }
+}
+
+fn http_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    if addr.is_ipv6() && addr.ip().is_unspecified() {
+        // Whatever the host's net.ipv6.bindv6only says.
+        socket.set_only_v6(false)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    TcpListener::from_std(socket.into())
+}
+
+/// A listener for an HTTP endpoint; `[::]` takes IPv4 too (one dual-stack socket),
+/// or, on a host without IPv6, becomes `0.0.0.0`.
+pub async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, StartError> {
+    let listener = match http_listener(addr) {
+        Ok(listener) => listener,
+        Err(source) if addr.is_ipv6() && addr.ip().is_unspecified() && no_ipv6(&source) => {
+            let ipv4 = SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), addr.port());
+            tracing::warn!(%addr, error = %source, "no IPv6 on this host; {what} on IPv4 only");
+            http_listener(ipv4).map_err(|source| StartError::Bind { addr: ipv4, source })?
+        }
+        Err(source) => return Err(StartError::Bind { addr, source }),
+    };
+    Ok(listener)
+}
+
+/// Binds (or takes over) the health, ready and metrics ports, offers each to a
+/// successor, and serves them.
+pub async fn start_probes(
+    [health, ready, metrics_addr]: [SocketAddr; 3],
+    readiness: Arc<Readiness>,
+    metrics: Arc<Metrics>,
+    inherited: &mut Inherited,
+    offered: &mut Offered,
+) -> Result<Vec<tokio::task::JoinHandle<()>>, StartError> {
+    let mut probes = Vec::new();
+    for (addr, what, role, endpoint) in [
+        (health, "health", Role::Health, Endpoint::Health),
+        (ready, "ready", Role::Ready, Endpoint::Ready(readiness)),
+        (
+            metrics_addr,
+            "metrics",
+            Role::Metrics,
+            Endpoint::Metrics(metrics),
+        ),
+    ] {
+        let listener = match inherited.take_listener(role, addr) {
+            Ok(Some(listener)) => listener,
+            Ok(None) => bind(addr, what).await?,
+            Err(source) => return Err(StartError::Bind { addr, source }),
+        };
+        if let Ok(local) = listener.local_addr() {
+            tracing::info!("{what} on http://{local}/{what}");
+        }
+        offered.add(role, addr, &listener);
+        probes.push(tokio::spawn(serve(listener, endpoint)));
+    }
+    Ok(probes)
 }

@@ -443,7 +443,7 @@ impl TcpServer {
 
     /// Stops accepting, lets every connection read for a moment more and answer
     /// what it has read, and waits (bounded) for them to close.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(&self) {
         self.stop_accepting();
         let _ = self.shutdown.send(true);
         let deadline = Instant::now() + SHUTDOWN_GRACE;
@@ -488,7 +488,7 @@ pub fn handler_for_manifests(manifests: &str) -> Option<DnsHandler> {
         metrics: Arc::new(crate::metrics::Metrics::new()),
         server_label: "dns://:53".into(),
         loadbalance: true,
-        loop_probe: Arc::new(super::LoopProbe::new()),
+        loop_probe: Arc::new(crate::forward::LoopProbe::new()),
         in_flight: Arc::new(AtomicUsize::new(0)),
     }))
 }

@@ -58,6 +58,8 @@ pub enum KubeError {
     InCluster(kube::config::InClusterError),
     #[error("cannot build the Kubernetes client: {0}")]
     Client(kube::Error),
+    #[error("the Kubernetes source: {0}")]
+    Source(String),
 }
 
 /// A client for the configured API server.

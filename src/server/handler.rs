@@ -1,0 +1,462 @@
+//! The query handler: one decision per question ([`DnsHandler::decide`]), acted
+//! on by both transports. This is the hickory-server side (TCP, and the UDP
+//! datagrams the fast path passes on); [`super::fast`] is the other.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use hickory_server::net::runtime::Time;
+use hickory_server::net::xfer::Protocol;
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::MessageResponseBuilder;
+
+use super::MAX_UDP_PAYLOAD;
+use super::stats::Labels;
+use crate::answer::{self, Answer, ZoneConfig};
+use crate::forward::{self, Forwarding, LoopProbe, Question, Reply};
+use crate::index::{SharedSnapshot, Snapshot};
+use crate::metrics::Metrics;
+
+/// Answers queries from the current snapshot, forwarding the rest.
+pub struct DnsHandler {
+    pub(super) zone: Arc<ArcSwap<ZoneConfig>>,
+    pub(super) snapshot: SharedSnapshot,
+    pub(super) forwarding: Arc<ArcSwap<Option<Forwarding>>>,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) labels: ArcSwap<Labels>,
+    pub(super) loadbalance: bool,
+    pub(super) rotation: AtomicUsize,
+    loop_probe: Arc<LoopProbe>,
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// Counts a query as in flight until dropped.
+pub struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// What the handler needs from the rest of the server.
+pub struct HandlerParts {
+    pub zone: Arc<ArcSwap<ZoneConfig>>,
+    pub snapshot: SharedSnapshot,
+    pub forwarding: Arc<ArcSwap<Option<Forwarding>>>,
+    pub metrics: Arc<Metrics>,
+    pub server_label: String,
+    pub loadbalance: bool,
+    pub loop_probe: Arc<LoopProbe>,
+    pub in_flight: Arc<AtomicUsize>,
+}
+
+impl DnsHandler {
+    pub fn new(parts: HandlerParts) -> Self {
+        let labels = Labels::new(parts.server_label, &parts.zone.load());
+        DnsHandler {
+            zone: parts.zone,
+            snapshot: parts.snapshot,
+            forwarding: parts.forwarding,
+            metrics: parts.metrics,
+            labels: ArcSwap::from_pointee(labels),
+            loadbalance: parts.loadbalance,
+            rotation: AtomicUsize::new(0),
+            loop_probe: parts.loop_probe,
+            in_flight: parts.in_flight,
+        }
+    }
+
+    /// The answering policy for one question, decided once and before any I/O;
+    /// both transports act on it (the UDP fast path writes what it can, the async
+    /// handler the rest).
+    pub(crate) fn decide(
+        &self,
+        zone: &ZoneConfig,
+        snapshot: &Snapshot,
+        qname: &Name,
+        qtype: RecordType,
+        qclass: DNSClass,
+    ) -> Decision {
+        if qclass != DNSClass::IN
+            || matches!(qtype, RecordType::AXFR | RecordType::IXFR)
+            || !qname.is_fqdn()
+        {
+            return Decision::Refused;
+        }
+        if qname.eq_ignore_root_case(&self.loop_probe.name)
+            || qname.eq_ignore_root(&self.loop_probe.name)
+        {
+            return Decision::LoopProbe;
+        }
+        let Some(zone_name) = zone.zone_of(qname) else {
+            return Decision::Forward { zone_label: "." };
+        };
+        let zone_label = self.zone_label(zone_name);
+        let answer = answer::answer(zone, snapshot, qname, qtype);
+        if answer.fallthrough && self.forwarding.load().is_some() {
+            return Decision::Forward { zone_label };
+        }
+        let chase = self.external_target(zone, &answer, qtype);
+        Decision::Local {
+            answer,
+            chase,
+            zone_label,
+        }
+    }
+
+    /// The name an answer's CNAME chain ends at, when it leaves our zones and the
+    /// question wants more than the CNAME.
+    fn external_target(
+        &self,
+        zone: &ZoneConfig,
+        answer: &Answer,
+        qtype: RecordType,
+    ) -> Option<Name> {
+        if qtype == RecordType::CNAME || answer.rcode != ResponseCode::NoError {
+            return None;
+        }
+        let last = answer.answers.last()?;
+        let RData::CNAME(cname) = &last.data else {
+            return None;
+        };
+        let forwarding = self.forwarding.load();
+        (forwarding.is_some() && !zone.is_authoritative_for(&cname.0)).then(|| cname.0.clone())
+    }
+
+    /// Marks a query in flight until the guard is dropped (graceful shutdown waits for it).
+    pub fn in_flight_guard(&self) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(self.in_flight.clone())
+    }
+
+    /// Rotates runs of A and AAAA records so clients spread their load
+    /// (CoreDNS `loadbalance`); CNAMEs stay in front.
+    fn rotate(&self, records: &mut [Record]) {
+        if let Some((start, run, by)) = self.rotation_of(records) {
+            records[start..start + run].rotate_left(by);
+            self.rotation_taken();
+        }
+    }
+
+    /// Where [`Self::rotate`] would turn `records` (start and length of the
+    /// address run, and by how much); `None` for no rotation. The turn is taken
+    /// by [`Self::rotation_taken`] once the answer is written, so an answer the
+    /// fast path passes on to the async handler does not turn twice.
+    pub(super) fn rotation_of(&self, records: &[Record]) -> Option<(usize, usize, usize)> {
+        if !self.loadbalance {
+            return None;
+        }
+        let is_address = |r: &Record| matches!(r.record_type(), RecordType::A | RecordType::AAAA);
+        let start = records.iter().position(is_address)?;
+        let run = records[start..]
+            .iter()
+            .take_while(|r| is_address(r))
+            .count();
+        (run > 1).then(|| (start, run, self.rotation.load(Ordering::Relaxed) % run))
+    }
+
+    pub(super) fn rotation_taken(&self) {
+        self.rotation.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The metrics registry the handler counts into.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// A forwarded question's reply: from the cache, else from the upstreams
+    /// (and then cached).
+    async fn forward(&self, question: &Question) -> Result<Reply, ResponseCode> {
+        let forwarding = self.forwarding.load_full();
+        let Some(forwarding) = forwarding.as_ref() else {
+            return Err(ResponseCode::Refused);
+        };
+        if let Some(cache) = &forwarding.cache {
+            if let Some((cached, kind)) = cache.get(question) {
+                self.count_cache_hit(kind);
+                return Ok(cached);
+            }
+            self.count_cache_miss(cache);
+        }
+        // Upstreams may not speak for our zones: their records there are dropped.
+        let zones: Vec<Name> = self.zone.load().cluster_zones().cloned().collect();
+        match forwarding.forwarder.forward(question, &zones).await {
+            Ok(reply) => {
+                let Some(cache) = &forwarding.cache else {
+                    return Ok(Reply::of(reply));
+                };
+                if cache.insert(question, &reply) {
+                    self.report_cache_entries(cache);
+                }
+                let mut reply = Reply::of(reply);
+                // The same TTLs as the cached copies will show.
+                let cap = cache.max_ttl();
+                for record in reply
+                    .answers
+                    .iter_mut()
+                    .chain(reply.authorities.iter_mut())
+                    .chain(reply.additionals.iter_mut())
+                {
+                    record.ttl = record.ttl.min(cap);
+                }
+                Ok(reply)
+            }
+            Err(error) => {
+                tracing::debug!(%error, name = %question.query.name(), "forwarding failed");
+                Err(forward::failure_rcode(&error))
+            }
+        }
+    }
+}
+
+/// What the answering policy says about one question ([`DnsHandler::decide`]).
+pub(crate) enum Decision {
+    /// Refused: another class, a zone transfer, a relative name.
+    Refused,
+    /// Our own loop probe came back: SERVFAIL, and never forwarded again.
+    LoopProbe,
+    /// Asked of the upstreams (or the cache); the zone label is for the metrics
+    /// (`.`, or a reverse zone that falls through).
+    Forward { zone_label: &'static str },
+    /// Answered from our zones, with `chase` when an ExternalName leads out of
+    /// them (its target is resolved upstream, as CoreDNS does).
+    Local {
+        answer: Answer,
+        chase: Option<Name>,
+        zone_label: &'static str,
+    },
+}
+
+/// The header and sections of a response, before encoding.
+struct Response {
+    metadata: Metadata,
+    answers: Vec<Record>,
+    authority: Vec<Record>,
+    additionals: Vec<Record>,
+}
+
+impl Response {
+    fn empty(metadata: Metadata) -> Self {
+        Response {
+            metadata,
+            answers: Vec::new(),
+            authority: Vec::new(),
+            additionals: Vec::new(),
+        }
+    }
+}
+
+/// The rcode for a request that cannot be asked at all: BADVERS for EDNS above
+/// version 0, NOTIMP for an opcode other than QUERY, FORMERR for a question
+/// count other than one.
+fn protocol_error(request: &Request) -> Option<ResponseCode> {
+    if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
+        Some(ResponseCode::BADVERS)
+    } else if request.metadata.op_code != OpCode::Query {
+        Some(ResponseCode::NotImp)
+    } else if request.queries.len() != 1 {
+        Some(ResponseCode::FormErr)
+    } else {
+        None
+    }
+}
+
+/// The response's EDNS: the payload clamped, version 0, the DO bit copied
+/// (RFC 3225).
+fn response_edns(request: &Request) -> Option<Edns> {
+    request.edns.as_ref().map(|client| {
+        let mut edns = Edns::new();
+        edns.set_max_payload(client.max_payload().clamp(512, MAX_UDP_PAYLOAD));
+        edns.set_version(0);
+        edns.set_dnssec_ok(client.flags().dnssec_ok);
+        edns
+    })
+}
+
+fn rcode_only(request: &Request, code: ResponseCode) -> Metadata {
+    let mut metadata = Metadata::response_from_request(&request.metadata);
+    metadata.response_code = code;
+    metadata
+}
+
+impl DnsHandler {
+    /// The response to a request's one question, acting on [`Self::decide`];
+    /// also returns the zone label for the metrics.
+    async fn respond(&self, request: &Request, query: &Query) -> (Response, &'static str) {
+        let (qname, qtype) = (query.name(), query.query_type());
+        let decision = {
+            let (zone, snapshot) = (self.zone.load(), self.snapshot.load());
+            self.decide(&zone, &snapshot, qname, qtype, query.query_class())
+        };
+        let metadata = rcode_only(request, ResponseCode::NoError);
+        match decision {
+            Decision::Refused => {
+                tracing::debug!(src = %request.src(), %qtype, class = %query.query_class(), "refused");
+                (
+                    Response::empty(rcode_only(request, ResponseCode::Refused)),
+                    ".",
+                )
+            }
+            Decision::LoopProbe => {
+                self.loop_probe.seen();
+                (
+                    Response::empty(rcode_only(request, ResponseCode::ServFail)),
+                    ".",
+                )
+            }
+            Decision::Forward { zone_label } => {
+                let question = self.question(request, query.clone());
+                (
+                    self.forwarded(metadata, &question, request).await,
+                    zone_label,
+                )
+            }
+            Decision::Local {
+                mut answer,
+                chase,
+                zone_label,
+            } => {
+                let mut metadata = metadata;
+                if let Some(target) = chase {
+                    let question = self.question(request, Query::query(target, qtype));
+                    self.chase(&mut answer, &mut metadata, question).await;
+                }
+                self.rotate(&mut answer.answers);
+                metadata.response_code = answer.rcode;
+                metadata.authoritative = answer.authoritative;
+                let response = Response {
+                    metadata,
+                    answers: answer.answers,
+                    authority: answer.authority,
+                    additionals: answer.additionals,
+                };
+                (response, zone_label)
+            }
+        }
+    }
+
+    /// The question to forward for `query`, with the request's flags.
+    fn question(&self, request: &Request, query: Query) -> Question {
+        Question {
+            query,
+            recursion_desired: request.metadata.recursion_desired,
+            checking_disabled: request.metadata.checking_disabled,
+            dnssec_ok: request.edns.as_ref().map(|e| e.flags().dnssec_ok),
+        }
+    }
+
+    /// A forwarded question's response, from the cache or the upstreams.
+    async fn forwarded(
+        &self,
+        mut metadata: Metadata,
+        question: &Question,
+        request: &Request,
+    ) -> Response {
+        metadata.recursion_available = true;
+        match self.forward(question).await {
+            Ok(mut reply) => {
+                self.rotate(&mut reply.answers);
+                metadata.response_code = reply.rcode;
+                metadata.authentic_data = reply.authentic_data
+                    && (request.metadata.authentic_data || question.dnssec_ok == Some(true));
+                Response {
+                    metadata,
+                    answers: reply.answers,
+                    authority: reply.authorities,
+                    additionals: reply.additionals,
+                }
+            }
+            Err(code) => {
+                metadata.response_code = code;
+                Response::empty(metadata)
+            }
+        }
+    }
+
+    /// An ExternalName leading out of our zones: stub resolvers do not follow
+    /// CNAMEs, so the target is resolved upstream (as CoreDNS does). A failed
+    /// lookup leaves the CNAME alone, as CoreDNS does.
+    async fn chase(&self, answer: &mut Answer, metadata: &mut Metadata, mut question: Question) {
+        question.recursion_desired = true;
+        if let Ok(reply) = self.forward(&question).await
+            && matches!(reply.rcode, ResponseCode::NoError | ResponseCode::NXDomain)
+        {
+            answer.rcode = reply.rcode;
+            answer.answers.extend(reply.answers);
+            if answer.authority.is_empty() {
+                answer.authority = reply.authorities;
+            }
+            metadata.recursion_available = true;
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for DnsHandler {
+    /// Checks the message, hands the question to [`DnsHandler::respond`], sends
+    /// and counts the response.
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        mut response_handle: R,
+    ) -> ResponseInfo {
+        let started = Instant::now();
+        let _in_flight = self.in_flight_guard();
+        let edns = response_edns(request);
+        let mut builder = MessageResponseBuilder::from_message_request(request);
+        if let Some(edns) = &edns {
+            builder.edns(edns);
+        }
+        let error = protocol_error(request);
+        let (response, zone_label) = match (error, request.queries.queries().first()) {
+            (None, Some(query)) => self.respond(request, query.original()).await,
+            (code, _) => {
+                let code = code.unwrap_or(ResponseCode::FormErr);
+                tracing::debug!(src = %request.src(), rcode = %code, "protocol error");
+                (Response::empty(rcode_only(request, code)), ".")
+            }
+        };
+        let message = builder.build(
+            response.metadata,
+            response.answers.iter(),
+            response.authority.iter(),
+            std::iter::empty(),
+            response.additionals.iter(),
+        );
+        let info = match response_handle.send_response(message).await {
+            Ok(info) => info,
+            Err(error) => {
+                tracing::debug!(%error, src = %request.src(), "could not send a response");
+                let mut metadata = rcode_only(request, ResponseCode::ServFail);
+                metadata.authoritative = false;
+                ResponseInfo::from(Header {
+                    metadata,
+                    counts: HeaderCounts::default(),
+                })
+            }
+        };
+        let proto = match request.protocol() {
+            Protocol::Udp => "udp",
+            _ => "tcp",
+        };
+        let qtype = request
+            .queries
+            .queries()
+            .first()
+            .map_or(RecordType::Unknown(0), |q| q.query_type());
+        self.record_metrics(
+            zone_label,
+            qtype,
+            proto,
+            request.src(),
+            info.response_code,
+            started,
+        );
+        info
+    }
+}
