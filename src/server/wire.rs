@@ -1,6 +1,8 @@
 //! A small DNS message writer for the UDP fast path: no allocation, and names
-//! compressed against the question by pointing into it (an owner name equal to
-//! the question becomes the two bytes `C0 0C`).
+//! compressed exactly as hickory-proto's encoder compresses them (so the two
+//! paths give the same bytes; a differential test holds them to it): every
+//! suffix written is remembered (up to 64), later names point to an equal one,
+//! labels compared byte for byte.
 
 use hickory_proto::op::Metadata;
 use hickory_proto::rr::{Name, RData, Record};
@@ -14,14 +16,20 @@ pub enum WireError {
     Unsupported,
 }
 
+/// Suffixes remembered for compression, as hickory-proto's `BinEncoder` keeps them.
+const SUFFIXES: usize = 64;
+/// Names compressed at most, as hickory-proto's `Name::emit`.
+const COMPRESSED_NAMES: usize = 120;
+/// Labels in a name at most (255 bytes).
+const MAX_LABELS: usize = 128;
+
 pub struct Writer<'a> {
     out: &'a mut Vec<u8>,
     limit: usize,
-    /// The question's labels and where each starts in the message.
-    question: &'a [&'a [u8]],
-    offsets: [u16; 128],
-    /// Compress only on labels equal byte for byte (see [`Writer::exact_case`]).
-    exact_case: bool,
+    /// Where each remembered suffix starts in the message.
+    suffixes: [u16; SUFFIXES],
+    suffix_count: usize,
+    compressed_names: usize,
 }
 
 impl<'a> Writer<'a> {
@@ -31,7 +39,7 @@ impl<'a> Writer<'a> {
         limit: u16,
         metadata: &Metadata,
         counts: [u16; 4],
-        question_labels: &'a [&'a [u8]],
+        question_labels: &[&[u8]],
         raw_question: &[u8],
     ) -> Result<Self, WireError> {
         out.clear();
@@ -62,19 +70,20 @@ impl<'a> Writer<'a> {
             out.extend_from_slice(&count.to_be_bytes());
         }
         out.extend_from_slice(raw_question);
-        let mut offsets = [0u16; 128];
-        let mut at = 12u16;
-        for (i, label) in question_labels.iter().enumerate().take(offsets.len()) {
-            offsets[i] = at;
-            at += label.len() as u16 + 1;
-        }
-        let writer = Writer {
+        let mut writer = Writer {
             out,
             limit: usize::from(limit),
-            question: question_labels,
-            offsets,
-            exact_case: false,
+            suffixes: [0; SUFFIXES],
+            suffix_count: 0,
+            // The question is the first name compressed.
+            compressed_names: 1,
         };
+        // The question is the first name written: each of its suffixes is remembered.
+        let mut at = 12u16;
+        for label in question_labels {
+            writer.remember(at);
+            at += label.len() as u16 + 1;
+        }
         writer.check()?;
         Ok(writer)
     }
@@ -87,50 +96,86 @@ impl<'a> Writer<'a> {
         }
     }
 
-    /// From now on a name shares a suffix with the question only where the labels
-    /// are equal byte for byte: a pointer gives the name the question's case, and
-    /// a cached upstream name keeps its own (as hickory's encoder writes it). Our
-    /// own names compare case-insensitively, which keeps answers small.
-    pub fn exact_case(&mut self) {
-        self.exact_case = true;
+    fn remember(&mut self, at: u16) {
+        if self.suffix_count < SUFFIXES {
+            self.suffixes[self.suffix_count] = at;
+            self.suffix_count += 1;
+        }
     }
 
-    /// A name, its longest suffix shared with the question replaced by a pointer.
-    fn name(&mut self, name: &Name) -> Result<(), WireError> {
-        let labels: usize = name.iter().len();
-        let exact = self.exact_case;
-        let shared = name
-            .iter()
-            .rev()
-            .zip(self.question.iter().rev())
-            .take_while(|(a, b)| {
-                if exact {
-                    *a == **b
-                } else {
-                    a.eq_ignore_ascii_case(b)
+    /// Whether the name written at `at` (pointers followed) is `labels`, byte for byte.
+    fn written_equals(&self, mut at: usize, labels: &[&[u8]]) -> bool {
+        let out = &self.out[..];
+        let mut next = labels.iter();
+        // Pointers only go backwards in what we write; the hop bound is a guard.
+        for _ in 0..MAX_LABELS * 2 {
+            let Some(&len) = out.get(at) else {
+                return false;
+            };
+            if len & 0xC0 == 0xC0 {
+                let Some(&low) = out.get(at + 1) else {
+                    return false;
+                };
+                at = usize::from(u16::from_be_bytes([len & 0x3F, low]));
+                continue;
+            }
+            let len = usize::from(len);
+            match next.next() {
+                None => return len == 0,
+                Some(label) => {
+                    if out.get(at + 1..at + 1 + len) != Some(*label) {
+                        return false;
+                    }
                 }
-            })
-            .count();
-        for label in name.iter().take(labels - shared) {
-            self.out.push(label.len() as u8);
-            self.out.extend_from_slice(label);
+            }
+            at += 1 + len;
         }
-        if shared > 0 {
-            let offset = self.offsets[self.question.len() - shared];
-            self.out.extend_from_slice(&(0xC000 | offset).to_be_bytes());
-        } else {
-            self.out.push(0);
+        false
+    }
+
+    /// A name, compressed (`compress`) or only remembered for later names, as
+    /// hickory-proto's `Name::emit` does it.
+    fn write_name(&mut self, name: &Name, compress: bool) -> Result<(), WireError> {
+        let mut labels: [&[u8]; MAX_LABELS] = [&[]; MAX_LABELS];
+        let mut count = 0;
+        for label in name.iter() {
+            if count == MAX_LABELS {
+                return Err(WireError::Unsupported);
+            }
+            labels[count] = label;
+            count += 1;
         }
+        let labels = &labels[..count];
+        let compress = compress && self.compressed_names < COMPRESSED_NAMES;
+        if compress {
+            self.compressed_names += 1;
+        }
+        for i in 0..labels.len() {
+            let here = self.out.len();
+            if compress
+                && let Some(&target) = self.suffixes[..self.suffix_count]
+                    .iter()
+                    .find(|&&at| self.written_equals(usize::from(at), &labels[i..]))
+            {
+                self.out.extend_from_slice(&(0xC000 | target).to_be_bytes());
+                return Ok(());
+            }
+            // Past 0x3FFF a suffix cannot be pointed to.
+            if let Ok(at) = u16::try_from(here)
+                && at < 0x3FFF
+            {
+                self.remember(at);
+            }
+            self.out.push(labels[i].len() as u8);
+            self.out.extend_from_slice(labels[i]);
+        }
+        self.out.push(0);
         Ok(())
     }
 
-    /// A name written out in full (SRV targets may not be compressed, RFC 2782).
-    fn name_uncompressed(&mut self, name: &Name) {
-        for label in name.iter() {
-            self.out.push(label.len() as u8);
-            self.out.extend_from_slice(label);
-        }
-        self.out.push(0);
+    /// A compressed name.
+    fn name(&mut self, name: &Name) -> Result<(), WireError> {
+        self.write_name(name, true)
     }
 
     pub fn record(&mut self, record: &Record) -> Result<(), WireError> {
@@ -155,7 +200,8 @@ impl<'a> Writer<'a> {
                 self.out.extend_from_slice(&srv.priority.to_be_bytes());
                 self.out.extend_from_slice(&srv.weight.to_be_bytes());
                 self.out.extend_from_slice(&srv.port.to_be_bytes());
-                self.name_uncompressed(&srv.target);
+                // Not compressed (RFC 2782), but later names may point into it.
+                self.write_name(&srv.target, false)?;
             }
             RData::PTR(ptr) => self.name(&ptr.0)?,
             RData::CNAME(cname) => self.name(&cname.0)?,
@@ -190,10 +236,14 @@ impl<'a> Writer<'a> {
         self.check()
     }
 
-    /// An A or AAAA record owned by the question's name.
+    /// An A or AAAA record owned by the question's name (spelled as asked).
     pub fn address_at_question(&mut self, ttl: u32, ip: std::net::IpAddr) -> Result<(), WireError> {
-        let offset = self.offsets[0];
-        self.out.extend_from_slice(&(0xC000 | offset).to_be_bytes());
+        // Compressed like any owner name: a pointer to the question.
+        if self.compressed_names >= COMPRESSED_NAMES {
+            return Err(WireError::Unsupported);
+        }
+        self.compressed_names += 1;
+        self.out.extend_from_slice(&0xC00Cu16.to_be_bytes());
         let (rtype, length): (u16, u16) = if ip.is_ipv4() { (1, 4) } else { (28, 16) };
         self.out.extend_from_slice(&rtype.to_be_bytes());
         self.out.extend_from_slice(&1u16.to_be_bytes()); // IN
