@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use hickory_proto::op::Query;
 use hickory_proto::rr::RecordType;
 
-use crate::config::{ConfigError, FileConfig, Settings, Upstreams};
+use crate::config::{ConfigError, Options, Settings, Upstreams};
 use crate::forward::{self, Question};
 use crate::index::{IndexWriter, SharedSnapshot, Snapshot, feed};
 use crate::metrics::Metrics;
@@ -59,10 +59,10 @@ fn join(errors: &[ManifestError]) -> String {
 
 pub fn settings(args: &CommonArgs) -> Result<Settings, ConfigError> {
     let file = match &args.config {
-        Some(path) => Some((path.as_path(), FileConfig::load(path)?)),
+        Some(path) => Some((path.as_path(), Options::load(path)?)),
         None => None,
     };
-    Settings::resolve(file, args.overrides())
+    Settings::resolve(file, args.options.clone())
 }
 
 fn manifests_dir(settings: &Settings) -> Result<PathBuf, RunError> {
@@ -535,7 +535,7 @@ pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
             crate::reload::Reloadable {
                 path: args.config.clone(),
                 loaded: config_loaded,
-                args: args.overrides(),
+                args: args.options.clone(),
                 current: settings.clone(),
                 resolv_loaded,
                 upstreams,
