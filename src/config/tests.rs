@@ -182,6 +182,21 @@ fn each_key_reaches_the_settings_and_is_named_as_the_flags() {
 }
 
 #[test]
+fn the_readme_table_gives_every_flag() {
+    let readme = include_str!("../../README.md");
+    for (key, _, _) in EVERY_KEY {
+        let flag = flag_of(key).unwrap();
+        let row = format!("| `{key}` | `--{flag}");
+        // The flag, then the end of the code span or the flag's value (`--loadbalance BOOL`).
+        let found = readme.lines().any(|line| {
+            line.strip_prefix(&row)
+                .is_some_and(|rest| rest.starts_with(['`', ' ']))
+        });
+        assert!(found, "README's configuration table has no row {row}`");
+    }
+}
+
+#[test]
 fn defaults() {
     let s = Settings::resolve(None, Options::default()).unwrap();
     assert_eq!(s.zones, vec![Name::from_ascii("cluster.local.").unwrap()]);
