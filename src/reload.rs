@@ -11,7 +11,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use crate::answer::ZoneConfig;
-use crate::config::{ConfigError, FileConfig, Overrides, Settings};
+use crate::config::{ConfigError, Options, Settings};
 use crate::forward::Forwarding;
 use crate::metrics::Metrics;
 
@@ -24,7 +24,7 @@ pub struct Reloadable {
     pub path: Option<PathBuf>,
     /// The config file's bytes as read before the running settings were built.
     pub loaded: Option<Vec<u8>>,
-    pub args: Overrides,
+    pub args: Options,
     pub current: Settings,
     /// The resolv.conf's bytes the running upstreams were read from.
     pub resolv_loaded: Option<Vec<u8>>,
@@ -40,15 +40,15 @@ pub struct Reloadable {
 fn settings_from(
     path: Option<&Path>,
     bytes: Option<&[u8]>,
-    args: &Overrides,
+    args: &Options,
 ) -> Result<Settings, ConfigError> {
     let Some(path) = path else {
         return Settings::resolve(None, args.clone());
     };
     let file = match bytes.map(std::str::from_utf8) {
-        Some(Ok(text)) => FileConfig::parse(path, text)?,
+        Some(Ok(text)) => Options::from_toml(path, text)?,
         // Missing or not UTF-8: reading it again gives the error that says so.
-        _ => FileConfig::load(path)?,
+        _ => Options::load(path)?,
     };
     Settings::resolve(Some((path, file)), args.clone())
 }
@@ -173,9 +173,9 @@ mod tests {
 
     /// The server's start-up, for upstreams from `resolv` and the config file `config`.
     fn started(resolv: &Path, config: Option<&Path>) -> Reloadable {
-        let args = Overrides {
+        let args = Options {
             resolv_conf: Some(resolv.to_path_buf()),
-            ..Overrides::default()
+            ..Options::default()
         };
         let loaded = config.and_then(|path| std::fs::read(path).ok());
         let current = settings_from(config, loaded.as_deref(), &args).unwrap();

@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 
 use crate::answer::PodsMode;
 use crate::cli::CommonArgs;
-use crate::config::{ConfigError, FileConfig, Settings, Upstreams};
+use crate::config::{ConfigError, Options, Settings, Upstreams};
 use crate::forward::{self, Forwarding, LoopProbe};
 use crate::index::{SharedSnapshot, Snapshot};
 use crate::metrics::Metrics;
@@ -60,10 +60,10 @@ fn join(errors: &[ManifestError]) -> String {
 
 pub fn settings(args: &CommonArgs) -> Result<Settings, ConfigError> {
     let file = match &args.config {
-        Some(path) => Some((path.as_path(), FileConfig::load(path)?)),
+        Some(path) => Some((path.as_path(), Options::load(path)?)),
         None => None,
     };
-    Settings::resolve(file, args.overrides())
+    Settings::resolve(file, args.options.clone())
 }
 
 fn load_snapshot(dir: &std::path::Path) -> Result<Snapshot, RunError> {
@@ -111,7 +111,7 @@ pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
         let reloadable = Reloadable {
             path: args.config.clone(),
             loaded: config_loaded,
-            args: args.overrides(),
+            args: args.options.clone(),
             current: settings.clone(),
             resolv_loaded: front.resolv_loaded.take(),
             upstreams: std::mem::take(&mut front.upstreams),

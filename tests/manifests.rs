@@ -271,7 +271,7 @@ fn the_deploy_configmap_holds_a_valid_config() {
         .as_str()
         .expect("the config key");
     let path = Path::new("deploy/configmap.yaml");
-    let file = cluster_dns::config::FileConfig::parse(path, toml).expect("valid TOML and keys");
+    let file = cluster_dns::config::Options::from_toml(path, toml).expect("valid TOML and keys");
     let settings = cluster_dns::config::Settings::resolve(Some((path, file)), Default::default())
         .expect("valid values");
     assert_eq!(settings.ttl, 30);

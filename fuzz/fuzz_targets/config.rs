@@ -1,12 +1,12 @@
 #![no_main]
 //! The configuration file at start-up and on reload: TOML text through
-//! `FileConfig::parse` and `Settings::resolve` (no flags), the same calls
+//! `Options::from_toml` and `Settings::resolve` (no flags), the same calls
 //! `run::settings` and `reload::watch` make. Any input must give settings or an
 //! error naming the file, never a panic.
 
 use std::path::Path;
 
-use cluster_dns::config::{FileConfig, Overrides, Settings};
+use cluster_dns::config::{Options, Settings};
 
 const PATH: &str = "/etc/cluster-dns/cluster-dns.toml";
 
@@ -16,7 +16,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         return;
     };
     let path = Path::new(PATH);
-    let file = match FileConfig::parse(path, text) {
+    let file = match Options::from_toml(path, text) {
         Ok(file) => file,
         Err(error) => {
             let message = error.to_string();
@@ -27,7 +27,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
             return;
         }
     };
-    match Settings::resolve(Some((path, file)), Overrides::default()) {
+    match Settings::resolve(Some((path, file)), Options::default()) {
         Ok(settings) => {
             // What the server derives from them at start must hold too.
             assert!(!settings.zones.is_empty());

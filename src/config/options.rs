@@ -1,0 +1,182 @@
+//! Every configuration key, once: the TOML file's keys and the command-line flags
+//! are the same struct, so neither can gain a key the other lacks.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::answer::PodsMode;
+use crate::source::kubernetes::StreamingLists;
+
+/// The keys as given, in the file or as flags; unset ones are `None`. A field's
+/// name is its TOML key and its clap id; its doc comment is the flag's help.
+#[derive(Debug, Default, Clone, PartialEq, clap::Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Options {
+    /// Cluster zone to serve (repeatable; the first is primary). Default cluster.local.
+    #[arg(long = "zone", value_name = "ZONE")]
+    pub zones: Option<Vec<String>>,
+    /// Address to answer on, over both UDP and TCP (repeatable); `:PORT` is every
+    /// interface, IPv4 and IPv6. Default 127.0.0.1:5353.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<Vec<String>>,
+    /// TTL of the records, in seconds (0-3600). Default 5.
+    #[arg(long, value_name = "N")]
+    pub ttl: Option<u32>,
+    /// How pod names (a-b-c-d.<ns>.pod.<zone>) are answered.
+    #[arg(long, value_name = "MODE")]
+    pub pods: Option<PodsMode>,
+    /// Whether ClusterIP services without a ready endpoint answer NXDOMAIN (CoreDNS
+    /// `ignore empty_service`; default false).
+    #[arg(long, value_name = "BOOL")]
+    pub ignore_empty_service: Option<bool>,
+    /// Read Services, EndpointSlices, Pods and Namespaces from the manifests under DIR.
+    #[arg(long, value_name = "DIR")]
+    pub manifests: Option<PathBuf>,
+    /// How often the manifests directory is checked, in milliseconds (10-3600000;
+    /// default 1000).
+    #[arg(long, value_name = "MS")]
+    pub manifests_poll_interval_ms: Option<u64>,
+    /// Kubeconfig for the API server (default: $KUBECONFIG, else the in-cluster service account).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context to use (default: its current context).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+    /// Namespace whose objects are visible (repeatable; default: all).
+    #[arg(long = "namespace", value_name = "NAME")]
+    pub namespaces: Option<Vec<String>>,
+    /// Label selector for Services and EndpointSlices (default: none).
+    #[arg(long, value_name = "SELECTOR")]
+    pub labels: Option<String>,
+    /// Whether the first list arrives as a watch stream (default auto: on API servers
+    /// 1.32 or later, falling back to list+watch if refused).
+    #[arg(long, value_name = "WHEN")]
+    pub streaming_lists: Option<StreamingLists>,
+    /// Where /metrics is served (default 0.0.0.0:9153).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics_listen: Option<String>,
+    /// Where /health is served (default 0.0.0.0:8080).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub health_listen: Option<String>,
+    /// Where /ready is served (default 0.0.0.0:8181).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub ready_listen: Option<String>,
+    /// Upstream resolver for names outside the cluster zones (repeatable; default:
+    /// the nameservers of --resolv-conf).
+    #[arg(long, value_name = "ADDR[:PORT]")]
+    pub upstream: Option<Vec<String>>,
+    /// resolv.conf whose nameservers are the upstreams (default /etc/resolv.conf);
+    /// re-read when it changes.
+    #[arg(long, value_name = "FILE")]
+    pub resolv_conf: Option<PathBuf>,
+    /// Per-upstream timeout of a forwarded query, in milliseconds (50-30000; default 2000).
+    #[arg(long, value_name = "MS")]
+    pub forward_timeout_ms: Option<u64>,
+    /// Forwarded queries in flight at once; beyond, REFUSED (default 1000).
+    #[arg(long, value_name = "N")]
+    pub max_concurrent: Option<usize>,
+    /// Longest time a forwarded answer is cached, in seconds (default 30; 0 disables).
+    #[arg(long, value_name = "SECONDS")]
+    pub cache_ttl: Option<u32>,
+    /// Entries in the forwarded-answer cache (default 10000).
+    #[arg(long, value_name = "N")]
+    pub cache_size: Option<usize>,
+    /// Seconds to keep answering after SIGTERM while reporting not ready (default 5).
+    #[arg(long, value_name = "SECONDS")]
+    pub lameduck: Option<u64>,
+    /// Whether A/AAAA records are rotated between answers (default true).
+    #[arg(long, value_name = "BOOL")]
+    pub loadbalance: Option<bool>,
+    /// DNS-over-TCP connections at once (default 1000, at most a quarter of the
+    /// file descriptor limit); at the cap the oldest idle one is closed.
+    #[arg(long, value_name = "N")]
+    pub tcp_max_connections: Option<usize>,
+    /// Queries answered per DNS-over-TCP connection before it is closed (default 128; 0: no cap).
+    #[arg(long, value_name = "N")]
+    pub tcp_max_queries: Option<usize>,
+    /// Unix socket for in-place restarts: take the listening sockets over from the
+    /// process offering them there, then offer them to the next one (README: Restarts).
+    #[arg(long, value_name = "PATH")]
+    pub handover: Option<PathBuf>,
+}
+
+impl Options {
+    /// Each key from `self` (the flags) where given there, else from `file`; and the
+    /// keys the flags gave, so that an error can name the flag or the file.
+    pub(super) fn or_file(self, file: Options) -> (Options, Vec<&'static str>) {
+        let mut from_flags = Vec::new();
+        // The struct literal must list every key (the compiler checks), and each key
+        // is recorded by its own field name.
+        macro_rules! merge {
+            ($($key:ident),* $(,)?) => {
+                Options {
+                    $($key: if self.$key.is_some() {
+                        from_flags.push(stringify!($key));
+                        self.$key
+                    } else {
+                        file.$key
+                    },)*
+                }
+            };
+        }
+        let merged = merge!(
+            zones,
+            listen,
+            ttl,
+            pods,
+            ignore_empty_service,
+            manifests,
+            manifests_poll_interval_ms,
+            kubeconfig,
+            context,
+            namespaces,
+            labels,
+            streaming_lists,
+            metrics_listen,
+            health_listen,
+            ready_listen,
+            upstream,
+            resolv_conf,
+            forward_timeout_ms,
+            max_concurrent,
+            cache_ttl,
+            cache_size,
+            lameduck,
+            loadbalance,
+            tcp_max_connections,
+            tcp_max_queries,
+            handover,
+        );
+        (merged, from_flags)
+    }
+
+    /// Relative paths in a config file are relative to the file, so that the file can
+    /// move with its data. (A flag's are relative to the working directory.)
+    pub(super) fn relative_to_file(mut self, file: &Path) -> Options {
+        let dir = file.parent().unwrap_or(Path::new("."));
+        let paths = [
+            &mut self.manifests,
+            &mut self.kubeconfig,
+            &mut self.resolv_conf,
+            &mut self.handover,
+        ];
+        for path in paths.into_iter().flatten() {
+            if path.is_relative() {
+                *path = dir.join(&*path);
+            }
+        }
+        self
+    }
+}
+
+/// The long flag (without `--`) that sets `key`, read from clap's own definition
+/// of [`Options`], so that no second table can disagree with it.
+pub fn flag_of(key: &str) -> Option<String> {
+    let command = <Options as clap::Args>::augment_args(clap::Command::new("cluster-dns"));
+    command
+        .get_arguments()
+        .find(|arg| arg.get_id() == key)
+        .and_then(|arg| arg.get_long())
+        .map(str::to_string)
+}

@@ -1,0 +1,388 @@
+//! [`Settings`]: the keys merged once, flags winning per key, then each group of
+//! keys given its default and checked.
+
+use std::fmt::Display;
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hickory_proto::rr::Name;
+
+use super::ConfigError;
+use super::address::{parse_dns_listen, parse_listen, parse_upstream, parse_zone};
+use super::options::{Options, flag_of};
+use crate::answer::PodsMode;
+use crate::server::tcp::{DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_QUERIES};
+use crate::source::kubernetes::KubeSettings;
+
+pub const DEFAULT_ZONE: &str = "cluster.local";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:5353";
+pub const DEFAULT_TTL: u32 = 5;
+/// Largest TTL accepted, as CoreDNS's `ttl` option.
+pub const MAX_TTL: u32 = 3600;
+/// As CoreDNS without `ignore empty_service`.
+pub const DEFAULT_IGNORE_EMPTY_SERVICE: bool = false;
+pub const DEFAULT_POLL_MS: u64 = 1000;
+/// Not a busy loop, and at least hourly.
+pub const POLL_MS_RANGE: RangeInclusive<u64> = 10..=3_600_000;
+/// A namespace name is a DNS label.
+const MAX_NAMESPACE_LEN: usize = 63;
+pub const DEFAULT_METRICS_LISTEN: &str = "0.0.0.0:9153";
+pub const DEFAULT_HEALTH_LISTEN: &str = "0.0.0.0:8080";
+pub const DEFAULT_READY_LISTEN: &str = "0.0.0.0:8181";
+pub const DEFAULT_RESOLV_CONF: &str = "/etc/resolv.conf";
+pub const DEFAULT_FORWARD_TIMEOUT_MS: u64 = 2000;
+pub const FORWARD_TIMEOUT_MS_RANGE: RangeInclusive<u64> = 50..=30_000;
+/// As CoreDNS's `forward ... { max_concurrent 1000 }` in kubeadm's Corefile.
+pub const DEFAULT_MAX_CONCURRENT: usize = 1000;
+pub const DEFAULT_CACHE_TTL: u32 = 30;
+pub const MAX_CACHE_TTL: u32 = 86_400;
+pub const DEFAULT_CACHE_SIZE: usize = 10_000;
+pub const DEFAULT_LAMEDUCK_SECONDS: u64 = 5;
+pub const MAX_LAMEDUCK_SECONDS: u64 = 600;
+/// kubeadm's Corefile has `loadbalance`.
+pub const DEFAULT_LOADBALANCE: bool = true;
+
+/// Validated settings the server runs with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Cluster zones, lower case, fully qualified; the first is the primary.
+    pub zones: Vec<Name>,
+    pub listen: Vec<SocketAddr>,
+    pub ttl: u32,
+    pub pods: PodsMode,
+    pub ignore_empty_service: bool,
+    pub manifests: Option<PathBuf>,
+    pub manifests_poll_interval: Duration,
+    /// Used when there is no `manifests` directory.
+    pub kube: KubeSettings,
+    pub metrics_listen: SocketAddr,
+    pub health_listen: SocketAddr,
+    pub ready_listen: SocketAddr,
+    pub upstreams: Upstreams,
+    pub forward_timeout: Duration,
+    pub max_concurrent: usize,
+    /// Longest time a forwarded answer is cached; 0 disables the cache.
+    pub cache_ttl: u32,
+    pub cache_size: usize,
+    pub lameduck: Duration,
+    pub loadbalance: bool,
+    /// DNS-over-TCP connections at once (the server also keeps it under a
+    /// quarter of the descriptor limit).
+    pub tcp_max_connections: usize,
+    /// Queries per DNS-over-TCP connection before it is closed; 0 for no cap.
+    pub tcp_max_queries: usize,
+    /// Unix socket where the listening sockets pass to a restarted process.
+    pub handover: Option<PathBuf>,
+}
+
+/// Where forwarded queries go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Upstreams {
+    Listed(Vec<SocketAddr>),
+    /// The `nameserver` lines of this resolv.conf, read at start and on reload.
+    ResolvConf(PathBuf),
+}
+
+impl Settings {
+    /// Merges the file (if any) and the flags, flags winning per key, and validates the result.
+    pub fn resolve(file: Option<(&Path, Options)>, flags: Options) -> Result<Self, ConfigError> {
+        let (path, file) = match file {
+            Some((path, options)) => (Some(path), options.relative_to_file(path)),
+            None => (None, Options::default()),
+        };
+        let (options, from_flags) = flags.or_file(file);
+        let m = Merged {
+            options,
+            from_flags,
+            file: path,
+        };
+        let o = &m.options;
+        // Checked in this order; the first bad key is the one reported.
+        Ok(Settings {
+            zones: m.zones()?,
+            listen: m.listen()?,
+            ttl: m.ttl()?,
+            pods: o.pods.unwrap_or_default(),
+            ignore_empty_service: m.ignore_empty_service(),
+            manifests: o.manifests.clone(),
+            manifests_poll_interval: m.manifests_poll_interval()?,
+            kube: m.kube()?,
+            metrics_listen: m.metrics_listen()?,
+            health_listen: m.health_listen()?,
+            ready_listen: m.ready_listen()?,
+            upstreams: m.upstreams()?,
+            forward_timeout: m.forward_timeout()?,
+            max_concurrent: m.max_concurrent()?,
+            cache_ttl: m.cache_ttl()?,
+            cache_size: m.cache_size()?,
+            lameduck: m.lameduck()?,
+            loadbalance: o.loadbalance.unwrap_or(DEFAULT_LOADBALANCE),
+            tcp_max_connections: m.tcp_max_connections()?,
+            tcp_max_queries: o.tcp_max_queries.unwrap_or(DEFAULT_MAX_QUERIES),
+            handover: o.handover.clone(),
+        })
+    }
+
+    /// The zone configuration the answer code works from.
+    pub fn zone_config(&self) -> crate::answer::ZoneConfig {
+        let mut zone = crate::answer::ZoneConfig::new(&self.zones, self.ttl, self.pods);
+        zone.ignore_empty_service = self.ignore_empty_service;
+        zone.ns_ips = self
+            .listen
+            .iter()
+            .map(SocketAddr::ip)
+            // C26: the addresses clients can reach us on; wildcards and loopback say nothing.
+            .filter(|ip| !ip.is_unspecified() && !ip.is_loopback())
+            .collect();
+        zone.ns_ips.dedup();
+        zone
+    }
+}
+
+/// The keys as merged, and where each came from.
+struct Merged<'a> {
+    options: Options,
+    /// The keys a flag gave; the others came from the file, or are unset.
+    from_flags: Vec<&'static str>,
+    file: Option<&'a Path>,
+}
+
+impl Merged<'_> {
+    /// `key`'s value is refused: the error names the flag that gave it, else the file.
+    fn invalid(&self, key: &'static str, message: String) -> ConfigError {
+        let origin = match self.file {
+            Some(path) if !self.from_flags.contains(&key) => {
+                format!("config file {}", path.display())
+            }
+            // Every key has a flag (a unit test checks); the key is only a fallback.
+            _ => format!("flag --{}", flag_of(key).unwrap_or_else(|| key.into())),
+        };
+        ConfigError::Invalid {
+            origin,
+            key,
+            message,
+        }
+    }
+
+    fn seconds_at_most<T: PartialOrd + Display>(
+        &self,
+        key: &'static str,
+        value: T,
+        max: T,
+    ) -> Result<T, ConfigError> {
+        if value > max {
+            return Err(self.invalid(
+                key,
+                format!("{value} is above the maximum of {max} seconds"),
+            ));
+        }
+        Ok(value)
+    }
+
+    fn within(
+        &self,
+        key: &'static str,
+        value: u64,
+        range: RangeInclusive<u64>,
+    ) -> Result<u64, ConfigError> {
+        if !range.contains(&value) {
+            return Err(self.invalid(key, format!("{value} is outside {range:?}")));
+        }
+        Ok(value)
+    }
+
+    /// `hint` follows "must be at least 1" in the message.
+    fn at_least_one(
+        &self,
+        key: &'static str,
+        value: usize,
+        hint: &str,
+    ) -> Result<usize, ConfigError> {
+        if value == 0 {
+            return Err(self.invalid(key, format!("must be at least 1{hint}")));
+        }
+        Ok(value)
+    }
+
+    // The DNS side: what is served, where, and how.
+
+    fn zones(&self) -> Result<Vec<Name>, ConfigError> {
+        let default = [DEFAULT_ZONE.to_string()];
+        let texts = self.options.zones.as_deref().unwrap_or(&default);
+        if texts.is_empty() {
+            return Err(self.invalid("zones", "at least one zone is required".into()));
+        }
+        let mut zones = Vec::new();
+        for text in texts {
+            let zone = parse_zone(text).map_err(|message| self.invalid("zones", message))?;
+            if !zones.contains(&zone) {
+                zones.push(zone);
+            }
+        }
+        Ok(zones)
+    }
+
+    fn listen(&self) -> Result<Vec<SocketAddr>, ConfigError> {
+        let default = [DEFAULT_LISTEN.to_string()];
+        let texts = self.options.listen.as_deref().unwrap_or(&default);
+        if texts.is_empty() {
+            return Err(self.invalid("listen", "at least one address is required".into()));
+        }
+        let mut listen = Vec::new();
+        for text in texts {
+            let addrs =
+                parse_dns_listen(text).map_err(|message| self.invalid("listen", message))?;
+            for addr in addrs {
+                if !listen.contains(&addr) {
+                    listen.push(addr);
+                }
+            }
+        }
+        Ok(listen)
+    }
+
+    fn ttl(&self) -> Result<u32, ConfigError> {
+        let ttl = self.options.ttl.unwrap_or(DEFAULT_TTL);
+        self.seconds_at_most("ttl", ttl, MAX_TTL)
+    }
+
+    fn ignore_empty_service(&self) -> bool {
+        let ignore = self.options.ignore_empty_service;
+        ignore.unwrap_or(DEFAULT_IGNORE_EMPTY_SERVICE)
+    }
+
+    // Where the objects come from.
+
+    fn manifests_poll_interval(&self) -> Result<Duration, ConfigError> {
+        let ms = self
+            .options
+            .manifests_poll_interval_ms
+            .unwrap_or(DEFAULT_POLL_MS);
+        let ms = self.within("manifests_poll_interval_ms", ms, POLL_MS_RANGE)?;
+        Ok(Duration::from_millis(ms))
+    }
+
+    fn kube(&self) -> Result<KubeSettings, ConfigError> {
+        let o = &self.options;
+        Ok(KubeSettings {
+            kubeconfig: o.kubeconfig.clone(),
+            context: o.context.clone(),
+            namespaces: self.namespaces()?,
+            labels: self.labels()?,
+            streaming_lists: o.streaming_lists.unwrap_or_default(),
+        })
+    }
+
+    fn namespaces(&self) -> Result<Vec<String>, ConfigError> {
+        let names = self.options.namespaces.as_deref().unwrap_or_default();
+        let mut namespaces = Vec::new();
+        for name in names {
+            let valid = !name.is_empty()
+                && name.len() <= MAX_NAMESPACE_LEN
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            if !valid {
+                let message = format!("{name:?} is not a namespace name");
+                return Err(self.invalid("namespaces", message));
+            }
+            namespaces.push(name.to_ascii_lowercase());
+        }
+        Ok(namespaces)
+    }
+
+    fn labels(&self) -> Result<Option<String>, ConfigError> {
+        let labels = self.options.labels.clone();
+        if labels.as_deref().is_some_and(|l| l.trim().is_empty()) {
+            return Err(self.invalid("labels", "the selector is empty".into()));
+        }
+        Ok(labels)
+    }
+
+    // The HTTP endpoints.
+
+    fn metrics_listen(&self) -> Result<SocketAddr, ConfigError> {
+        let text = self.options.metrics_listen.as_deref();
+        self.http_listen("metrics_listen", text.unwrap_or(DEFAULT_METRICS_LISTEN))
+    }
+
+    fn health_listen(&self) -> Result<SocketAddr, ConfigError> {
+        let text = self.options.health_listen.as_deref();
+        self.http_listen("health_listen", text.unwrap_or(DEFAULT_HEALTH_LISTEN))
+    }
+
+    fn ready_listen(&self) -> Result<SocketAddr, ConfigError> {
+        let text = self.options.ready_listen.as_deref();
+        self.http_listen("ready_listen", text.unwrap_or(DEFAULT_READY_LISTEN))
+    }
+
+    fn http_listen(&self, key: &'static str, text: &str) -> Result<SocketAddr, ConfigError> {
+        parse_listen(text).map_err(|message| self.invalid(key, message))
+    }
+
+    // Forwarding and its cache.
+
+    fn upstreams(&self) -> Result<Upstreams, ConfigError> {
+        let o = &self.options;
+        match o.upstream.as_deref() {
+            None | Some([]) => {
+                let path = o.resolv_conf.clone();
+                Ok(Upstreams::ResolvConf(
+                    path.unwrap_or_else(|| DEFAULT_RESOLV_CONF.into()),
+                ))
+            }
+            Some(texts) => texts
+                .iter()
+                .map(|text| {
+                    parse_upstream(text).map_err(|message| self.invalid("upstream", message))
+                })
+                .collect::<Result<_, _>>()
+                .map(Upstreams::Listed),
+        }
+    }
+
+    fn forward_timeout(&self) -> Result<Duration, ConfigError> {
+        let ms = self
+            .options
+            .forward_timeout_ms
+            .unwrap_or(DEFAULT_FORWARD_TIMEOUT_MS);
+        let ms = self.within("forward_timeout_ms", ms, FORWARD_TIMEOUT_MS_RANGE)?;
+        Ok(Duration::from_millis(ms))
+    }
+
+    fn max_concurrent(&self) -> Result<usize, ConfigError> {
+        let max = self
+            .options
+            .max_concurrent
+            .unwrap_or(DEFAULT_MAX_CONCURRENT);
+        self.at_least_one("max_concurrent", max, "")
+    }
+
+    fn cache_ttl(&self) -> Result<u32, ConfigError> {
+        let ttl = self.options.cache_ttl.unwrap_or(DEFAULT_CACHE_TTL);
+        self.seconds_at_most("cache_ttl", ttl, MAX_CACHE_TTL)
+    }
+
+    fn cache_size(&self) -> Result<usize, ConfigError> {
+        let size = self.options.cache_size.unwrap_or(DEFAULT_CACHE_SIZE);
+        let hint = " (set cache_ttl = 0 to turn the cache off)";
+        self.at_least_one("cache_size", size, hint)
+    }
+
+    // The process: shutdown and connections.
+
+    fn lameduck(&self) -> Result<Duration, ConfigError> {
+        let seconds = self.options.lameduck.unwrap_or(DEFAULT_LAMEDUCK_SECONDS);
+        let seconds = self.seconds_at_most("lameduck", seconds, MAX_LAMEDUCK_SECONDS)?;
+        Ok(Duration::from_secs(seconds))
+    }
+
+    fn tcp_max_connections(&self) -> Result<usize, ConfigError> {
+        let max = self.options.tcp_max_connections;
+        self.at_least_one(
+            "tcp_max_connections",
+            max.unwrap_or(DEFAULT_MAX_CONNECTIONS),
+            "",
+        )
+    }
+}
