@@ -26,8 +26,10 @@ const MAX_LABELS: usize = 128;
 pub struct Writer<'a> {
     out: &'a mut Vec<u8>,
     limit: usize,
-    /// Where each remembered suffix starts in the message.
+    /// Where each remembered suffix starts in the message, and its length
+    /// written out in full (a cheap first test before comparing labels).
     suffixes: [u16; SUFFIXES],
+    suffix_lens: [u16; SUFFIXES],
     suffix_count: usize,
     compressed_names: usize,
 }
@@ -74,15 +76,18 @@ impl<'a> Writer<'a> {
             out,
             limit: usize::from(limit),
             suffixes: [0; SUFFIXES],
+            suffix_lens: [0; SUFFIXES],
             suffix_count: 0,
             // The question is the first name compressed.
             compressed_names: 1,
         };
         // The question is the first name written: each of its suffixes is remembered.
         let mut at = 12u16;
+        let mut len = full_length(question_labels);
         for label in question_labels {
-            writer.remember(at);
+            writer.remember(at, len);
             at += label.len() as u16 + 1;
+            len -= label.len() as u16 + 1;
         }
         writer.check()?;
         Ok(writer)
@@ -96,20 +101,21 @@ impl<'a> Writer<'a> {
         }
     }
 
-    fn remember(&mut self, at: u16) {
+    fn remember(&mut self, at: u16, len: u16) {
         if self.suffix_count < SUFFIXES {
             self.suffixes[self.suffix_count] = at;
+            self.suffix_lens[self.suffix_count] = len;
             self.suffix_count += 1;
         }
     }
 
-    /// Whether the name written at `at` (pointers followed) is `labels`, byte for byte.
-    fn written_equals(&self, mut at: usize, labels: &[&[u8]]) -> bool {
+    /// Whether the name written at `at` (pointers followed) equals the one written
+    /// out in full at `candidate`, byte for byte.
+    fn written_equals(&self, mut at: usize, mut candidate: usize) -> bool {
         let out = &self.out[..];
-        let mut next = labels.iter();
         // Pointers only go backwards in what we write; the hop bound is a guard.
         for _ in 0..MAX_LABELS * 2 {
-            let Some(&len) = out.get(at) else {
+            let (Some(&len), Some(&wanted)) = (out.get(at), out.get(candidate)) else {
                 return false;
             };
             if len & 0xC0 == 0xC0 {
@@ -119,57 +125,59 @@ impl<'a> Writer<'a> {
                 at = usize::from(u16::from_be_bytes([len & 0x3F, low]));
                 continue;
             }
+            if len != wanted {
+                return false;
+            }
+            if len == 0 {
+                return true;
+            }
             let len = usize::from(len);
-            match next.next() {
-                None => return len == 0,
-                Some(label) => {
-                    if out.get(at + 1..at + 1 + len) != Some(*label) {
-                        return false;
-                    }
-                }
+            if out.get(at + 1..at + 1 + len) != out.get(candidate + 1..candidate + 1 + len) {
+                return false;
             }
             at += 1 + len;
+            candidate += 1 + len;
         }
         false
     }
 
     /// A name, compressed (`compress`) or only remembered for later names, as
-    /// hickory-proto's `Name::emit` does it.
+    /// hickory-proto's `Name::emit` does it: written out in full, then each
+    /// suffix in turn looked up; the first one found becomes a pointer.
     fn write_name(&mut self, name: &Name, compress: bool) -> Result<(), WireError> {
-        let mut labels: [&[u8]; MAX_LABELS] = [&[]; MAX_LABELS];
-        let mut count = 0;
+        let start = self.out.len();
         for label in name.iter() {
-            if count == MAX_LABELS {
-                return Err(WireError::Unsupported);
-            }
-            labels[count] = label;
-            count += 1;
+            self.out.push(label.len() as u8);
+            self.out.extend_from_slice(label);
         }
-        let labels = &labels[..count];
+        self.out.push(0);
+        let end = self.out.len();
         let compress = compress && self.compressed_names < COMPRESSED_NAMES;
         if compress {
             self.compressed_names += 1;
         }
-        for i in 0..labels.len() {
-            let here = self.out.len();
+        let mut at = start;
+        while self.out[at] != 0 {
+            // The suffix at `at`, written out in full, root included.
+            let len = (end - at) as u16;
             if compress
-                && let Some(&target) = self.suffixes[..self.suffix_count]
-                    .iter()
-                    .find(|&&at| self.written_equals(usize::from(at), &labels[i..]))
+                && let Some(target) = (0..self.suffix_count)
+                    .filter(|&k| self.suffix_lens[k] == len)
+                    .map(|k| self.suffixes[k])
+                    .find(|&stored| self.written_equals(usize::from(stored), at))
             {
+                self.out.truncate(at);
                 self.out.extend_from_slice(&(0xC000 | target).to_be_bytes());
                 return Ok(());
             }
             // Past 0x3FFF a suffix cannot be pointed to.
-            if let Ok(at) = u16::try_from(here)
-                && at < 0x3FFF
+            if let Ok(offset) = u16::try_from(at)
+                && offset < 0x3FFF
             {
-                self.remember(at);
+                self.remember(offset, len);
             }
-            self.out.push(labels[i].len() as u8);
-            self.out.extend_from_slice(labels[i]);
+            at += usize::from(self.out[at]) + 1;
         }
-        self.out.push(0);
         Ok(())
     }
 
@@ -267,6 +275,12 @@ impl<'a> Writer<'a> {
         self.out.extend_from_slice(&[0, 0]); // no options
         self.check()
     }
+}
+
+/// A name's length on the wire without compression (labels of at most 63
+/// bytes, at most 128 of them: it fits a u16).
+fn full_length(labels: &[&[u8]]) -> u16 {
+    1 + labels.iter().map(|l| l.len() as u16 + 1).sum::<u16>()
 }
 
 #[cfg(test)]
