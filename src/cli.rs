@@ -23,6 +23,18 @@ pub enum Command {
     Serve(CommonArgs),
     /// Print every record the index would serve, in zone-file format.
     Zone(CommonArgs),
+    /// Read a CoreDNS Corefile as `serve --corefile` would.
+    #[command(subcommand)]
+    Corefile(CorefileCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CorefileCommand {
+    /// Print what would be served (blocks, plugins, zones, upstreams), or the
+    /// errors with file and line; exit status 1 on error.
+    Check { file: PathBuf },
+    /// Print the equivalent cluster-dns.toml.
+    Translate { file: PathBuf },
 }
 
 #[derive(Debug, Args)]

@@ -8,6 +8,7 @@ pub mod answer;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod corefile;
 pub mod forward;
 pub mod index;
 pub mod metrics;

@@ -2,7 +2,7 @@ use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
 
 use clap::Parser;
-use cluster_dns::cli::{Cli, Command};
+use cluster_dns::cli::{Cli, Command, CorefileCommand};
 use cluster_dns::run;
 use tracing_subscriber::EnvFilter;
 
@@ -25,6 +25,7 @@ fn main() -> ExitCode {
         Command::Zone(args) => run::zone(args).map(|text| {
             let _ = std::io::stdout().write_all(text.as_bytes());
         }),
+        Command::Corefile(command) => return corefile(command),
         Command::Serve(args) => match tokio::runtime::Runtime::new() {
             Ok(runtime) => runtime.block_on(run::serve(args)),
             Err(error) => {
@@ -37,6 +38,27 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `cluster-dns corefile check|translate FILE`: the result on stdout, or the
+/// error (file, line, reason) on stderr and exit status 1.
+fn corefile(command: &CorefileCommand) -> ExitCode {
+    let result = match command {
+        CorefileCommand::Check { file } => cluster_dns::corefile::describe(file),
+        CorefileCommand::Translate { file } => {
+            cluster_dns::corefile::load(file).map(|o| cluster_dns::corefile::translate(&o))
+        }
+    };
+    match result {
+        Ok(text) => {
+            let _ = std::io::stdout().write_all(text.as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("{error}");
             ExitCode::FAILURE
         }
     }

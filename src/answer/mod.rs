@@ -24,7 +24,17 @@ pub const SCHEMA_VERSION_TTL: u32 = 28800;
 const MAX_CNAME_CHAIN: usize = 8;
 
 /// How `<a-b-c-d>.<ns>.pod.<zone>` names are answered.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Deserialize,
+    serde::Serialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum PodsMode {
     /// The whole `pod` subtree is NXDOMAIN.

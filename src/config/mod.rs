@@ -23,6 +23,8 @@ pub enum ConfigError {
     },
     #[error("config file {}: {message}", path.display())]
     Parse { path: PathBuf, message: String },
+    #[error(transparent)]
+    Corefile(#[from] crate::corefile::CorefileError),
     #[error("{origin}: key `{key}`: {message}")]
     Invalid {
         origin: String,

@@ -3,102 +3,133 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::answer::PodsMode;
 use crate::source::kubernetes::StreamingLists;
 
 /// The keys as given, in the file or as flags; unset ones are `None`. A field's
 /// name is its TOML key and its clap id; its doc comment is the flag's help.
-#[derive(Debug, Default, Clone, PartialEq, clap::Args, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, clap::Args, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Options {
     /// Cluster zone to serve (repeatable; the first is primary). Default cluster.local.
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long = "zone", value_name = "ZONE")]
     pub zones: Option<Vec<String>>,
     /// Address to answer on, over both UDP and TCP (repeatable); `:PORT` is every
     /// interface, IPv4 and IPv6. Default 127.0.0.1:5353.
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Option<Vec<String>>,
     /// TTL of the records, in seconds (0-3600). Default 5.
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "N")]
     pub ttl: Option<u32>,
     /// How pod names (a-b-c-d.<ns>.pod.<zone>) are answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "MODE")]
     pub pods: Option<PodsMode>,
     /// Whether ClusterIP services without a ready endpoint answer NXDOMAIN (CoreDNS
     /// `ignore empty_service`; default false).
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "BOOL")]
     pub ignore_empty_service: Option<bool>,
     /// Read Services, EndpointSlices, Pods and Namespaces from the manifests under DIR.
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "DIR")]
     pub manifests: Option<PathBuf>,
     /// How often the manifests directory is checked, in milliseconds (10-3600000;
     /// default 1000).
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "MS")]
     pub manifests_poll_interval_ms: Option<u64>,
     /// Kubeconfig for the API server (default: $KUBECONFIG, else the in-cluster service account).
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
     /// Kubeconfig context to use (default: its current context).
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "NAME")]
     pub context: Option<String>,
     /// Namespace whose objects are visible (repeatable; default: all).
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long = "namespace", value_name = "NAME")]
     pub namespaces: Option<Vec<String>>,
     /// Label selector for Services and EndpointSlices (default: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "SELECTOR")]
     pub labels: Option<String>,
     /// Whether the first list arrives as a watch stream (default auto: on API servers
     /// 1.32 or later, falling back to list+watch if refused).
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "WHEN")]
     pub streaming_lists: Option<StreamingLists>,
     /// Where /metrics is served (default 0.0.0.0:9153).
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics_listen: Option<String>,
     /// Where /health is served (default 0.0.0.0:8080).
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "ADDR:PORT")]
     pub health_listen: Option<String>,
     /// Where /ready is served (default 0.0.0.0:8181).
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "ADDR:PORT")]
     pub ready_listen: Option<String>,
     /// Upstream resolver for names outside the cluster zones (repeatable; default:
     /// the nameservers of --resolv-conf).
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "ADDR[:PORT]")]
     pub upstream: Option<Vec<String>>,
     /// resolv.conf whose nameservers are the upstreams (default /etc/resolv.conf);
     /// re-read when it changes.
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "FILE")]
     pub resolv_conf: Option<PathBuf>,
     /// Per-upstream timeout of a forwarded query, in milliseconds (50-30000; default 2000).
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "MS")]
     pub forward_timeout_ms: Option<u64>,
     /// Forwarded queries in flight at once; beyond, REFUSED (default 1000).
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "N")]
     pub max_concurrent: Option<usize>,
     /// Longest time a forwarded answer is cached, in seconds (default 30; 0 disables).
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "SECONDS")]
     pub cache_ttl: Option<u32>,
     /// Entries in the forwarded-answer cache (default 10000).
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "N")]
     pub cache_size: Option<usize>,
     /// Seconds to keep answering after SIGTERM while reporting not ready (default 5).
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "SECONDS")]
     pub lameduck: Option<u64>,
     /// Whether A/AAAA records are rotated between answers (default true).
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "BOOL")]
     pub loadbalance: Option<bool>,
     /// DNS-over-TCP connections at once (default 1000, at most a quarter of the
     /// file descriptor limit); at the cap the oldest idle one is closed.
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "N")]
     pub tcp_max_connections: Option<usize>,
     /// Queries answered per DNS-over-TCP connection before it is closed (default 128; 0: no cap).
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "N")]
     pub tcp_max_queries: Option<usize>,
     /// Unix socket for in-place restarts: take the listening sockets over from the
     /// process offering them there, then offer them to the next one (README: Restarts).
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "PATH")]
     pub handover: Option<PathBuf>,
+    /// A CoreDNS Corefile to serve unchanged (README: Corefile); its plugins give
+    /// the keys that the config file and the flags do not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "FILE")]
+    pub corefile: Option<PathBuf>,
 }
 
 impl Options {
@@ -147,6 +178,7 @@ impl Options {
             tcp_max_connections,
             tcp_max_queries,
             handover,
+            corefile,
         );
         (merged, from_flags)
     }
@@ -160,6 +192,7 @@ impl Options {
             &mut self.kubeconfig,
             &mut self.resolv_conf,
             &mut self.handover,
+            &mut self.corefile,
         ];
         for path in paths.into_iter().flatten() {
             if path.is_relative() {

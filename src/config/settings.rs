@@ -93,10 +93,12 @@ impl Settings {
             None => (None, Options::default()),
         };
         let (options, from_flags) = flags.or_file(file);
+        let (options, corefile) = under_corefile(options)?;
         let m = Merged {
             options,
             from_flags,
             file: path,
+            corefile,
         };
         let o = &m.options;
         // Checked in this order; the first bad key is the one reported.
@@ -141,19 +143,44 @@ impl Settings {
     }
 }
 
+/// A Corefile, and the keys that only it gave.
+type CorefileKeys = Option<(PathBuf, Vec<&'static str>)>;
+
+/// With a Corefile, the keys it sets beneath those of the file and the flags;
+/// and the Corefile with the keys only it gave.
+fn under_corefile(options: Options) -> Result<(Options, CorefileKeys), ConfigError> {
+    let Some(path) = options.corefile.clone() else {
+        return Ok((options, None));
+    };
+    let core = crate::corefile::load(&path)?;
+    let (_, core_keys) = core.clone().or_file(Options::default());
+    let (merged, upper_keys) = options.or_file(core);
+    let only_core = core_keys
+        .into_iter()
+        .filter(|key| !upper_keys.contains(key))
+        .collect();
+    Ok((merged, Some((path, only_core))))
+}
+
 /// The keys as merged, and where each came from.
 struct Merged<'a> {
     options: Options,
     /// The keys a flag gave; the others came from the file, or are unset.
     from_flags: Vec<&'static str>,
     file: Option<&'a Path>,
+    corefile: CorefileKeys,
 }
 
 impl Merged<'_> {
     /// `key`'s value is refused: the error names the flag that gave it, else the file.
     fn invalid(&self, key: &'static str, message: String) -> ConfigError {
-        let origin = match self.file {
-            Some(path) if !self.from_flags.contains(&key) => {
+        let from_corefile = self
+            .corefile
+            .as_ref()
+            .filter(|(_, keys)| keys.contains(&key) && !self.from_flags.contains(&key));
+        let origin = match (self.file, from_corefile) {
+            (_, Some((path, _))) => format!("Corefile {}", path.display()),
+            (Some(path), None) if !self.from_flags.contains(&key) => {
                 format!("config file {}", path.display())
             }
             // Every key has a flag (a unit test checks); the key is only a fallback.

@@ -82,6 +82,18 @@ const EVERY_KEY: &[(&str, &str, &[&str])] = &[
         r#""/run/cluster-dns.sock""#,
         &["/run/cluster-dns.sock"],
     ),
+    (
+        "corefile",
+        concat!(
+            "\"",
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/corefiles/kubeadm.Corefile\""
+        ),
+        &[concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/corefiles/kubeadm.Corefile"
+        )],
+    ),
 ];
 
 /// The command-line arguments giving `key` its `values`.

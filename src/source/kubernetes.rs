@@ -33,7 +33,17 @@ pub struct KubeSettings {
 }
 
 /// Whether the first list arrives as a watch stream (`sendInitialEvents`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Deserialize,
+    serde::Serialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum StreamingLists {
     /// On API servers that announce 1.32 or later, falling back to list+watch if refused.

@@ -1,0 +1,87 @@
+//! Serving an existing CoreDNS Corefile unchanged (`--corefile FILE`): the file
+//! is read as CoreDNS reads it ([`lexer`], [`parse`]) and its plugins become
+//! configuration keys ([`plugins`]); a plugin or option cluster-dns does not
+//! support is refused with its file and line, never ignored.
+
+pub mod lexer;
+pub mod parse;
+pub mod plugins;
+
+use std::path::{Path, PathBuf};
+
+use crate::config::Options;
+
+/// A Corefile that cannot be served: where, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorefileError {
+    pub file: PathBuf,
+    /// 1-based; 0 when the problem is the file as a whole.
+    pub line: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for CorefileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(f, "{}:{}: {}", self.file.display(), self.line, self.message)
+        }
+    }
+}
+
+impl std::error::Error for CorefileError {}
+
+/// The configuration keys the Corefile at `path` sets.
+pub fn load(path: &Path) -> Result<Options, CorefileError> {
+    let blocks = parse::parse_file(path)?;
+    plugins::options(&blocks).map_err(|mut error| {
+        if error.line == 0 {
+            error.file = path.to_path_buf();
+        }
+        error
+    })
+}
+
+/// What `cluster-dns corefile check` prints: each server block's addresses and
+/// plugins, and the settings they come to.
+pub fn describe(path: &Path) -> Result<String, CorefileError> {
+    use std::fmt::Write as _;
+    let blocks = parse::parse_file(path)?;
+    let options = plugins::options(&blocks)?;
+    let mut out = String::new();
+    for block in &blocks {
+        let keys: Vec<&str> = block.keys.iter().map(|k| k.text.as_str()).collect();
+        let _ = writeln!(out, "server block {}", keys.join(" "));
+        for directive in &block.directives {
+            let args: Vec<&str> = directive.args.iter().map(|a| a.text.as_str()).collect();
+            let _ = writeln!(
+                out,
+                "  {}:{}  {} {}",
+                directive.name.file.display(),
+                directive.name.line,
+                directive.name.text,
+                args.join(" ")
+            );
+        }
+    }
+    let zones = options.zones.clone().unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "cluster zones: {} (and in-addr.arpa, ip6.arpa)",
+        zones.join(", ")
+    );
+    let upstreams = match (&options.upstream, &options.resolv_conf) {
+        (Some(list), _) => list.join(", "),
+        (None, Some(path)) => format!("the nameservers of {}", path.display()),
+        (None, None) => "none".into(),
+    };
+    let _ = writeln!(out, "upstreams: {upstreams}");
+    let _ = writeln!(out, "as cluster-dns.toml:\n{}", translate(&options));
+    Ok(out)
+}
+
+/// The keys as a `cluster-dns.toml` (`cluster-dns corefile translate`).
+pub fn translate(options: &Options) -> String {
+    toml::to_string(options).unwrap_or_default()
+}

@@ -1,0 +1,801 @@
+//! What a Corefile's plugins mean for cluster-dns: each supported plugin and
+//! option becomes configuration keys ([`Options`]), with CoreDNS's defaults for
+//! what the Corefile leaves out; anything else is refused with its file and line.
+
+use std::time::Duration;
+
+use super::CorefileError;
+use super::lexer::Token;
+use super::parse::{Directive, ServerBlock};
+use crate::answer::PodsMode;
+use crate::config::Options;
+
+/// Plugins this version serves, in CoreDNS's plugin order.
+pub const SUPPORTED: &[&str] = &[
+    "bind",
+    "reload",
+    "errors",
+    "health",
+    "ready",
+    "prometheus",
+    "loadbalance",
+    "cache",
+    "kubernetes",
+    "loop",
+    "forward",
+];
+
+/// CoreDNS's `cache` TTL cap when none is given (`plugin/cache`: `maxTTL`).
+const CACHE_DEFAULT_TTL: u32 = 3600;
+/// CoreDNS's `kubernetes` TTL range (`plugin/kubernetes/setup.go`).
+const MAX_KUBERNETES_TTL: u32 = 3600;
+/// CoreDNS's default ports of the HTTP plugins.
+const HEALTH_DEFAULT: &str = ":8080";
+const READY_DEFAULT: &str = ":8181";
+const PROMETHEUS_DEFAULT: &str = "localhost:9153";
+
+fn error(token: &Token, message: String) -> CorefileError {
+    CorefileError {
+        file: token.file.to_path_buf(),
+        line: token.line,
+        message,
+    }
+}
+
+/// The keys a Corefile's server blocks set.
+pub fn options(blocks: &[ServerBlock]) -> Result<Options, CorefileError> {
+    let Some(block) = blocks.first() else {
+        return Err(CorefileError {
+            file: "Corefile".into(),
+            line: 0,
+            message: "no server block".into(),
+        });
+    };
+    if let Some(second) = blocks.get(1) {
+        return Err(error(
+            &second.keys[0],
+            "several server blocks (stub domains) are not supported yet: serve one block `.:PORT`"
+                .into(),
+        ));
+    }
+    let mut options = Options {
+        // What CoreDNS does without the plugins that would say otherwise.
+        cache_ttl: Some(0),
+        loadbalance: Some(false),
+        lameduck: Some(0),
+        ..Options::default()
+    };
+    let port = server_port(block)?;
+    options.listen = Some(vec![format!(":{port}")]);
+    let mut seen: Vec<&str> = Vec::new();
+    // CoreDNS orders plugins itself; `cache` reads the zones `kubernetes` sets.
+    let mut directives: Vec<&Directive> = block.directives.iter().collect();
+    directives.sort_by_key(|d| d.name.text != "kubernetes");
+    for directive in directives {
+        let name = directive.name.text.as_str();
+        if !SUPPORTED.contains(&name) {
+            return Err(error(
+                &directive.name,
+                format!(
+                    "plugin {name} is not supported (supported: {})",
+                    SUPPORTED.join(", ")
+                ),
+            ));
+        }
+        if seen.contains(&name) {
+            return Err(error(
+                &directive.name,
+                format!("plugin {name} is given twice in this server block"),
+            ));
+        }
+        seen.push(name);
+        apply(directive, port, &mut options)?;
+    }
+    for required in ["kubernetes", "forward"] {
+        if !seen.contains(&required) {
+            return Err(error(
+                &block.keys[0],
+                format!(
+                    "this server block has no `{required}`: cluster-dns serves the cluster zone and forwards the rest"
+                ),
+            ));
+        }
+    }
+    Ok(options)
+}
+
+/// The port of a block's addresses, which must all be the root zone `.`.
+fn server_port(block: &ServerBlock) -> Result<u16, CorefileError> {
+    let mut port = None;
+    for key in &block.keys {
+        let text = key.text.strip_prefix("dns://").unwrap_or(&key.text);
+        let (zone, key_port) = match text.rsplit_once(':') {
+            Some((zone, p)) => {
+                let p = p
+                    .parse::<u16>()
+                    .map_err(|_| error(key, format!("{:?} is not a valid port", p)))?;
+                (zone, p)
+            }
+            None => (text, 53),
+        };
+        if zone != "." && !zone.is_empty() {
+            return Err(error(
+                key,
+                format!(
+                    "server block for zone {zone:?}: only the root zone `.` is supported yet (stub domains come next)"
+                ),
+            ));
+        }
+        if port.is_some_and(|p| p != key_port) {
+            return Err(error(key, "one server block on two ports".into()));
+        }
+        port = Some(key_port);
+    }
+    Ok(port.unwrap_or(53))
+}
+
+fn apply(d: &Directive, port: u16, o: &mut Options) -> Result<(), CorefileError> {
+    match d.name.text.as_str() {
+        "errors" | "loop" => no_block(d).and_then(|()| at_most_args(d, 0)),
+        "reload" => {
+            // Intervals are accepted; cluster-dns checks the file every 2 s.
+            at_most_args(d, 2)?;
+            for arg in &d.args {
+                duration(arg)?;
+            }
+            no_block(d)
+        }
+        "loadbalance" => {
+            at_most_args(d, 1)?;
+            if let Some(policy) = d.args.first()
+                && policy.text != "round_robin"
+            {
+                return Err(error(
+                    policy,
+                    format!(
+                        "loadbalance policy {:?} is not supported (supported: round_robin)",
+                        policy.text
+                    ),
+                ));
+            }
+            no_block(d)?;
+            o.loadbalance = Some(true);
+            Ok(())
+        }
+        "bind" => {
+            if d.args.is_empty() {
+                return Err(error(&d.name, "bind: expected at least one address".into()));
+            }
+            no_block(d)?;
+            let mut listen = Vec::new();
+            for arg in &d.args {
+                let ip: std::net::IpAddr = arg.text.parse().map_err(|_| {
+                    error(
+                        arg,
+                        format!(
+                            "bind: {:?} is not an IP address (interface names are not supported)",
+                            arg.text
+                        ),
+                    )
+                })?;
+                listen.push(std::net::SocketAddr::new(ip, port).to_string());
+            }
+            o.listen = Some(listen);
+            Ok(())
+        }
+        "health" => {
+            at_most_args(d, 1)?;
+            o.health_listen = Some(http_address(d.args.first(), HEALTH_DEFAULT));
+            for line in &d.block {
+                match line.name.text.as_str() {
+                    "lameduck" => {
+                        exactly_args(line, 1)?;
+                        let lameduck = duration(&line.args[0])?;
+                        if lameduck.subsec_nanos() != 0 {
+                            return Err(error(
+                                &line.args[0],
+                                "lameduck: whole seconds only".into(),
+                            ));
+                        }
+                        o.lameduck = Some(lameduck.as_secs());
+                    }
+                    _ => return Err(unknown_option(d, line)),
+                }
+            }
+            Ok(())
+        }
+        "ready" => {
+            at_most_args(d, 1)?;
+            no_block(d)?;
+            o.ready_listen = Some(http_address(d.args.first(), READY_DEFAULT));
+            Ok(())
+        }
+        "prometheus" => {
+            at_most_args(d, 1)?;
+            no_block(d)?;
+            o.metrics_listen = Some(http_address(d.args.first(), PROMETHEUS_DEFAULT));
+            Ok(())
+        }
+        "kubernetes" => kubernetes(d, o),
+        "forward" => forward(d, o),
+        "cache" => cache(d, o),
+        _ => Err(error(
+            &d.name,
+            format!("plugin {} is not supported", d.name.text),
+        )),
+    }
+}
+
+/// `kubernetes [ZONES...] { ... }`
+fn kubernetes(d: &Directive, o: &mut Options) -> Result<(), CorefileError> {
+    let mut zones = Vec::new();
+    for zone in &d.args {
+        let text = zone.text.trim_end_matches('.').to_ascii_lowercase();
+        if is_reverse(&text) {
+            // Reverse zones are always served (PTR for every cluster address).
+            continue;
+        }
+        if text.is_empty() {
+            return Err(error(
+                zone,
+                "kubernetes: the root zone cannot be served".into(),
+            ));
+        }
+        zones.push(text);
+    }
+    if zones.is_empty() {
+        return Err(error(
+            &d.name,
+            "kubernetes: expected a cluster zone (e.g. cluster.local)".into(),
+        ));
+    }
+    o.zones = Some(zones);
+    for line in &d.block {
+        let args = &line.args;
+        match line.name.text.as_str() {
+            "pods" => {
+                exactly_args(line, 1)?;
+                o.pods = Some(match args[0].text.as_str() {
+                    "disabled" => PodsMode::Disabled,
+                    "insecure" => PodsMode::Insecure,
+                    "verified" => PodsMode::Verified,
+                    other => {
+                        return Err(error(
+                            &args[0],
+                            format!("pods: {other:?} is not one of disabled, insecure, verified"),
+                        ));
+                    }
+                });
+            }
+            "ttl" => {
+                exactly_args(line, 1)?;
+                let ttl = args[0]
+                    .text
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|t| *t <= MAX_KUBERNETES_TTL)
+                    .ok_or_else(|| error(&args[0], format!("ttl: {:?} is not a number of seconds from 0 to {MAX_KUBERNETES_TTL}", args[0].text)))?;
+                o.ttl = Some(ttl);
+            }
+            "namespaces" => {
+                if args.is_empty() {
+                    return Err(error(
+                        &line.name,
+                        "namespaces: expected at least one namespace".into(),
+                    ));
+                }
+                o.namespaces = Some(args.iter().map(|a| a.text.clone()).collect());
+            }
+            "labels" => {
+                if args.is_empty() {
+                    return Err(error(
+                        &line.name,
+                        "labels: expected a label selector".into(),
+                    ));
+                }
+                let selector: Vec<&str> = args.iter().map(|a| a.text.as_str()).collect();
+                o.labels = Some(selector.join(" "));
+            }
+            "kubeconfig" => {
+                if args.is_empty() || args.len() > 2 {
+                    return Err(error(
+                        &line.name,
+                        "kubeconfig: expected KUBECONFIG [CONTEXT]".into(),
+                    ));
+                }
+                o.kubeconfig = Some(args[0].text.clone().into());
+                o.context = args.get(1).map(|a| a.text.clone());
+            }
+            "fallthrough" => {
+                // cluster-dns passes reverse names it does not own to the upstreams
+                // always; other zones falling through are not supported yet.
+                for zone in args {
+                    if !is_reverse(&zone.text.trim_end_matches('.').to_ascii_lowercase()) {
+                        return Err(error(
+                            zone,
+                            format!(
+                                "fallthrough {:?}: only reverse zones (in-addr.arpa, ip6.arpa) fall through",
+                                zone.text
+                            ),
+                        ));
+                    }
+                }
+                if args.is_empty() {
+                    return Err(error(
+                        &line.name,
+                        "fallthrough of every zone is not supported: list in-addr.arpa ip6.arpa"
+                            .into(),
+                    ));
+                }
+            }
+            "ignore" => {
+                exactly_args(line, 1)?;
+                if args[0].text != "empty_service" {
+                    return Err(error(
+                        &args[0],
+                        format!(
+                            "ignore: {:?} is not supported (supported: empty_service)",
+                            args[0].text
+                        ),
+                    ));
+                }
+                o.ignore_empty_service = Some(true);
+            }
+            _ => return Err(unknown_option(d, line)),
+        }
+    }
+    Ok(())
+}
+
+/// `forward FROM TO... { ... }`
+fn forward(d: &Directive, o: &mut Options) -> Result<(), CorefileError> {
+    let Some(from) = d.args.first() else {
+        return Err(error(&d.name, "forward: expected FROM TO...".into()));
+    };
+    if from.text != "." {
+        return Err(error(
+            from,
+            format!(
+                "forward {:?}: only `forward .` is supported yet (stub domains come next)",
+                from.text
+            ),
+        ));
+    }
+    let to = &d.args[1..];
+    if to.is_empty() {
+        return Err(error(
+            &d.name,
+            "forward: expected at least one upstream".into(),
+        ));
+    }
+    let mut upstreams = Vec::new();
+    for target in to {
+        let text = target.text.as_str();
+        if text.starts_with("tls://") {
+            return Err(error(
+                target,
+                "forward: DNS over TLS upstreams are not supported yet".into(),
+            ));
+        }
+        let text = text.strip_prefix("dns://").unwrap_or(text);
+        if text.contains('/') {
+            if to.len() > 1 {
+                return Err(error(
+                    target,
+                    "forward: a resolv.conf path must be the only upstream".into(),
+                ));
+            }
+            o.resolv_conf = Some(text.into());
+            continue;
+        }
+        crate::config::parse_upstream(text).map_err(|m| error(target, format!("forward: {m}")))?;
+        upstreams.push(text.to_string());
+    }
+    if !upstreams.is_empty() {
+        o.upstream = Some(upstreams);
+    }
+    for line in &d.block {
+        match line.name.text.as_str() {
+            "max_concurrent" => {
+                exactly_args(line, 1)?;
+                let n = line.args[0]
+                    .text
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| {
+                        error(
+                            &line.args[0],
+                            "max_concurrent: expected a positive number".into(),
+                        )
+                    })?;
+                o.max_concurrent = Some(n);
+            }
+            _ => return Err(unknown_option(d, line)),
+        }
+    }
+    Ok(())
+}
+
+/// `cache [TTL] [ZONES...] { ... }`
+fn cache(d: &Directive, o: &mut Options) -> Result<(), CorefileError> {
+    let mut ttl = CACHE_DEFAULT_TTL;
+    let mut args = d.args.iter();
+    if let Some(first) = d.args.first()
+        && let Ok(n) = first.text.parse::<u32>()
+    {
+        ttl = n;
+        args.next();
+    }
+    for zone in args {
+        if zone.text != "." {
+            return Err(error(
+                zone,
+                format!(
+                    "cache {:?}: only the root zone is supported (cluster-dns caches forwarded names only)",
+                    zone.text
+                ),
+            ));
+        }
+    }
+    let cluster_zones: Vec<String> = o.zones.clone().unwrap_or_default();
+    for line in &d.block {
+        match line.name.text.as_str() {
+            "disable" => {
+                // cluster-dns never caches its own zones: disabling the cache
+                // there is what it does anyway.
+                if line.args.len() < 2
+                    || !matches!(line.args[0].text.as_str(), "success" | "denial")
+                {
+                    return Err(error(
+                        &line.name,
+                        "disable: expected success|denial ZONES...".into(),
+                    ));
+                }
+                for zone in &line.args[1..] {
+                    let z = zone.text.trim_end_matches('.').to_ascii_lowercase();
+                    let known =
+                        cluster_zones.contains(&z) || is_reverse(&z) || cluster_zones.is_empty();
+                    if !known {
+                        return Err(error(
+                            zone,
+                            format!(
+                                "disable {}: only the cluster zones can be left out of the cache",
+                                zone.text
+                            ),
+                        ));
+                    }
+                }
+            }
+            "success" => {
+                if line.args.is_empty() || line.args.len() > 3 {
+                    return Err(error(
+                        &line.name,
+                        "success: expected CAPACITY [TTL [MINTTL]]".into(),
+                    ));
+                }
+                if line.args.len() > 1 {
+                    return Err(error(
+                        &line.args[1],
+                        "success: a TTL of its own is not supported (use the cache TTL)".into(),
+                    ));
+                }
+                let capacity = line.args[0]
+                    .text
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| {
+                        error(
+                            &line.args[0],
+                            "success: expected a positive capacity".into(),
+                        )
+                    })?;
+                o.cache_size = Some(capacity);
+            }
+            _ => return Err(unknown_option(d, line)),
+        }
+    }
+    o.cache_ttl = Some(ttl);
+    Ok(())
+}
+
+fn is_reverse(zone: &str) -> bool {
+    zone == "in-addr.arpa"
+        || zone == "ip6.arpa"
+        || zone.ends_with(".in-addr.arpa")
+        || zone.ends_with(".ip6.arpa")
+}
+
+/// An HTTP plugin's address: CoreDNS's `:PORT` and `HOST:PORT` forms.
+fn http_address(arg: Option<&Token>, default: &str) -> String {
+    let text = arg.map_or(default, |a| a.text.as_str());
+    match text.strip_prefix("localhost:") {
+        Some(port) => format!("127.0.0.1:{port}"),
+        None => text.to_string(),
+    }
+}
+
+fn unknown_option(plugin: &Directive, line: &Directive) -> CorefileError {
+    error(
+        &line.name,
+        format!(
+            "{} option {} is not supported",
+            plugin.name.text, line.name.text
+        ),
+    )
+}
+
+fn no_block(d: &Directive) -> Result<(), CorefileError> {
+    match d.block.first() {
+        Some(line) => Err(unknown_option(d, line)),
+        None => Ok(()),
+    }
+}
+
+fn at_most_args(d: &Directive, n: usize) -> Result<(), CorefileError> {
+    match d.args.get(n) {
+        Some(extra) => Err(error(
+            extra,
+            format!("{}: unexpected argument {:?}", d.name.text, extra.text),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn exactly_args(d: &Directive, n: usize) -> Result<(), CorefileError> {
+    if d.args.len() != n {
+        return Err(error(
+            &d.name,
+            format!(
+                "{}: expected {n} argument(s), got {}",
+                d.name.text,
+                d.args.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A Go duration as CoreDNS reads them (`5s`, `1m30s`, `500ms`).
+pub fn duration(token: &Token) -> Result<Duration, CorefileError> {
+    parse_go_duration(&token.text).ok_or_else(|| {
+        error(
+            token,
+            format!("{:?} is not a duration (e.g. 5s, 1m)", token.text),
+        )
+    })
+}
+
+fn parse_go_duration(text: &str) -> Option<Duration> {
+    if text == "0" {
+        return Some(Duration::ZERO);
+    }
+    let mut rest = text;
+    let mut total = Duration::ZERO;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.')?;
+        let (number, tail) = rest.split_at(digits);
+        let value: f64 = number.parse().ok()?;
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(tail.len());
+        let (unit, next) = tail.split_at(unit_len);
+        let seconds = match unit {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += Duration::try_from_secs_f64(value * seconds).ok()?;
+        rest = next;
+    }
+    Some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::corefile::parse::parse;
+    use std::path::Path;
+
+    fn options_of(text: &str) -> Result<Options, CorefileError> {
+        options(&parse(Path::new("Corefile"), text, &|_| None)?)
+    }
+
+    fn with(block: &str) -> String {
+        format!(".:53 {{\n  kubernetes cluster.local\n  forward . 10.0.0.1\n{block}\n}}\n")
+    }
+
+    const KUBEADM: &str = ".:53 {\n    errors\n    health {\n       lameduck 5s\n    }\n    ready\n    kubernetes cluster.local in-addr.arpa ip6.arpa {\n       pods insecure\n       fallthrough in-addr.arpa ip6.arpa\n       ttl 30\n    }\n    prometheus :9153\n    forward . /etc/resolv.conf {\n       max_concurrent 1000\n    }\n    cache 30 {\n       disable success cluster.local\n       disable denial cluster.local\n    }\n    loop\n    reload\n    loadbalance\n}\n";
+
+    #[test]
+    fn kubeadms_corefile_means_cluster_dns_defaults() {
+        let o = options_of(KUBEADM).unwrap();
+        assert_eq!(o.zones, Some(vec!["cluster.local".to_string()]));
+        assert_eq!(o.listen, Some(vec![":53".to_string()]));
+        assert_eq!(o.pods, Some(PodsMode::Insecure));
+        assert_eq!(o.ttl, Some(30));
+        assert_eq!(o.health_listen.as_deref(), Some(":8080"));
+        assert_eq!(o.ready_listen.as_deref(), Some(":8181"));
+        assert_eq!(o.metrics_listen.as_deref(), Some(":9153"));
+        assert_eq!(o.resolv_conf, Some("/etc/resolv.conf".into()));
+        assert_eq!(o.upstream, None);
+        assert_eq!(o.max_concurrent, Some(1000));
+        assert_eq!(o.cache_ttl, Some(30));
+        assert_eq!(o.lameduck, Some(5));
+        assert_eq!(o.loadbalance, Some(true));
+    }
+
+    #[test]
+    fn what_is_left_out_keeps_coredns_defaults() {
+        let o = options_of(&with("")).unwrap();
+        assert_eq!(o.cache_ttl, Some(0), "no cache plugin: nothing cached");
+        assert_eq!(o.loadbalance, Some(false), "no loadbalance: order kept");
+        assert_eq!(o.lameduck, Some(0), "no lameduck");
+        assert_eq!(o.upstream, Some(vec!["10.0.0.1".to_string()]));
+        // plugin/cache/setup_test.go: `cache` alone caps at 3600 s.
+        assert_eq!(options_of(&with("cache")).unwrap().cache_ttl, Some(3600));
+        // plugin/health/setup_test.go: `health` alone on :8080.
+        assert_eq!(
+            options_of(&with("health"))
+                .unwrap()
+                .health_listen
+                .as_deref(),
+            Some(":8080")
+        );
+        // plugin/metrics/setup_test.go: `prometheus` alone on localhost:9153.
+        assert_eq!(
+            options_of(&with("prometheus"))
+                .unwrap()
+                .metrics_listen
+                .as_deref(),
+            Some("127.0.0.1:9153")
+        );
+        assert_eq!(
+            options_of(&with("bind 10.0.0.53 ::1")).unwrap().listen,
+            Some(vec!["10.0.0.53:53".to_string(), "[::1]:53".to_string()])
+        );
+    }
+
+    /// Option cases from CoreDNS's setup tests (plugin/kubernetes/setup_test.go,
+    /// plugin/forward/setup_test.go, plugin/cache/setup_test.go,
+    /// plugin/health/setup_test.go): accepted forms give the keys, the rest fail.
+    #[test]
+    fn plugin_options() {
+        let k = |body: &str| {
+            options_of(&format!(
+                ".:53 {{\n kubernetes cluster.local {{\n{body}\n }}\n forward . 10.0.0.1\n}}"
+            ))
+        };
+        assert_eq!(k("pods verified").unwrap().pods, Some(PodsMode::Verified));
+        assert_eq!(k("pods disabled").unwrap().pods, Some(PodsMode::Disabled));
+        assert!(k("pods invalid").is_err());
+        assert_eq!(k("ttl 0").unwrap().ttl, Some(0));
+        assert_eq!(k("ttl 3600").unwrap().ttl, Some(3600));
+        assert!(k("ttl 3601").is_err());
+        assert!(k("ttl -1").is_err());
+        assert!(k("ttl").is_err());
+        assert_eq!(
+            k("namespaces demo prod").unwrap().namespaces,
+            Some(vec!["demo".to_string(), "prod".into()])
+        );
+        assert_eq!(
+            k("labels environment in (production, qa),application=nginx")
+                .unwrap()
+                .labels
+                .as_deref(),
+            Some("environment in (production, qa),application=nginx")
+        );
+        assert!(k("ignore empty_service").unwrap().ignore_empty_service == Some(true));
+        assert!(k("ignore nothing").is_err());
+        let kc = k("kubeconfig /etc/kube/config dev").unwrap();
+        assert_eq!(kc.kubeconfig, Some("/etc/kube/config".into()));
+        assert_eq!(kc.context.as_deref(), Some("dev"));
+        assert!(k("fallthrough in-addr.arpa ip6.arpa").is_ok());
+        assert!(k("fallthrough example.org").is_err());
+        assert!(
+            k("endpoint http://localhost:8080").is_err(),
+            "not supported yet"
+        );
+
+        let f =
+            |line: &str| options_of(&format!(".:53 {{\n kubernetes cluster.local\n {line}\n}}"));
+        assert_eq!(
+            f("forward . 127.0.0.1:53 [::1]:5300").unwrap().upstream,
+            Some(vec!["127.0.0.1:53".to_string(), "[::1]:5300".into()])
+        );
+        assert_eq!(
+            f("forward . dns://127.0.0.1").unwrap().upstream,
+            Some(vec!["127.0.0.1".to_string()])
+        );
+        assert!(
+            f("forward . 127.0.0.1 { max_concurrent 100 }")
+                .unwrap()
+                .max_concurrent
+                == Some(100)
+        );
+        assert!(f("forward . 127.0.0.1 { max_concurrent -3 }").is_err());
+        assert!(f("forward .").is_err());
+        assert!(f("forward . tls://9.9.9.9").is_err());
+        assert!(f("forward . /etc/resolv.conf 127.0.0.1").is_err());
+        assert!(f("forward example.org 127.0.0.1").is_err());
+        assert!(f("forward . not-an-ip").is_err());
+        assert!(f("forward . 127.0.0.1 { force_tcp }").is_err());
+
+        let c = |line: &str| options_of(&with(line));
+        assert_eq!(c("cache 10").unwrap().cache_ttl, Some(10));
+        assert_eq!(c("cache 10 .").unwrap().cache_ttl, Some(10));
+        assert!(c("cache 10 example.org").is_err());
+        assert_eq!(c("cache { success 2000 }").unwrap().cache_size, Some(2000));
+        assert!(c("cache { success 0 }").is_err());
+        assert!(c("cache { prefetch 10 }").is_err());
+        assert!(c("cache 30 { disable success cluster.local }").is_ok());
+        assert!(c("cache 30 { disable success example.org }").is_err());
+
+        let h = |line: &str| options_of(&with(line));
+        assert_eq!(
+            h("health localhost:8091").unwrap().health_listen.as_deref(),
+            Some("127.0.0.1:8091")
+        );
+        assert_eq!(h("health { lameduck 10s }").unwrap().lameduck, Some(10));
+        assert!(h("health { lameduck 1500ms }").is_err());
+        assert!(h("health { lameduck x }").is_err());
+        assert!(h("health { foo }").is_err());
+        assert!(h("health a b").is_err());
+    }
+
+    #[test]
+    fn refusals_name_the_line_and_the_plugin() {
+        let error = options_of(&with("  log")).unwrap_err();
+        assert_eq!(error.line, 4);
+        assert!(
+            error
+                .message
+                .starts_with("plugin log is not supported (supported: bind, reload,"),
+            "{error}"
+        );
+        let error = options_of(".:53 {\n kubernetes cluster.local\n}").unwrap_err();
+        assert!(error.message.contains("no `forward`"), "{error}");
+        let error = options_of(&format!(
+            "{}consul:53 {{\n forward . 10.150.0.1\n}}\n",
+            with("")
+        ))
+        .unwrap_err();
+        assert_eq!(error.line, 6);
+        assert!(error.message.contains("several server blocks"), "{error}");
+        let error =
+            options_of("example.org:53 {\n kubernetes cluster.local\n forward . 1.1.1.1\n}")
+                .unwrap_err();
+        assert!(error.message.contains("only the root zone"), "{error}");
+        let error = options_of(&with("  cache\n  cache")).unwrap_err();
+        assert!(error.message.contains("twice"), "{error}");
+        assert_eq!(
+            options_of(&with("")).unwrap().listen,
+            Some(vec![":53".to_string()])
+        );
+        assert_eq!(
+            options_of(".:1053 {\n kubernetes cluster.local\n forward . 10.0.0.1\n}")
+                .unwrap()
+                .listen,
+            Some(vec![":1053".to_string()])
+        );
+    }
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration("5s"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_go_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_go_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_go_duration("0"), Some(Duration::ZERO));
+        assert_eq!(parse_go_duration("5"), None);
+        assert_eq!(parse_go_duration("s"), None);
+        assert_eq!(parse_go_duration(""), None);
+    }
+}

@@ -1,0 +1,181 @@
+//! Serving a CoreDNS Corefile unchanged (`--corefile`): the fixtures under
+//! `tests/corefiles/` start, and each feature they use answers over UDP and TCP.
+//! The tests override the Corefile's ports and upstreams with flags (loopback
+//! only), as flags override every key.
+
+mod common;
+#[path = "support/upstream.rs"]
+mod upstream;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+use upstream::{Behaviour, Upstream};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/corefiles")
+        .join(name)
+}
+
+fn cluster_dns(args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("KUBECONFIG")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .expect("binary runs")
+}
+
+/// kubeadm's Corefile: the `kubernetes` options (TTL 30, PTR), `forward` with
+/// the `cache` in front, and `loadbalance`.
+#[test]
+fn kubeadms_corefile_serves_the_cluster_and_forwards_the_rest() {
+    let up = Upstream::start();
+    up.set(
+        "www.example.",
+        Behaviour::Addresses(vec![[192, 0, 2, 7]], 300),
+    );
+    let corefile = fixture("kubeadm.Corefile");
+    let upstream = up.addr.to_string();
+    let example = example_dir();
+    let server = Server::start(&[
+        "--corefile",
+        corefile.to_str().unwrap(),
+        "--manifests",
+        example.to_str().unwrap(),
+        "--upstream",
+        &upstream,
+    ]);
+    for reply in [
+        server.udp("nginx.default.svc.cluster.local.", RecordType::A),
+        server.tcp("nginx.default.svc.cluster.local.", RecordType::A),
+    ] {
+        assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(reply.answers.len(), 3);
+        assert!(
+            reply.answers.iter().all(|r| r.ttl == 30),
+            "the Corefile's `ttl 30`"
+        );
+    }
+    // `loadbalance`: the order turns between answers.
+    let orders: std::collections::HashSet<Vec<String>> = (0..4)
+        .map(|_| rdata(&server.udp("nginx.default.svc.cluster.local.", RecordType::A)))
+        .collect();
+    assert!(orders.len() > 1, "rotated: {orders:?}");
+    // Reverse zones are served (`kubernetes ... in-addr.arpa ip6.arpa`).
+    let ptr = server.udp("11.2.244.10.in-addr.arpa.", RecordType::PTR);
+    assert_eq!(rdata(&ptr), vec!["web-1.nginx.default.svc.cluster.local."]);
+    // `forward` through the `cache`: the upstream is asked once, TTL capped at 30.
+    for reply in [
+        server.udp("www.example.", RecordType::A),
+        server.tcp("www.example.", RecordType::A),
+    ] {
+        assert_eq!(rdata(&reply), vec!["192.0.2.7"]);
+        assert!(reply.answers[0].ttl <= 30, "`cache 30` caps the TTL");
+    }
+    assert_eq!(
+        up.count("www.example."),
+        1,
+        "the second answer came from the cache"
+    );
+}
+
+/// `cluster-dns corefile check` prints what is served; a plugin cluster-dns
+/// does not serve fails `check` and `serve` with the file, the line and the
+/// plugin, exit status 1.
+#[test]
+fn check_describes_and_unsupported_plugins_are_refused_at_start() {
+    let corefile = fixture("kubeadm.Corefile");
+    let out = cluster_dns(&["corefile", "check", corefile.to_str().unwrap()]);
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("server block .:53"), "{stdout}");
+    assert!(
+        stdout.contains("kubeadm.Corefile:9  kubernetes cluster.local in-addr.arpa ip6.arpa"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("upstreams: the nameservers of /etc/resolv.conf"),
+        "{stdout}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("Corefile");
+    std::fs::write(
+        &bad,
+        ".:53 {\n    errors\n    kubernetes cluster.local\n    rewrite name foo.example bar.example\n    forward . 127.0.0.1:9\n}\n",
+    )
+    .unwrap();
+    let expected = format!(
+        "{}:4: plugin rewrite is not supported (supported: ",
+        bad.display()
+    );
+    let out = cluster_dns(&["corefile", "check", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with(&expected), "{stderr}");
+
+    let example = example_dir();
+    let out = cluster_dns(&[
+        "serve",
+        "--corefile",
+        bad.to_str().unwrap(),
+        "--manifests",
+        example.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&expected), "{stderr}");
+
+    // A malformed Corefile: an unclosed block, reported at its last line.
+    std::fs::write(
+        &bad,
+        ".:53 {\n    kubernetes cluster.local {\n        pods insecure\n",
+    )
+    .unwrap();
+    let out = cluster_dns(&["corefile", "check", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!(
+            "{}:3: unexpected end of file: expected '}}'",
+            bad.display()
+        )),
+        "{stderr}"
+    );
+}
+
+/// `cluster-dns corefile translate` writes a cluster-dns.toml that serves the
+/// same settings: started from it, the server answers as from the Corefile.
+#[test]
+fn translate_writes_an_equivalent_config_file() {
+    let corefile = fixture("kubeadm.Corefile");
+    let out = cluster_dns(&["corefile", "translate", corefile.to_str().unwrap()]);
+    assert!(out.status.success());
+    let toml = String::from_utf8(out.stdout).unwrap();
+    assert!(toml.contains("ttl = 30"), "{toml}");
+    assert!(
+        toml.contains("resolv_conf = \"/etc/resolv.conf\""),
+        "{toml}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("cluster-dns.toml");
+    std::fs::write(&config, &toml).unwrap();
+    let example = example_dir();
+    let server = Server::start(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--manifests",
+        example.to_str().unwrap(),
+    ]);
+    let reply = server.tcp("web-0.nginx.default.svc.cluster.local.", RecordType::A);
+    assert_eq!(rdata(&reply), vec!["10.244.1.10"]);
+    assert_eq!(reply.answers[0].ttl, 30);
+}
