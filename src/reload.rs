@@ -24,6 +24,8 @@ pub struct Reloadable {
     pub path: Option<PathBuf>,
     /// The config file's bytes as read before the running settings were built.
     pub loaded: Option<Vec<u8>>,
+    /// The Corefile's bytes likewise (only the file itself, not what it imports).
+    pub corefile_loaded: Option<Vec<u8>>,
     pub args: Options,
     pub current: Settings,
     /// The resolv.conf's bytes the running upstreams were read from.
@@ -69,10 +71,18 @@ fn check(state: &mut Reloadable) {
         .path
         .as_ref()
         .and_then(|path| std::fs::read(path).ok());
-    let config_changed = state.path.is_some() && config_now != state.loaded;
+    let corefile_now = state
+        .current
+        .corefile
+        .as_ref()
+        .and_then(|path| std::fs::read(path).ok());
+    let corefile_changed =
+        state.current.corefile.is_some() && corefile_now != state.corefile_loaded;
+    let config_changed = state.path.is_some() && config_now != state.loaded || corefile_changed;
     let new = if config_changed {
         // Remembered before parsing, so a bad file is reported once, not every tick.
         state.loaded = config_now;
+        state.corefile_loaded = corefile_now;
         match settings_from(state.path.as_deref(), state.loaded.as_deref(), &state.args) {
             Ok(new) => new,
             Err(error) => {
@@ -185,6 +195,7 @@ mod tests {
         Reloadable {
             path: config.map(Path::to_path_buf),
             loaded,
+            corefile_loaded: None,
             args,
             zone: Arc::new(ArcSwap::from_pointee(current.zone_config())),
             current,

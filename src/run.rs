@@ -91,6 +91,10 @@ pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
     let mut terminate = tokio::signal::unix::signal(SignalKind::terminate()).ok();
     let config_loaded = args.config.as_ref().and_then(|p| std::fs::read(p).ok());
     let settings = settings(args)?;
+    let corefile_loaded = settings
+        .corefile
+        .as_ref()
+        .and_then(|p| std::fs::read(p).ok());
     let metrics = Arc::new(Metrics::new());
     // Before anything listens: a running process may hand its sockets over.
     let (mut inherited, predecessor) = handover::take_over(settings.handover.clone()).await?;
@@ -107,10 +111,12 @@ pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
     let mut tasks = source.tasks;
     // Reload watches the config file and the resolv.conf the upstreams come from;
     // either may change without the other.
-    if args.config.is_some() || matches!(settings.upstreams, Upstreams::ResolvConf(_)) {
+    let files = args.config.is_some() || settings.corefile.is_some();
+    if files || matches!(settings.upstreams, Upstreams::ResolvConf(_)) {
         let reloadable = Reloadable {
             path: args.config.clone(),
             loaded: config_loaded,
+            corefile_loaded,
             args: args.options.clone(),
             current: settings.clone(),
             resolv_loaded: front.resolv_loaded.take(),

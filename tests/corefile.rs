@@ -179,3 +179,49 @@ fn translate_writes_an_equivalent_config_file() {
     assert_eq!(rdata(&reply), vec!["10.244.1.10"]);
     assert_eq!(reply.answers[0].ttl, 30);
 }
+
+/// CoreDNS's `reload`: an edited Corefile (a ConfigMap update) takes effect
+/// without a restart; a broken edit is logged and the running settings kept.
+#[test]
+fn an_edited_corefile_is_reloaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let corefile = dir.path().join("Corefile");
+    let text = |ttl: u32| {
+        format!(
+            ".:53 {{\n    kubernetes cluster.local {{\n        ttl {ttl}\n    }}\n    forward . 127.0.0.1:9\n    reload\n}}\n"
+        )
+    };
+    std::fs::write(&corefile, text(30)).unwrap();
+    let example = example_dir();
+    let server = Server::start(&[
+        "--corefile",
+        corefile.to_str().unwrap(),
+        "--manifests",
+        example.to_str().unwrap(),
+    ]);
+    let ttl = || {
+        server
+            .udp("myweb-svc.default.svc.cluster.local.", RecordType::A)
+            .answers[0]
+            .ttl
+    };
+    assert_eq!(ttl(), 30);
+    std::fs::write(&corefile, text(12)).unwrap();
+    assert!(
+        eventually(std::time::Duration::from_secs(10), || ttl() == 12),
+        "reloaded"
+    );
+    std::fs::write(
+        &corefile,
+        ".:53 {\n    kubernetes cluster.local\n    rewrite name a b\n}\n",
+    )
+    .unwrap();
+    assert!(
+        server.wait_for_log(
+            "plugin rewrite is not supported",
+            std::time::Duration::from_secs(10)
+        ),
+        "the bad edit is reported"
+    );
+    assert_eq!(ttl(), 12, "the running settings are kept");
+}

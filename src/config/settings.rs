@@ -75,6 +75,8 @@ pub struct Settings {
     pub tcp_max_queries: usize,
     /// Unix socket where the listening sockets pass to a restarted process.
     pub handover: Option<PathBuf>,
+    /// The Corefile the keys not given otherwise come from (re-read on change).
+    pub corefile: Option<PathBuf>,
 }
 
 /// Where forwarded queries go.
@@ -124,6 +126,7 @@ impl Settings {
             tcp_max_connections: m.tcp_max_connections()?,
             tcp_max_queries: o.tcp_max_queries.unwrap_or(DEFAULT_MAX_QUERIES),
             handover: o.handover.clone(),
+            corefile: o.corefile.clone(),
         })
     }
 
