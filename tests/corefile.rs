@@ -85,6 +85,75 @@ fn kubeadms_corefile_serves_the_cluster_and_forwards_the_rest() {
     );
 }
 
+/// Stub domains (a server block per zone with its own `forward`): names in
+/// them go to their upstream, everything else to the default one, over UDP and
+/// TCP. The fixture's upstream address is replaced by a loopback one.
+#[test]
+fn stub_domains_forward_to_their_own_upstreams() {
+    let main = Upstream::start();
+    main.set(
+        "www.example.",
+        Behaviour::Addresses(vec![[192, 0, 2, 1]], 60),
+    );
+    let stub = Upstream::start();
+    stub.set(
+        "web.service.consul.local.",
+        Behaviour::Addresses(vec![[10, 150, 9, 9]], 60),
+    );
+    stub.set(
+        "intranet.corp.example.",
+        Behaviour::Addresses(vec![[10, 150, 8, 8]], 60),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let corefile = dir.path().join("Corefile");
+    let text = std::fs::read_to_string(fixture("stub-domains.Corefile")).unwrap();
+    std::fs::write(
+        &corefile,
+        text.replace("10.150.0.1", &stub.addr.to_string()),
+    )
+    .unwrap();
+    let example = example_dir();
+    let upstream = main.addr.to_string();
+    let server = Server::start(&[
+        "--corefile",
+        corefile.to_str().unwrap(),
+        "--manifests",
+        example.to_str().unwrap(),
+        "--upstream",
+        &upstream,
+    ]);
+    for reply in [
+        server.udp("web.service.consul.local.", RecordType::A),
+        server.tcp("intranet.corp.example.", RecordType::A),
+    ] {
+        assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+        assert!(
+            rdata(&reply)[0].starts_with("10.150."),
+            "{:?}",
+            rdata(&reply)
+        );
+    }
+    assert_eq!(
+        rdata(&server.udp("www.example.", RecordType::A)),
+        vec!["192.0.2.1"]
+    );
+    assert_eq!(
+        rdata(&server.tcp("nginx.default.svc.cluster.local.", RecordType::A)).len(),
+        3
+    );
+    assert_eq!(
+        main.count("web.service.consul.local."),
+        0,
+        "not asked of the default upstream"
+    );
+    assert_eq!(
+        stub.count("www.example."),
+        0,
+        "the stub upstream only gets its zones"
+    );
+    assert_eq!(stub.count("web.service.consul.local."), 1);
+}
+
 /// `cluster-dns corefile check` prints what is served; a plugin cluster-dns
 /// does not serve fails `check` and `serve` with the file, the line and the
 /// plugin, exit status 1.

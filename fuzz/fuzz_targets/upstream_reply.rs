@@ -137,6 +137,7 @@ fn fast_and_slow_agree(cache: Cache, query: &Query, pick: u8) {
     };
     forwarding.store(Arc::new(Some(Forwarding {
         forwarder: Forwarder::new(&[upstream], Duration::from_millis(50), 4, metrics),
+        stubs: Vec::new(),
         cache: Some(cache),
     })));
     let mut asked = query.clone();

@@ -125,6 +125,11 @@ pub struct Options {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "PATH")]
     pub handover: Option<PathBuf>,
+    /// A zone forwarded to its own upstreams, `ZONE=ADDR[,ADDR...]` (repeatable;
+    /// kube-dns's stubDomains, a Corefile's `consul:53 { forward . ADDR }`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long = "stub-domain", value_name = "ZONE=ADDR[,ADDR]")]
+    pub stub_domains: Option<Vec<String>>,
     /// A CoreDNS Corefile to serve unchanged (README: Corefile); its plugins give
     /// the keys that the config file and the flags do not.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -178,6 +183,7 @@ impl Options {
             tcp_max_connections,
             tcp_max_queries,
             handover,
+            stub_domains,
             corefile,
         );
         (merged, from_flags)

@@ -75,6 +75,8 @@ pub struct Settings {
     pub tcp_max_queries: usize,
     /// Unix socket where the listening sockets pass to a restarted process.
     pub handover: Option<PathBuf>,
+    /// Zones forwarded to upstreams of their own (longest match first).
+    pub stub_domains: Vec<(Name, Vec<SocketAddr>)>,
     /// The Corefile the keys not given otherwise come from (re-read on change).
     pub corefile: Option<PathBuf>,
 }
@@ -126,6 +128,7 @@ impl Settings {
             tcp_max_connections: m.tcp_max_connections()?,
             tcp_max_queries: o.tcp_max_queries.unwrap_or(DEFAULT_MAX_QUERIES),
             handover: o.handover.clone(),
+            stub_domains: m.stub_domains()?,
             corefile: o.corefile.clone(),
         })
     }
@@ -369,6 +372,32 @@ impl Merged<'_> {
                 .collect::<Result<_, _>>()
                 .map(Upstreams::Listed),
         }
+    }
+
+    /// `ZONE=ADDR[,ADDR...]` each: a zone other than the root and the cluster
+    /// zones, and its upstreams.
+    fn stub_domains(&self) -> Result<Vec<(Name, Vec<SocketAddr>)>, ConfigError> {
+        let key = "stub_domains";
+        let cluster = self.zones()?;
+        let mut stubs: Vec<(Name, Vec<SocketAddr>)> = Vec::new();
+        for text in self.options.stub_domains.iter().flatten() {
+            let Some((zone, addrs)) = text.split_once('=') else {
+                return Err(self.invalid(key, format!("{text:?} is not ZONE=ADDR[,ADDR...]")));
+            };
+            let zone = parse_zone(zone).map_err(|message| self.invalid(key, message))?;
+            if cluster.iter().any(|c| c.zone_of(&zone)) {
+                return Err(self.invalid(key, format!("{zone} is in a cluster zone")));
+            }
+            let addrs = addrs
+                .split(',')
+                .map(|a| parse_upstream(a).map_err(|message| self.invalid(key, message)))
+                .collect::<Result<Vec<_>, _>>()?;
+            if stubs.iter().any(|(z, _)| *z == zone) {
+                return Err(self.invalid(key, format!("{zone} is given twice")));
+            }
+            stubs.push((zone, addrs));
+        }
+        Ok(stubs)
     }
 
     fn forward_timeout(&self) -> Result<Duration, ConfigError> {

@@ -83,6 +83,11 @@ const EVERY_KEY: &[(&str, &str, &[&str])] = &[
         &["/run/cluster-dns.sock"],
     ),
     (
+        "stub_domains",
+        r#"["consul=10.150.0.1,10.150.0.2:5353"]"#,
+        &["consul=10.150.0.1,10.150.0.2:5353"],
+    ),
+    (
         "corefile",
         concat!(
             "\"",

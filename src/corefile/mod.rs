@@ -77,6 +77,11 @@ pub fn describe(path: &Path) -> Result<String, CorefileError> {
         (None, None) => "none".into(),
     };
     let _ = writeln!(out, "upstreams: {upstreams}");
+    for stub in options.stub_domains.iter().flatten() {
+        if let Some((zone, addrs)) = stub.split_once('=') {
+            let _ = writeln!(out, "stub domain {zone}: {}", addrs.replace(',', ", "));
+        }
+    }
     let _ = writeln!(out, "as cluster-dns.toml:\n{}", translate(&options));
     Ok(out)
 }

@@ -42,53 +42,70 @@ fn error(token: &Token, message: String) -> CorefileError {
     }
 }
 
-/// The keys a Corefile's server blocks set.
+/// The keys a Corefile's server blocks set: the root block `.:PORT` serves the
+/// cluster and forwards the rest; a block for another zone on the same port
+/// with only `forward . ADDR...` (and `errors`, `cache`, `loop`, `reload`) is a
+/// stub domain.
 pub fn options(blocks: &[ServerBlock]) -> Result<Options, CorefileError> {
-    let Some(block) = blocks.first() else {
+    let mut root = None;
+    let mut stubs = Vec::new();
+    for block in blocks {
+        let addresses = addresses(block)?;
+        if addresses.iter().any(|(zone, _, _)| zone.is_empty()) {
+            if addresses.len() > 1 {
+                return Err(error(
+                    &block.keys[1],
+                    "the root zone `.` shares its server block with another zone".into(),
+                ));
+            }
+            if root.is_some() {
+                return Err(error(
+                    &block.keys[0],
+                    "a second server block for the root zone `.`".into(),
+                ));
+            }
+            root = Some((block, addresses[0].1));
+        } else {
+            stubs.push((block, addresses));
+        }
+    }
+    let Some((block, port)) = root else {
+        let (file, line) = blocks.first().map_or(("Corefile".into(), 0), |b| {
+            (b.keys[0].file.to_path_buf(), b.keys[0].line)
+        });
         return Err(CorefileError {
-            file: "Corefile".into(),
-            line: 0,
-            message: "no server block".into(),
+            file,
+            line,
+            message: "no server block for the root zone `.` (e.g. `.:53 { kubernetes cluster.local; forward . /etc/resolv.conf }`)".into(),
         });
     };
-    if let Some(second) = blocks.get(1) {
-        return Err(error(
-            &second.keys[0],
-            "several server blocks (stub domains) are not supported yet: serve one block `.:PORT`"
-                .into(),
-        ));
+    let mut options = root_block(block, port)?;
+    let mut stub_domains = Vec::new();
+    for (block, addresses) in stubs {
+        stub_domains.extend(stub_block(block, &addresses, port, &options)?);
     }
+    if !stub_domains.is_empty() {
+        options.stub_domains = Some(stub_domains);
+    }
+    Ok(options)
+}
+
+/// The root block's keys.
+fn root_block(block: &ServerBlock, port: u16) -> Result<Options, CorefileError> {
     let mut options = Options {
         // What CoreDNS does without the plugins that would say otherwise.
         cache_ttl: Some(0),
         loadbalance: Some(false),
         lameduck: Some(0),
+        listen: Some(vec![format!(":{port}")]),
         ..Options::default()
     };
-    let port = server_port(block)?;
-    options.listen = Some(vec![format!(":{port}")]);
     let mut seen: Vec<&str> = Vec::new();
     // CoreDNS orders plugins itself; `cache` reads the zones `kubernetes` sets.
     let mut directives: Vec<&Directive> = block.directives.iter().collect();
     directives.sort_by_key(|d| d.name.text != "kubernetes");
     for directive in directives {
-        let name = directive.name.text.as_str();
-        if !SUPPORTED.contains(&name) {
-            return Err(error(
-                &directive.name,
-                format!(
-                    "plugin {name} is not supported (supported: {})",
-                    SUPPORTED.join(", ")
-                ),
-            ));
-        }
-        if seen.contains(&name) {
-            return Err(error(
-                &directive.name,
-                format!("plugin {name} is given twice in this server block"),
-            ));
-        }
-        seen.push(name);
+        supported(directive, SUPPORTED, &mut seen)?;
         apply(directive, port, &mut options)?;
     }
     for required in ["kubernetes", "forward"] {
@@ -104,34 +121,130 @@ pub fn options(blocks: &[ServerBlock]) -> Result<Options, CorefileError> {
     Ok(options)
 }
 
-/// The port of a block's addresses, which must all be the root zone `.`.
-fn server_port(block: &ServerBlock) -> Result<u16, CorefileError> {
-    let mut port = None;
+/// Plugins a stub domain's block may hold.
+const STUB_PLUGINS: &[&str] = &["errors", "cache", "loop", "reload", "forward"];
+
+/// A stub domain's `ZONE=ADDR,...` for each of the block's zones.
+fn stub_block(
+    block: &ServerBlock,
+    addresses: &[(String, u16, &Token)],
+    port: u16,
+    root: &Options,
+) -> Result<Vec<String>, CorefileError> {
+    let mut seen = Vec::new();
+    let mut upstreams = None;
+    for directive in &block.directives {
+        supported(directive, STUB_PLUGINS, &mut seen)?;
+        match directive.name.text.as_str() {
+            "forward" => upstreams = Some(stub_upstreams(directive)?),
+            // One cache holds every forwarded name.
+            "cache" => cache(directive, &mut Options::default())?,
+            _ => apply(directive, port, &mut Options::default())?,
+        }
+    }
+    let Some(upstreams) = upstreams else {
+        return Err(error(
+            &block.keys[0],
+            "a server block for a zone other than `.` must `forward . ADDR...` (a stub domain)"
+                .into(),
+        ));
+    };
+    let cluster = root.zones.clone().unwrap_or_default();
+    addresses
+        .iter()
+        .map(|(zone, zone_port, key)| {
+            if *zone_port != port {
+                return Err(error(
+                    key,
+                    format!("port {zone_port}: every server block must use the root block's port {port}"),
+                ));
+            }
+            if cluster.contains(zone) {
+                return Err(error(
+                    key,
+                    format!("zone {zone}: a server block of its own for a cluster zone is not supported yet"),
+                ));
+            }
+            Ok(format!("{zone}={upstreams}"))
+        })
+        .collect()
+}
+
+/// A stub domain's `forward . ADDR...`, as `ADDR,ADDR`.
+fn stub_upstreams(directive: &Directive) -> Result<String, CorefileError> {
+    let mut stub = Options::default();
+    forward(directive, &mut stub)?;
+    if stub.max_concurrent.is_some() {
+        return Err(error(
+            &directive.name,
+            "forward in a stub domain: options are not supported there yet".into(),
+        ));
+    }
+    match stub.upstream {
+        Some(list) => Ok(list.join(",")),
+        None => Err(error(
+            &directive.name,
+            "forward in a stub domain: list its upstreams' addresses (a resolv.conf is not supported there)".into(),
+        )),
+    }
+}
+
+/// Checks that `directive` is one of `allowed` and not given twice.
+fn supported<'a>(
+    directive: &'a Directive,
+    allowed: &[&str],
+    seen: &mut Vec<&'a str>,
+) -> Result<(), CorefileError> {
+    let name = directive.name.text.as_str();
+    if !allowed.contains(&name) {
+        let message = if SUPPORTED.contains(&name) {
+            format!(
+                "plugin {name} is not supported in a stub domain's server block (supported there: {})",
+                allowed.join(", ")
+            )
+        } else {
+            format!(
+                "plugin {name} is not supported (supported: {})",
+                allowed.join(", ")
+            )
+        };
+        return Err(error(&directive.name, message));
+    }
+    if seen.contains(&name) {
+        return Err(error(
+            &directive.name,
+            format!("plugin {name} is given twice in this server block"),
+        ));
+    }
+    seen.push(name);
+    Ok(())
+}
+
+/// Each address of a block: zone (lower case, no trailing dot; empty for the
+/// root), port (53 when not given), and its token.
+fn addresses(block: &ServerBlock) -> Result<Vec<(String, u16, &Token)>, CorefileError> {
+    let mut out = Vec::new();
     for key in &block.keys {
+        if key.text.contains("://") && !key.text.starts_with("dns://") {
+            return Err(error(
+                key,
+                format!("{}: only plain DNS (dns://) is served", key.text),
+            ));
+        }
         let text = key.text.strip_prefix("dns://").unwrap_or(&key.text);
-        let (zone, key_port) = match text.rsplit_once(':') {
+        let (zone, port) = match text.rsplit_once(':') {
             Some((zone, p)) => {
                 let p = p
                     .parse::<u16>()
-                    .map_err(|_| error(key, format!("{:?} is not a valid port", p)))?;
+                    .map_err(|_| error(key, format!("{p:?} is not a valid port")))?;
                 (zone, p)
             }
             None => (text, 53),
         };
-        if zone != "." && !zone.is_empty() {
-            return Err(error(
-                key,
-                format!(
-                    "server block for zone {zone:?}: only the root zone `.` is supported yet (stub domains come next)"
-                ),
-            ));
-        }
-        if port.is_some_and(|p| p != key_port) {
-            return Err(error(key, "one server block on two ports".into()));
-        }
-        port = Some(key_port);
+        let zone = zone.trim_end_matches('.').to_ascii_lowercase();
+        out.push((zone, port, key));
     }
-    Ok(port.unwrap_or(53))
+    Ok(out)
 }
 
 fn apply(d: &Directive, port: u16, o: &mut Options) -> Result<(), CorefileError> {
@@ -763,17 +876,23 @@ mod tests {
         );
         let error = options_of(".:53 {\n kubernetes cluster.local\n}").unwrap_err();
         assert!(error.message.contains("no `forward`"), "{error}");
-        let error = options_of(&format!(
-            "{}consul:53 {{\n forward . 10.150.0.1\n}}\n",
-            with("")
-        ))
-        .unwrap_err();
-        assert_eq!(error.line, 6);
-        assert!(error.message.contains("several server blocks"), "{error}");
         let error =
             options_of("example.org:53 {\n kubernetes cluster.local\n forward . 1.1.1.1\n}")
                 .unwrap_err();
-        assert!(error.message.contains("only the root zone"), "{error}");
+        assert!(
+            error.message.contains("no server block for the root zone"),
+            "{error}"
+        );
+        let error = options_of(&format!(
+            "{}consul:53 {{\n kubernetes consul\n forward . 10.150.0.1\n}}\n",
+            with("")
+        ))
+        .unwrap_err();
+        assert_eq!(error.line, 7, "the plugin's line");
+        assert!(
+            error.message.contains("not supported in a stub domain"),
+            "{error}"
+        );
         let error = options_of(&with("  cache\n  cache")).unwrap_err();
         assert!(error.message.contains("twice"), "{error}");
         assert_eq!(
@@ -785,6 +904,47 @@ mod tests {
                 .unwrap()
                 .listen,
             Some(vec![":1053".to_string()])
+        );
+    }
+
+    /// Stub domains: kube-dns's `stubDomains` as CoreDNS writes them, a server
+    /// block per zone (plugin/forward/README.md, "Forward to a stub domain").
+    #[test]
+    fn server_blocks_for_other_zones_are_stub_domains() {
+        let text = format!(
+            "{}consul.local:53 {{\n    errors\n    cache 30\n    forward . 10.150.0.1 10.150.0.2:5353\n}}\n\
+             corp.example acme.example {{\n    forward . 10.0.0.53\n}}\n",
+            with("")
+        );
+        let o = options_of(&text).unwrap();
+        assert_eq!(
+            o.stub_domains,
+            Some(vec![
+                "consul.local=10.150.0.1,10.150.0.2:5353".to_string(),
+                "corp.example=10.0.0.53".into(),
+                "acme.example=10.0.0.53".into(),
+            ])
+        );
+        let refused = |block: &str| {
+            options_of(&format!("{}{block}", with("")))
+                .expect_err(block)
+                .message
+        };
+        assert!(refused("consul:53 {\n errors\n}\n").contains("must `forward . ADDR"));
+        assert!(
+            refused("consul:1053 {\n forward . 10.0.0.1\n}\n").contains("root block's port 53")
+        );
+        assert!(
+            refused("consul {\n forward . /etc/resolv.conf\n}\n").contains("list its upstreams")
+        );
+        assert!(refused("cluster.local {\n forward . 10.0.0.1\n}\n").contains("cluster zone"));
+        assert!(
+            refused("consul {\n forward . 10.0.0.1\n health\n}\n")
+                .contains("stub domain's server block")
+        );
+        assert!(
+            refused(".:53 {\n forward . 10.0.0.1\n}\n")
+                .contains("second server block for the root")
         );
     }
 

@@ -517,7 +517,20 @@ impl Reply {
 /// Forwarding and its cache, replaced as a whole when the configuration changes.
 pub struct Forwarding {
     pub forwarder: Forwarder,
+    /// Stub domains: zones with upstreams of their own, longest first.
+    pub stubs: Vec<(Name, Forwarder)>,
     pub cache: Option<Cache>,
+}
+
+impl Forwarding {
+    /// The forwarder for `name`: its stub domain's (the longest zone that holds
+    /// it, as CoreDNS picks a server block), else the default one.
+    pub fn forwarder_for(&self, name: &Name) -> &Forwarder {
+        self.stubs
+            .iter()
+            .find(|(zone, _)| zone.zone_of(name))
+            .map_or(&self.forwarder, |(_, forwarder)| forwarder)
+    }
 }
 
 /// The resolv.conf's bytes (when the upstreams come from one) and the upstreams,
@@ -550,6 +563,24 @@ pub fn forwarding(
     }
     let listed: Vec<String> = upstreams.iter().map(ToString::to_string).collect();
     tracing::info!(upstreams = %listed.join(" "), cache_ttl = settings.cache_ttl, "forwarding");
+    let mut stubs: Vec<(Name, Forwarder)> = settings
+        .stub_domains
+        .iter()
+        .map(|(zone, addrs)| {
+            let forwarder = Forwarder::new(
+                addrs,
+                settings.forward_timeout,
+                settings.max_concurrent,
+                metrics.clone(),
+            );
+            (zone.clone(), forwarder)
+        })
+        .collect();
+    stubs.sort_by_key(|(zone, _)| std::cmp::Reverse(zone.num_labels()));
+    for (zone, forwarder) in &stubs {
+        let listed: Vec<String> = forwarder.upstreams().map(|a| a.to_string()).collect();
+        tracing::info!(%zone, upstreams = %listed.join(" "), "stub domain");
+    }
     Some(Forwarding {
         forwarder: Forwarder::new(
             upstreams,
@@ -557,6 +588,7 @@ pub fn forwarding(
             settings.max_concurrent,
             metrics.clone(),
         ),
+        stubs,
         cache: (settings.cache_ttl > 0)
             .then(|| Cache::new(settings.cache_ttl, settings.cache_size)),
     })

@@ -788,6 +788,7 @@ mod tests {
                     10,
                     metrics,
                 ),
+                stubs: Vec::new(),
                 cache: Some(cache),
             })));
         handler

@@ -185,7 +185,8 @@ impl DnsHandler {
         }
         // Upstreams may not speak for our zones: their records there are dropped.
         let zones: Vec<Name> = self.zone.load().cluster_zones().cloned().collect();
-        match forwarding.forwarder.forward(question, &zones).await {
+        let forwarder = forwarding.forwarder_for(question.query.name());
+        match forwarder.forward(question, &zones).await {
             Ok(reply) => {
                 let Some(cache) = &forwarding.cache else {
                     return Ok(Reply::of(reply));

@@ -93,5 +93,36 @@ out=$(q big.default.svc.cluster.local)
 check "truncated UDP answer is retried over TCP" "yes" "$(grep -q 'Truncated, retrying in TCP mode' <<<"$out" && echo yes)"
 check "all 100 endpoints arrive" "100" "$(grep -c '^big.default.svc.cluster.local.' <<<"$out")"
 
+# A Corefile with a stub domain: example.test goes to B, everything else to a
+# closed loopback port.
+cat >"$work/Corefile" <<COREFILE
+.:53 {
+    errors
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+        ttl 30
+    }
+    forward . 127.0.0.1:9
+    cache 30
+    loadbalance
+}
+example.test:53 {
+    errors
+    forward . 127.0.0.1:$upstream_port
+}
+COREFILE
+check "corefile check accepts it" "0" "$("$bin" corefile check "$work/Corefile" >/dev/null 2>&1; echo $?)"
+start "$work/corefile.log" --corefile "$work/Corefile" --manifests examples/statefulset
+check "Corefile: the kubernetes plugin's ttl 30" "30" \
+  "$(q +noall +answer web-0.nginx.default.svc.cluster.local | awk '{print $2}')"
+check "Corefile: the stub domain is asked" "10.244.1.10" "$(q +short web-0.nginx.default.svc.example.test)"
+check "Corefile: other names go to the default upstream (closed: SERVFAIL)" "SERVFAIL" \
+  "$(q example.org | sed -n 's/.*status: \([A-Z]*\),.*/\1/p')"
+printf '.:53 {\n    kubernetes cluster.local\n    rewrite name a.example b.example\n    forward . 127.0.0.1:9\n}\n' >"$work/Bad"
+check "Corefile: an unsupported plugin is refused with its line" \
+  "$work/Bad:3: plugin rewrite is not supported" \
+  "$("$bin" corefile check "$work/Bad" 2>&1 | cut -d'(' -f1 | sed 's/ $//')"
+
 echo "e2e: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
