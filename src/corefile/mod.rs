@@ -35,12 +35,7 @@ impl std::error::Error for CorefileError {}
 /// The configuration keys the Corefile at `path` sets.
 pub fn load(path: &Path) -> Result<Options, CorefileError> {
     let blocks = parse::parse_file(path)?;
-    plugins::options(&blocks).map_err(|mut error| {
-        if error.line == 0 {
-            error.file = path.to_path_buf();
-        }
-        error
-    })
+    plugins::options(path, &blocks)
 }
 
 /// What `cluster-dns corefile check` prints: each server block's addresses and
@@ -48,7 +43,7 @@ pub fn load(path: &Path) -> Result<Options, CorefileError> {
 pub fn describe(path: &Path) -> Result<String, CorefileError> {
     use std::fmt::Write as _;
     let blocks = parse::parse_file(path)?;
-    let options = plugins::options(&blocks)?;
+    let options = plugins::options(path, &blocks)?;
     let mut out = String::new();
     for block in &blocks {
         let keys: Vec<&str> = block.keys.iter().map(|k| k.text.as_str()).collect();

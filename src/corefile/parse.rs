@@ -28,15 +28,33 @@ pub struct Directive {
 
 /// Imports expanded at most, as CoreDNS (`maxSnippetExpansions`).
 const MAX_EXPANSIONS: usize = 1000;
+/// Largest Corefile (or imported file) read: a ConfigMap holds at most 1 MiB.
+const MAX_FILE_BYTES: u64 = 1 << 20;
 
 /// Reads the Corefile at `path` and every file it imports.
 pub fn parse_file(path: &Path) -> Result<Vec<ServerBlock>, CorefileError> {
-    let text = std::fs::read_to_string(path).map_err(|e| CorefileError {
+    let text = read_text(path).map_err(|message| CorefileError {
         file: path.to_path_buf(),
         line: 0,
-        message: format!("cannot read: {e}"),
+        message,
     })?;
     parse(path, &text, &|name| std::env::var(name).ok())
+}
+
+/// A regular file's text, at most [`MAX_FILE_BYTES`]: never a device or FIFO
+/// that would block start-up.
+fn read_text(path: &Path) -> Result<String, String> {
+    let metadata = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
+    if !metadata.is_file() {
+        return Err("cannot read: not a regular file".into());
+    }
+    if metadata.len() > MAX_FILE_BYTES {
+        return Err(format!(
+            "cannot read: {} bytes, more than the {MAX_FILE_BYTES} a Corefile may have",
+            metadata.len()
+        ));
+    }
+    std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))
 }
 
 /// Parses `text` as the Corefile at `path`; `env` looks environment variables up.
@@ -316,10 +334,10 @@ impl Parser<'_> {
             .map_err(|message| self.error(Some(import), format!("import {pattern}: {message}")))?;
         let mut tokens = Vec::new();
         for file in files {
-            let text = std::fs::read_to_string(&file).map_err(|e| {
+            let text = read_text(&file).map_err(|message| {
                 self.error(
                     Some(import),
-                    format!("could not import {}: {e}", file.display()),
+                    format!("could not import {}: {message}", file.display()),
                 )
             })?;
             let file: Arc<Path> = Arc::from(file.as_path());

@@ -2,6 +2,7 @@
 //! option becomes configuration keys ([`Options`]), with CoreDNS's defaults for
 //! what the Corefile leaves out; anything else is refused with its file and line.
 
+use std::path::Path;
 use std::time::Duration;
 
 use super::CorefileError;
@@ -46,7 +47,7 @@ fn error(token: &Token, message: String) -> CorefileError {
 /// cluster and forwards the rest; a block for another zone on the same port
 /// with only `forward . ADDR...` (and `errors`, `cache`, `loop`, `reload`) is a
 /// stub domain.
-pub fn options(blocks: &[ServerBlock]) -> Result<Options, CorefileError> {
+pub fn options(file: &Path, blocks: &[ServerBlock]) -> Result<Options, CorefileError> {
     let mut root = None;
     let mut stubs = Vec::new();
     for block in blocks {
@@ -70,7 +71,7 @@ pub fn options(blocks: &[ServerBlock]) -> Result<Options, CorefileError> {
         }
     }
     let Some((block, port)) = root else {
-        let (file, line) = blocks.first().map_or(("Corefile".into(), 0), |b| {
+        let (file, line) = blocks.first().map_or((file.to_path_buf(), 0), |b| {
             (b.keys[0].file.to_path_buf(), b.keys[0].line)
         });
         return Err(CorefileError {
@@ -716,10 +717,12 @@ fn parse_go_duration(text: &str) -> Option<Duration> {
 mod tests {
     use super::*;
     use crate::corefile::parse::parse;
-    use std::path::Path;
 
     fn options_of(text: &str) -> Result<Options, CorefileError> {
-        options(&parse(Path::new("Corefile"), text, &|_| None)?)
+        options(
+            Path::new("Corefile"),
+            &parse(Path::new("Corefile"), text, &|_| None)?,
+        )
     }
 
     fn with(block: &str) -> String {
