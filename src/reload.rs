@@ -26,6 +26,8 @@ pub struct Reloadable {
     pub loaded: Option<Vec<u8>>,
     /// The Corefile's bytes likewise (only the file itself, not what it imports).
     pub corefile_loaded: Option<Vec<u8>>,
+    /// The hosts file's bytes the running table was built from.
+    pub hosts_loaded: Option<Vec<u8>>,
     pub args: Options,
     pub current: Settings,
     /// The resolv.conf's bytes the running upstreams were read from.
@@ -94,9 +96,16 @@ fn check(state: &mut Reloadable) {
         state.current.clone()
     };
     let (resolv_now, mut upstreams) = crate::forward::read_upstreams(&new);
+    let hosts_now = hosts_file_bytes(&new);
     if !config_changed && resolv_now == state.resolv_loaded {
+        if hosts_now != state.hosts_loaded {
+            state.hosts_loaded = hosts_now;
+            state.zone.store(Arc::new(new.zone_config()));
+            tracing::info!("hosts file changed; new entries in use");
+        }
         return;
     }
+    state.hosts_loaded = hosts_now;
     if upstreams.is_empty() && !state.upstreams.is_empty() && resolv_now != state.resolv_loaded {
         // A resolv.conf caught mid-rewrite, or emptied: better the last resolvers
         // than refusing every name outside the cluster.
@@ -107,6 +116,12 @@ fn check(state: &mut Reloadable) {
     state.current = new;
     state.resolv_loaded = resolv_now;
     state.upstreams = upstreams;
+}
+
+/// The hosts file's bytes, if the settings name one.
+pub fn hosts_file_bytes(settings: &Settings) -> Option<Vec<u8>> {
+    let path = settings.hosts.file.as_ref()?;
+    std::fs::read(path).ok()
 }
 
 fn apply(state: &Reloadable, new: &Settings, upstreams: &[SocketAddr], config_changed: bool) {
@@ -197,6 +212,7 @@ mod tests {
             path: config.map(Path::to_path_buf),
             loaded,
             corefile_loaded: None,
+            hosts_loaded: None,
             args,
             zone: Arc::new(ArcSwap::from_pointee(current.zone_config())),
             current,

@@ -91,6 +91,7 @@ pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
     let mut terminate = tokio::signal::unix::signal(SignalKind::terminate()).ok();
     let config_loaded = args.config.as_ref().and_then(|p| std::fs::read(p).ok());
     let settings = settings(args)?;
+    let hosts_loaded = reload::hosts_file_bytes(&settings);
     let corefile_loaded = settings
         .corefile
         .as_ref()
@@ -111,12 +112,13 @@ pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
     let mut tasks = source.tasks;
     // Reload watches the config file and the resolv.conf the upstreams come from;
     // either may change without the other.
-    let files = args.config.is_some() || settings.corefile.is_some();
+    let files = args.config.is_some() || settings.corefile.is_some() || settings.hosts.enabled();
     if files || matches!(settings.upstreams, Upstreams::ResolvConf(_)) {
         let reloadable = Reloadable {
             path: args.config.clone(),
             loaded: config_loaded,
             corefile_loaded,
+            hosts_loaded,
             args: args.options.clone(),
             current: settings.clone(),
             resolv_loaded: front.resolv_loaded.take(),

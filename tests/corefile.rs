@@ -154,6 +154,107 @@ fn stub_domains_forward_to_their_own_upstreams() {
     assert_eq!(stub.count("web.service.consul.local."), 1);
 }
 
+/// k3s's Corefile: the nodes' names from NodeHosts (`hosts ... { fallthrough }`)
+/// before the cluster zone, a `coredns-custom` override and a server block
+/// imported, and an edit of NodeHosts picked up. The fixture's paths are moved
+/// under a temporary directory.
+#[test]
+fn k3s_corefile_serves_node_hosts_and_custom_imports() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path();
+    std::fs::create_dir_all(base.join("custom")).unwrap();
+    let node_hosts = base.join("NodeHosts");
+    std::fs::write(&node_hosts, "10.0.0.5 server-1\n10.0.0.6 agent-1\n").unwrap();
+    let up = Upstream::start();
+    up.set(
+        "www.example.",
+        Behaviour::Addresses(vec![[192, 0, 2, 3]], 60),
+    );
+    let stub = Upstream::start();
+    stub.set(
+        "db.corp.example.",
+        Behaviour::Addresses(vec![[10, 9, 9, 9]], 60),
+    );
+    // AKS/k3s `coredns-custom`: an override inside the main block, a server block beside it.
+    std::fs::write(base.join("custom/extra.override"), "    errors\n").unwrap_or(());
+    std::fs::write(
+        base.join("custom/corp.server"),
+        format!("corp.example:53 {{\n    forward . {}\n}}\n", stub.addr),
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(fixture("k3s.Corefile")).unwrap();
+    let corefile = base.join("Corefile");
+    std::fs::write(
+        &corefile,
+        text.replace("/etc/coredns", base.to_str().unwrap()),
+    )
+    .unwrap();
+    // The override is imported into the block: a plugin the block already has is
+    // then given twice, which is refused with its file and line.
+    let check = cluster_dns(&["corefile", "check", corefile.to_str().unwrap()]);
+    assert!(!check.status.success());
+    assert!(String::from_utf8_lossy(&check.stderr).contains("plugin errors is given twice"));
+    std::fs::remove_file(base.join("custom/extra.override")).unwrap();
+
+    let example = example_dir();
+    let upstream = up.addr.to_string();
+    let server = Server::start(&[
+        "--corefile",
+        corefile.to_str().unwrap(),
+        "--manifests",
+        example.to_str().unwrap(),
+        "--upstream",
+        &upstream,
+    ]);
+    for reply in [
+        server.udp("server-1.", RecordType::A),
+        server.tcp("AGENT-1.", RecordType::A),
+    ] {
+        assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+        assert!(reply.metadata.authoritative);
+        assert_eq!(reply.answers[0].ttl, 60, "hosts' ttl 60");
+    }
+    assert_eq!(
+        rdata(&server.udp("agent-1.", RecordType::A)),
+        vec!["10.0.0.6"]
+    );
+    assert_eq!(
+        rdata(&server.udp("6.0.0.10.in-addr.arpa.", RecordType::PTR)),
+        vec!["agent-1."]
+    );
+    let nodata = server.udp("server-1.", RecordType::AAAA);
+    assert_eq!(nodata.metadata.response_code, ResponseCode::NoError);
+    assert!(
+        nodata.answers.is_empty(),
+        "a listed name without AAAA: NODATA"
+    );
+    // Fallthrough: the cluster zone, the upstream, the imported server block.
+    assert_eq!(
+        rdata(&server.udp("web-0.nginx.default.svc.cluster.local.", RecordType::A)),
+        vec!["10.244.1.10"]
+    );
+    assert_eq!(
+        rdata(&server.tcp("www.example.", RecordType::A)),
+        vec!["192.0.2.3"]
+    );
+    assert_eq!(
+        rdata(&server.udp("db.corp.example.", RecordType::A)),
+        vec!["10.9.9.9"]
+    );
+    // k3s rewrites NodeHosts when a node joins.
+    std::fs::write(
+        &node_hosts,
+        "10.0.0.5 server-1\n10.0.0.6 agent-1\n10.0.0.7 agent-2\n",
+    )
+    .unwrap();
+    assert!(
+        eventually(std::time::Duration::from_secs(10), || {
+            rdata(&server.udp("agent-2.", RecordType::A)) == ["10.0.0.7"]
+        }),
+        "the new node's name is served"
+    );
+}
+
 /// `cluster-dns corefile check` prints what is served; a plugin cluster-dns
 /// does not serve fails `check` and `serve` with the file, the line and the
 /// plugin, exit status 1.

@@ -12,6 +12,8 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
+pub mod hosts;
+
 use crate::cluster::ServiceKind;
 use crate::index::names::{parse_dashed_ip, parse_reverse_v4, parse_reverse_v6};
 use crate::index::{ServiceRecords, Snapshot};
@@ -79,6 +81,12 @@ pub struct ZoneConfig {
     pub ignore_empty_service: bool,
     /// Addresses `ns.dns.<zone>` answers with.
     pub ns_ips: Vec<IpAddr>,
+    /// CoreDNS `hosts`, asked before the zones.
+    hosts: Option<std::sync::Arc<hosts::Hosts>>,
+    /// Whether `hosts` may answer a name of a cluster zone (it lists one, or
+    /// answers every name it does not list): then the UDP fast path's direct
+    /// writer, which knows only the index, stands aside.
+    hosts_shadow_zones: bool,
 }
 
 impl ZoneConfig {
@@ -128,6 +136,8 @@ impl ZoneConfig {
             primary,
             ttl,
             pods,
+            hosts: None,
+            hosts_shadow_zones: false,
             ignore_empty_service: false,
             ns_ips: Vec::new(),
         }
@@ -886,3 +896,27 @@ struct SrvTarget {
 
 #[cfg(test)]
 mod tests;
+
+impl ZoneConfig {
+    /// Adds CoreDNS's `hosts` table, asked before the zones.
+    pub fn set_hosts(&mut self, table: Option<hosts::Hosts>) {
+        self.hosts_shadow_zones = table.as_ref().is_some_and(|t| {
+            !t.fallthrough
+                || t.names().any(|name| {
+                    self.zones
+                        .iter()
+                        .any(|(zone, kind)| *kind == ZoneKind::Cluster && zone.zone_of(name))
+                })
+        });
+        self.hosts = table.map(std::sync::Arc::new);
+    }
+
+    pub fn hosts(&self) -> Option<&hosts::Hosts> {
+        self.hosts.as_deref()
+    }
+
+    /// Whether the `hosts` table may answer names of the cluster zones.
+    pub fn hosts_shadow_zones(&self) -> bool {
+        self.hosts_shadow_zones
+    }
+}

@@ -130,6 +130,29 @@ pub struct Options {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long = "stub-domain", value_name = "ZONE=ADDR[,ADDR]")]
     pub stub_domains: Option<Vec<String>>,
+    /// A hosts(5) file answered before the cluster zones (CoreDNS `hosts FILE`;
+    /// re-read when it changes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "FILE")]
+    pub hosts_file: Option<PathBuf>,
+    /// A hosts entry, `ADDRESS NAME [ALIASES...]` (repeatable; CoreDNS `hosts`'s
+    /// inline lines).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long = "host", value_name = "ENTRY")]
+    pub hosts: Option<Vec<String>>,
+    /// TTL of hosts answers, in seconds (default 3600).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "N")]
+    pub hosts_ttl: Option<u32>,
+    /// Whether names the hosts entries do not list go on to the cluster zones and
+    /// the upstreams (CoreDNS `fallthrough`; default true); else SERVFAIL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "BOOL")]
+    pub hosts_fallthrough: Option<bool>,
+    /// Whether the hosts entries answer PTR too (default true; CoreDNS `no_reverse`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "BOOL")]
+    pub hosts_reverse: Option<bool>,
     /// A CoreDNS Corefile to serve unchanged (README: Corefile); its plugins give
     /// the keys that the config file and the flags do not.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -184,6 +207,11 @@ impl Options {
             tcp_max_queries,
             handover,
             stub_domains,
+            hosts_file,
+            hosts,
+            hosts_ttl,
+            hosts_fallthrough,
+            hosts_reverse,
             corefile,
         );
         (merged, from_flags)
@@ -199,6 +227,7 @@ impl Options {
             &mut self.resolv_conf,
             &mut self.handover,
             &mut self.corefile,
+            &mut self.hosts_file,
         ];
         for path in paths.into_iter().flatten() {
             if path.is_relative() {

@@ -77,8 +77,51 @@ pub struct Settings {
     pub handover: Option<PathBuf>,
     /// Zones forwarded to upstreams of their own (longest match first).
     pub stub_domains: Vec<(Name, Vec<SocketAddr>)>,
+    /// CoreDNS `hosts`: entries answered before the cluster zones (when a file
+    /// or an entry is given).
+    pub hosts: HostsSettings,
     /// The Corefile the keys not given otherwise come from (re-read on change).
     pub corefile: Option<PathBuf>,
+}
+
+/// Where hosts entries come from, and how they answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostsSettings {
+    pub file: Option<PathBuf>,
+    pub inline: Vec<String>,
+    pub ttl: u32,
+    pub fallthrough: bool,
+    pub reverse: bool,
+}
+
+/// Largest hosts file read (a ConfigMap holds at most 1 MiB).
+const MAX_HOSTS_BYTES: u64 = 1 << 20;
+
+impl HostsSettings {
+    /// Whether there are entries to answer from (a file or inline ones).
+    pub fn enabled(&self) -> bool {
+        self.file.is_some() || !self.inline.is_empty()
+    }
+
+    /// The file's bytes as read (to see later changes) and the table. A file
+    /// that cannot be read leaves the inline entries, as in CoreDNS.
+    pub fn table(&self) -> (Option<Vec<u8>>, crate::answer::hosts::Hosts) {
+        let bytes = self.file.as_ref().and_then(|path| {
+            let regular = std::fs::metadata(path)
+                .is_ok_and(|m| m.is_file() && m.len() <= MAX_HOSTS_BYTES);
+            let read = if regular { std::fs::read(path).ok() } else { None };
+            if read.is_none() {
+                tracing::warn!(path = %path.display(), "cannot read the hosts file (a regular file of at most 1 MiB); serving the inline entries");
+            }
+            read
+        });
+        let text = bytes.as_deref().map(String::from_utf8_lossy);
+        let mut texts: Vec<&str> = text.as_deref().into_iter().collect();
+        texts.extend(self.inline.iter().map(String::as_str));
+        let table =
+            crate::answer::hosts::Hosts::parse(&texts, self.ttl, self.fallthrough, self.reverse);
+        (bytes, table)
+    }
 }
 
 /// Where forwarded queries go.
@@ -129,6 +172,7 @@ impl Settings {
             tcp_max_queries: o.tcp_max_queries.unwrap_or(DEFAULT_MAX_QUERIES),
             handover: o.handover.clone(),
             stub_domains: m.stub_domains()?,
+            hosts: m.hosts()?,
             corefile: o.corefile.clone(),
         })
     }
@@ -145,6 +189,8 @@ impl Settings {
             .filter(|ip| !ip.is_unspecified() && !ip.is_loopback())
             .collect();
         zone.ns_ips.dedup();
+        // Reads the hosts file: called at start and on each reload.
+        zone.set_hosts(self.hosts.enabled().then(|| self.hosts.table().1));
         zone
     }
 }
@@ -398,6 +444,32 @@ impl Merged<'_> {
             stubs.push((zone, addrs));
         }
         Ok(stubs)
+    }
+
+    /// The hosts entries and how they answer.
+    fn hosts(&self) -> Result<HostsSettings, ConfigError> {
+        let o = &self.options;
+        let ttl = o.hosts_ttl.unwrap_or(crate::answer::hosts::DEFAULT_TTL);
+        let ttl = self.seconds_at_most("hosts_ttl", ttl, MAX_CACHE_TTL)?;
+        for entry in o.hosts.iter().flatten() {
+            let mut fields = entry.split_whitespace();
+            let address_ok = fields
+                .next()
+                .is_some_and(|a| a.parse::<std::net::IpAddr>().is_ok());
+            if !address_ok || fields.next().is_none() {
+                return Err(self.invalid(
+                    "hosts",
+                    format!("{entry:?} is not `ADDRESS NAME [ALIASES...]`"),
+                ));
+            }
+        }
+        Ok(HostsSettings {
+            file: o.hosts_file.clone(),
+            inline: o.hosts.clone().unwrap_or_default(),
+            ttl,
+            fallthrough: o.hosts_fallthrough.unwrap_or(true),
+            reverse: o.hosts_reverse.unwrap_or(true),
+        })
     }
 
     fn forward_timeout(&self) -> Result<Duration, ConfigError> {

@@ -88,6 +88,19 @@ const EVERY_KEY: &[(&str, &str, &[&str])] = &[
         &["consul=10.150.0.1,10.150.0.2:5353"],
     ),
     (
+        "hosts_file",
+        r#""/etc/coredns/NodeHosts""#,
+        &["/etc/coredns/NodeHosts"],
+    ),
+    (
+        "hosts",
+        r#"["10.0.0.5 server-1", "fd00::6 agent-1 agent-1.lan"]"#,
+        &["10.0.0.5 server-1", "fd00::6 agent-1 agent-1.lan"],
+    ),
+    ("hosts_ttl", "60", &["60"]),
+    ("hosts_fallthrough", "false", &["false"]),
+    ("hosts_reverse", "false", &["false"]),
+    (
         "corefile",
         concat!(
             "\"",

@@ -21,6 +21,7 @@ pub const SUPPORTED: &[&str] = &[
     "prometheus",
     "loadbalance",
     "cache",
+    "hosts",
     "kubernetes",
     "loop",
     "forward",
@@ -331,6 +332,7 @@ fn apply(d: &Directive, port: u16, o: &mut Options) -> Result<(), CorefileError>
             Ok(())
         }
         "kubernetes" => kubernetes(d, o),
+        "hosts" => hosts(d, o),
         "forward" => forward(d, o),
         "cache" => cache(d, o),
         _ => Err(error(
@@ -457,6 +459,84 @@ fn kubernetes(d: &Directive, o: &mut Options) -> Result<(), CorefileError> {
             }
             _ => return Err(unknown_option(d, line)),
         }
+    }
+    Ok(())
+}
+
+/// `hosts [FILE [ZONES...]] { ENTRIES...; ttl; reload; no_reverse; fallthrough }`
+fn hosts(d: &Directive, o: &mut Options) -> Result<(), CorefileError> {
+    let file = d.args.first().map_or("/etc/hosts", |a| a.text.as_str());
+    for zone in d.args.iter().skip(1) {
+        if zone.text != "." {
+            return Err(error(
+                zone,
+                format!(
+                    "hosts zone {:?}: only the root zone is supported (the entries answer every name they list)",
+                    zone.text
+                ),
+            ));
+        }
+    }
+    o.hosts_file = Some(file.into());
+    o.hosts_fallthrough = Some(false);
+    let mut entries = Vec::new();
+    for line in &d.block {
+        let args = &line.args;
+        match line.name.text.as_str() {
+            "ttl" => {
+                exactly_args(line, 1)?;
+                let ttl = args[0]
+                    .text
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|t| (1..=86_400).contains(t))
+                    .ok_or_else(|| {
+                        error(
+                            &args[0],
+                            format!(
+                                "ttl: {:?} is not a number of seconds from 1 to 86400",
+                                args[0].text
+                            ),
+                        )
+                    })?;
+                o.hosts_ttl = Some(ttl);
+            }
+            "reload" => {
+                // Accepted; cluster-dns checks the file every 2 s.
+                exactly_args(line, 1)?;
+                duration(&args[0])?;
+            }
+            "no_reverse" => {
+                exactly_args(line, 0)?;
+                o.hosts_reverse = Some(false);
+            }
+            "fallthrough" => {
+                if let Some(zone) = args.iter().find(|z| z.text != ".") {
+                    return Err(error(
+                        zone,
+                        format!(
+                            "fallthrough {:?}: only fallthrough of every name is supported",
+                            zone.text
+                        ),
+                    ));
+                }
+                o.hosts_fallthrough = Some(true);
+            }
+            address if address.parse::<std::net::IpAddr>().is_ok() => {
+                if args.is_empty() {
+                    return Err(error(
+                        &line.name,
+                        format!("hosts entry {address}: expected a name after the address"),
+                    ));
+                }
+                let names: Vec<&str> = args.iter().map(|a| a.text.as_str()).collect();
+                entries.push(format!("{address} {}", names.join(" ")));
+            }
+            _ => return Err(unknown_option(d, line)),
+        }
+    }
+    if !entries.is_empty() {
+        o.hosts = Some(entries);
     }
     Ok(())
 }
@@ -949,6 +1029,43 @@ mod tests {
             refused(".:53 {\n forward . 10.0.0.1\n}\n")
                 .contains("second server block for the root")
         );
+    }
+
+    /// Cases of plugin/hosts/setup_test.go: the file, inline entries, `ttl`,
+    /// `no_reverse`, `fallthrough`; without `fallthrough`, names not listed are
+    /// not passed on.
+    #[test]
+    fn hosts_options() {
+        let h = |line: &str| options_of(&with(line));
+        let o = h("hosts").unwrap();
+        assert_eq!(o.hosts_file, Some("/etc/hosts".into()));
+        assert_eq!(o.hosts_fallthrough, Some(false));
+        let o = h("hosts /etc/coredns/NodeHosts {\n ttl 60\n reload 15s\n fallthrough\n}").unwrap();
+        assert_eq!(o.hosts_file, Some("/etc/coredns/NodeHosts".into()));
+        assert_eq!(o.hosts_ttl, Some(60));
+        assert_eq!(o.hosts_fallthrough, Some(true));
+        let o = h("hosts /etc/hosts {\n 10.0.0.1 example.org www.example.org\n ::1 local6\n no_reverse\n}").unwrap();
+        assert_eq!(
+            o.hosts,
+            Some(vec![
+                "10.0.0.1 example.org www.example.org".to_string(),
+                "::1 local6".into()
+            ])
+        );
+        assert_eq!(o.hosts_reverse, Some(false));
+        assert!(
+            h("hosts /etc/hosts example.org").is_err(),
+            "zones other than . are refused"
+        );
+        assert!(h("hosts { ttl 0 }").is_err());
+        assert!(h("hosts { ttl x }").is_err());
+        assert!(h("hosts { reload }").is_err());
+        assert!(
+            h("hosts { 10.0.0.1 }").is_err(),
+            "an address without a name"
+        );
+        assert!(h("hosts { fallthrough example.org }").is_err());
+        assert!(h("hosts { bogus }").is_err());
     }
 
     #[test]

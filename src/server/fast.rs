@@ -270,6 +270,9 @@ impl DnsHandler {
         parsed: &Parsed<'_>,
         out: &mut Vec<u8>,
     ) -> Option<&'static str> {
+        if zone.hosts_shadow_zones() {
+            return None;
+        }
         let labels = &parsed.labels[..parsed.label_count];
         let direct = crate::answer::direct(zone, snapshot, labels, parsed.qtype)?;
         let total = direct.count;
@@ -730,6 +733,50 @@ mod tests {
                 "{kind:?} not covered: {answered:?}"
             );
         }
+    }
+
+    /// A hosts entry for a cluster name wins over the index on the fast path
+    /// too (CoreDNS runs `hosts` before `kubernetes`); with `fallthrough` and no
+    /// cluster name listed, the direct writer keeps answering.
+    #[test]
+    fn hosts_entries_come_before_the_index_on_the_fast_path() {
+        let src: SocketAddr = "127.0.0.1:5300".parse().unwrap();
+        let handler = handler(false);
+        let web = "web.default.svc.cluster.local.";
+        let mut zone = (**handler.zone.load()).clone();
+        zone.set_hosts(Some(crate::answer::hosts::Hosts::parse(
+            &["192.0.2.80 web.default.svc.cluster.local"],
+            60,
+            true,
+            true,
+        )));
+        handler.zone.store(Arc::new(zone.clone()));
+        let mut out = Vec::new();
+        assert!(matches!(
+            handler.answer_fast(&packet(web, RecordType::A, None), src, &mut out),
+            Fast::Reply
+        ));
+        let reply = Message::from_vec(&out).unwrap();
+        assert_eq!(reply.answers[0].data.to_string(), "192.0.2.80");
+        assert_eq!(reply.answers[0].ttl, 60);
+        zone.set_hosts(Some(crate::answer::hosts::Hosts::parse(
+            &["192.0.2.81 node-1"],
+            60,
+            true,
+            true,
+        )));
+        assert!(!zone.hosts_shadow_zones());
+        handler.zone.store(Arc::new(zone));
+        let parsed_packet = packet(web, RecordType::A, None);
+        let parsed = parse(&parsed_packet).unwrap();
+        assert!(
+            direct_path(&handler, &parsed, &mut out).is_some(),
+            "the direct writer answers"
+        );
+        assert_eq!(
+            Message::from_vec(&out).unwrap().answers[0].data.to_string(),
+            "10.96.0.10"
+        );
     }
 
     #[test]

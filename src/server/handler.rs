@@ -93,6 +93,16 @@ impl DnsHandler {
         {
             return Decision::LoopProbe;
         }
+        // CoreDNS's `hosts` comes before `kubernetes` and `forward`.
+        if let Some(hosts) = zone.hosts()
+            && let answer::hosts::Lookup::Answer(answer) = hosts.lookup(qname, qtype)
+        {
+            return Decision::Local {
+                answer,
+                chase: None,
+                zone_label: ".",
+            };
+        }
         let Some(zone_name) = zone.zone_of(qname) else {
             return Decision::Forward { zone_label: "." };
         };
