@@ -255,6 +255,53 @@ fn k3s_corefile_serves_node_hosts_and_custom_imports() {
     );
 }
 
+/// The AAAA blocker (`template IN AAAA . { rcode NOERROR }`): AAAA queries, in
+/// the cluster zone or not, get NOERROR with no records and never reach the
+/// upstream; A queries are answered as before.
+#[test]
+fn a_template_blocks_aaaa() {
+    let up = Upstream::start();
+    up.set(
+        "www.example.",
+        Behaviour::Addresses(vec![[192, 0, 2, 4]], 60),
+    );
+    let corefile = fixture("block-aaaa.Corefile");
+    let example = example_dir();
+    let upstream = up.addr.to_string();
+    let server = Server::start(&[
+        "--corefile",
+        corefile.to_str().unwrap(),
+        "--manifests",
+        example.to_str().unwrap(),
+        "--upstream",
+        &upstream,
+    ]);
+    for reply in [
+        server.udp("myweb-svc.default.svc.cluster.local.", RecordType::AAAA),
+        server.tcp("myweb-svc.default.svc.cluster.local.", RecordType::AAAA),
+        server.udp("www.example.", RecordType::AAAA),
+        server.tcp("www.example.", RecordType::AAAA),
+    ] {
+        assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+        assert!(reply.answers.is_empty(), "{:?}", reply.answers);
+        assert!(reply.metadata.authoritative);
+    }
+    assert_eq!(
+        rdata(&server.udp("myweb-svc.default.svc.cluster.local.", RecordType::A)),
+        vec!["10.96.19.251"]
+    );
+    assert_eq!(
+        rdata(&server.tcp("www.example.", RecordType::A)),
+        vec!["192.0.2.4"]
+    );
+    // The A query only: an AAAA one would have been a second.
+    assert_eq!(
+        up.count("www.example."),
+        1,
+        "only the A query went upstream"
+    );
+}
+
 /// `cluster-dns corefile check` prints what is served; a plugin cluster-dns
 /// does not serve fails `check` and `serve` with the file, the line and the
 /// plugin, exit status 1.

@@ -81,6 +81,9 @@ pub struct ZoneConfig {
     pub ignore_empty_service: bool,
     /// Addresses `ns.dns.<zone>` answers with.
     pub ns_ips: Vec<IpAddr>,
+    /// CoreDNS `template TYPE { rcode RCODE }`: types answered with an rcode
+    /// and no records, before anything else.
+    pub type_rcodes: Vec<(RecordType, ResponseCode)>,
     /// CoreDNS `hosts`, asked before the zones.
     hosts: Option<std::sync::Arc<hosts::Hosts>>,
     /// Whether `hosts` may answer a name of a cluster zone (it lists one, or
@@ -136,6 +139,7 @@ impl ZoneConfig {
             primary,
             ttl,
             pods,
+            type_rcodes: Vec::new(),
             hosts: None,
             hosts_shadow_zones: false,
             ignore_empty_service: false,
@@ -913,6 +917,14 @@ impl ZoneConfig {
 
     pub fn hosts(&self) -> Option<&hosts::Hosts> {
         self.hosts.as_deref()
+    }
+
+    /// The rcode a rule gives queries of `qtype`, if one does.
+    pub fn rcode_for(&self, qtype: RecordType) -> Option<ResponseCode> {
+        self.type_rcodes
+            .iter()
+            .find(|(t, _)| *t == qtype)
+            .map(|(_, rcode)| *rcode)
     }
 
     /// Whether the `hosts` table may answer names of the cluster zones.

@@ -153,6 +153,12 @@ pub struct Options {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "BOOL")]
     pub hosts_reverse: Option<bool>,
+    /// Queries of a type answered with an rcode and no records, before anything
+    /// else, `TYPE=RCODE` (repeatable; CoreDNS `template IN AAAA { rcode NOERROR }`,
+    /// which spares IPv4-only clusters the AAAA half of every lookup).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long = "type-rcode", value_name = "TYPE=RCODE")]
+    pub type_rcodes: Option<Vec<String>>,
     /// A CoreDNS Corefile to serve unchanged (README: Corefile); its plugins give
     /// the keys that the config file and the flags do not.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -212,6 +218,7 @@ impl Options {
             hosts_ttl,
             hosts_fallthrough,
             hosts_reverse,
+            type_rcodes,
             corefile,
         );
         (merged, from_flags)

@@ -80,6 +80,11 @@ pub struct Settings {
     /// CoreDNS `hosts`: entries answered before the cluster zones (when a file
     /// or an entry is given).
     pub hosts: HostsSettings,
+    /// Query types answered with an rcode and no records.
+    pub type_rcodes: Vec<(
+        hickory_proto::rr::RecordType,
+        hickory_proto::op::ResponseCode,
+    )>,
     /// The Corefile the keys not given otherwise come from (re-read on change).
     pub corefile: Option<PathBuf>,
 }
@@ -173,6 +178,7 @@ impl Settings {
             handover: o.handover.clone(),
             stub_domains: m.stub_domains()?,
             hosts: m.hosts()?,
+            type_rcodes: m.type_rcodes()?,
             corefile: o.corefile.clone(),
         })
     }
@@ -191,6 +197,7 @@ impl Settings {
         zone.ns_ips.dedup();
         // Reads the hosts file: called at start and on each reload.
         zone.set_hosts(self.hosts.enabled().then(|| self.hosts.table().1));
+        zone.type_rcodes = self.type_rcodes.clone();
         zone
     }
 }
@@ -444,6 +451,56 @@ impl Merged<'_> {
             stubs.push((zone, addrs));
         }
         Ok(stubs)
+    }
+
+    /// `TYPE=RCODE` each: a record type by name, an rcode by name.
+    fn type_rcodes(
+        &self,
+    ) -> Result<
+        Vec<(
+            hickory_proto::rr::RecordType,
+            hickory_proto::op::ResponseCode,
+        )>,
+        ConfigError,
+    > {
+        use hickory_proto::op::ResponseCode;
+        use hickory_proto::rr::RecordType;
+        let key = "type_rcodes";
+        let mut rules: Vec<(RecordType, ResponseCode)> = Vec::new();
+        for text in self.options.type_rcodes.iter().flatten() {
+            let Some((qtype, rcode)) = text.split_once('=') else {
+                return Err(self.invalid(key, format!("{text:?} is not TYPE=RCODE")));
+            };
+            let qtype: RecordType = qtype
+                .trim()
+                .to_ascii_uppercase()
+                .parse()
+                .ok()
+                .filter(|t| {
+                    !matches!(
+                        t,
+                        RecordType::ANY | RecordType::OPT | RecordType::Unknown(_)
+                    )
+                })
+                .ok_or_else(|| self.invalid(key, format!("{qtype:?} is not a record type")))?;
+            let rcode = match rcode.trim().to_ascii_uppercase().as_str() {
+                "NOERROR" => ResponseCode::NoError,
+                "NXDOMAIN" => ResponseCode::NXDomain,
+                "SERVFAIL" => ResponseCode::ServFail,
+                "REFUSED" => ResponseCode::Refused,
+                other => {
+                    return Err(self.invalid(
+                        key,
+                        format!("{other:?} is not one of NOERROR, NXDOMAIN, SERVFAIL, REFUSED"),
+                    ));
+                }
+            };
+            if rules.iter().any(|(t, _)| *t == qtype) {
+                return Err(self.invalid(key, format!("{qtype} is given twice")));
+            }
+            rules.push((qtype, rcode));
+        }
+        Ok(rules)
     }
 
     /// The hosts entries and how they answer.

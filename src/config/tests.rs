@@ -100,6 +100,7 @@ const EVERY_KEY: &[(&str, &str, &[&str])] = &[
     ("hosts_ttl", "60", &["60"]),
     ("hosts_fallthrough", "false", &["false"]),
     ("hosts_reverse", "false", &["false"]),
+    ("type_rcodes", r#"["AAAA=NOERROR"]"#, &["AAAA=NOERROR"]),
     (
         "corefile",
         concat!(

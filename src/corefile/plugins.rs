@@ -21,6 +21,7 @@ pub const SUPPORTED: &[&str] = &[
     "prometheus",
     "loadbalance",
     "cache",
+    "template",
     "hosts",
     "kubernetes",
     "loop",
@@ -212,7 +213,8 @@ fn supported<'a>(
         };
         return Err(error(&directive.name, message));
     }
-    if seen.contains(&name) {
+    // Templates add up; every other plugin is once per block.
+    if seen.contains(&name) && name != "template" {
         return Err(error(
             &directive.name,
             format!("plugin {name} is given twice in this server block"),
@@ -333,6 +335,7 @@ fn apply(d: &Directive, port: u16, o: &mut Options) -> Result<(), CorefileError>
         }
         "kubernetes" => kubernetes(d, o),
         "hosts" => hosts(d, o),
+        "template" => template(d, o),
         "forward" => forward(d, o),
         "cache" => cache(d, o),
         _ => Err(error(
@@ -538,6 +541,62 @@ fn hosts(d: &Directive, o: &mut Options) -> Result<(), CorefileError> {
     if !entries.is_empty() {
         o.hosts = Some(entries);
     }
+    Ok(())
+}
+
+/// `template CLASS TYPE [.] { rcode RCODE }`: the form that answers a type with
+/// an rcode and no records (the AAAA blocker of IPv4-only clusters).
+fn template(d: &Directive, o: &mut Options) -> Result<(), CorefileError> {
+    let [class, qtype, zones @ ..] = &d.args[..] else {
+        return Err(error(
+            &d.name,
+            "template: expected CLASS TYPE [ZONES...]".into(),
+        ));
+    };
+    if !matches!(class.text.to_ascii_uppercase().as_str(), "IN" | "ANY") {
+        return Err(error(
+            class,
+            format!(
+                "template class {:?}: only IN and ANY are served",
+                class.text
+            ),
+        ));
+    }
+    if let Some(zone) = zones.iter().find(|z| z.text != ".") {
+        return Err(error(
+            zone,
+            format!(
+                "template zone {:?}: only the root zone is supported yet",
+                zone.text
+            ),
+        ));
+    }
+    let mut rcode = None;
+    for line in &d.block {
+        match line.name.text.as_str() {
+            "rcode" => {
+                exactly_args(line, 1)?;
+                rcode = Some(line.args[0].text.to_ascii_uppercase());
+            }
+            _ => {
+                return Err(error(
+                    &line.name,
+                    format!(
+                        "template option {} is not supported yet (supported: rcode)",
+                        line.name.text
+                    ),
+                ));
+            }
+        }
+    }
+    let Some(rcode) = rcode else {
+        return Err(error(
+            &d.name,
+            "template: only `{ rcode RCODE }` templates are supported yet".into(),
+        ));
+    };
+    let rule = format!("{}={rcode}", qtype.text.to_ascii_uppercase());
+    o.type_rcodes.get_or_insert_with(Vec::new).push(rule);
     Ok(())
 }
 
@@ -1066,6 +1125,28 @@ mod tests {
         );
         assert!(h("hosts { fallthrough example.org }").is_err());
         assert!(h("hosts { bogus }").is_err());
+    }
+
+    /// The rcode-only form of plugin/template (its README's "Block AAAA" kind).
+    #[test]
+    fn template_rcode_only() {
+        let t = |line: &str| options_of(&with(line));
+        assert_eq!(
+            t("template IN AAAA {\n rcode NOERROR\n}")
+                .unwrap()
+                .type_rcodes,
+            Some(vec!["AAAA=NOERROR".to_string()])
+        );
+        assert_eq!(
+            t("template ANY AAAA . {\n rcode nxdomain\n}\n template IN MX {\n rcode NOERROR\n}")
+                .unwrap()
+                .type_rcodes,
+            Some(vec!["AAAA=NXDOMAIN".to_string(), "MX=NOERROR".into()])
+        );
+        assert!(t("template IN AAAA").is_err(), "no rcode");
+        assert!(t("template CH TXT {\n rcode REFUSED\n}").is_err());
+        assert!(t("template IN A example.org {\n rcode NOERROR\n}").is_err());
+        assert!(t("template IN A {\n answer \"{{ .Name }} 60 IN A 127.0.0.1\"\n}").is_err());
     }
 
     #[test]

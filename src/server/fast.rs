@@ -270,7 +270,7 @@ impl DnsHandler {
         parsed: &Parsed<'_>,
         out: &mut Vec<u8>,
     ) -> Option<&'static str> {
-        if zone.hosts_shadow_zones() {
+        if zone.hosts_shadow_zones() || zone.rcode_for(parsed.qtype).is_some() {
             return None;
         }
         let labels = &parsed.labels[..parsed.label_count];

@@ -93,6 +93,19 @@ impl DnsHandler {
         {
             return Decision::LoopProbe;
         }
+        // CoreDNS's `template` comes before `hosts`, `kubernetes` and `forward`.
+        if let Some(rcode) = zone.rcode_for(qtype) {
+            let answer = Answer {
+                rcode,
+                authoritative: true,
+                ..Answer::default()
+            };
+            return Decision::Local {
+                answer,
+                chase: None,
+                zone_label: ".",
+            };
+        }
         // CoreDNS's `hosts` comes before `kubernetes` and `forward`.
         if let Some(hosts) = zone.hosts()
             && let answer::hosts::Lookup::Answer(answer) = hosts.lookup(qname, qtype)

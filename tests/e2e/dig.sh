@@ -103,6 +103,13 @@ cat >"$work/Corefile" <<COREFILE
         fallthrough in-addr.arpa ip6.arpa
         ttl 30
     }
+    hosts $work/hosts {
+        10.9.8.6 inline.example
+        fallthrough
+    }
+    template IN AAAA . {
+        rcode NOERROR
+    }
     forward . 127.0.0.1:9
     cache 30
     loadbalance
@@ -112,6 +119,7 @@ example.test:53 {
     forward . 127.0.0.1:$upstream_port
 }
 COREFILE
+printf '10.9.8.7 legacy.example legacy\n' >"$work/hosts"
 check "corefile check accepts it" "0" "$("$bin" corefile check "$work/Corefile" >/dev/null 2>&1; echo $?)"
 start "$work/corefile.log" --corefile "$work/Corefile" --manifests examples/statefulset
 check "Corefile: the kubernetes plugin's ttl 30" "30" \
@@ -119,6 +127,10 @@ check "Corefile: the kubernetes plugin's ttl 30" "30" \
 check "Corefile: the stub domain is asked" "10.244.1.10" "$(q +short web-0.nginx.default.svc.example.test)"
 check "Corefile: other names go to the default upstream (closed: SERVFAIL)" "SERVFAIL" \
   "$(q example.org | sed -n 's/.*status: \([A-Z]*\),.*/\1/p')"
+check "Corefile: hosts file entry" "10.9.8.7" "$(q +short legacy.example)"
+check "Corefile: hosts inline entry" "10.9.8.6" "$(q +short inline.example)"
+check "Corefile: template answers AAAA with NOERROR and no records" "NOERROR 0" \
+  "$(q AAAA web-0.nginx.default.svc.cluster.local | sed -n 's/.*status: \([A-Z]*\),.*/\1/p; s/.*ANSWER: \([0-9]*\),.*/\1/p' | tr '\n' ' ' | sed 's/ $//')"
 printf '.:53 {\n    kubernetes cluster.local\n    rewrite name a.example b.example\n    forward . 127.0.0.1:9\n}\n' >"$work/Bad"
 check "Corefile: an unsupported plugin is refused with its line" \
   "$work/Bad:3: plugin rewrite is not supported" \
