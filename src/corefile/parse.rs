@@ -136,6 +136,7 @@ impl Parser<'_> {
             if self.import_here()? {
                 continue;
             }
+            let first = self.peek().cloned();
             let keys = self.addresses()?;
             if let [key] = &keys[..]
                 && let Some(name) = key.text.strip_prefix('(').and_then(|k| k.strip_suffix(')'))
@@ -150,6 +151,17 @@ impl Parser<'_> {
                 // A single server block needs no braces.
                 self.lines(false)?
             };
+            if keys.is_empty() {
+                // Only empty words (`""`): nothing to serve, as CoreDNS skips it,
+                // unless directives follow, which could not be served anywhere.
+                if directives.is_empty() {
+                    continue;
+                }
+                return Err(self.error(
+                    first.as_ref(),
+                    "a server block needs an address (e.g. `.:53`)".into(),
+                ));
+            }
             blocks.push(ServerBlock { keys, directives });
         }
         Ok(blocks)
@@ -523,6 +535,8 @@ mod tests {
                 vec![(vec!["cluster.local:53"], vec!["kubernetes cluster.local"])],
             ),
             ("", vec![]),
+            // Found by the config fuzz target: empty words only.
+            ("\"\"\"", vec![]),
         ];
         for (text, want) in cases {
             let got = shape(&blocks(text).unwrap_or_else(|e| panic!("{text:?}: {e}")));
@@ -558,6 +572,7 @@ mod tests {
                 2,
                 "maximum import depth",
             ),
+            ("\"\" {\n  dir1\n}", 1, "needs an address"),
         ];
         for (text, line, message) in cases {
             let error = blocks(text).expect_err(text);

@@ -50,6 +50,20 @@ fn error(token: &Token, message: String) -> CorefileError {
 /// with only `forward . ADDR...` (and `errors`, `cache`, `loop`, `reload`) is a
 /// stub domain.
 pub fn options(file: &Path, blocks: &[ServerBlock]) -> Result<Options, CorefileError> {
+    // Blocks from the parser always have an address; others are refused here.
+    if let Some(block) = blocks.iter().find(|b| b.keys.is_empty()) {
+        let (file, line) = block
+            .directives
+            .first()
+            .map_or((file.to_path_buf(), 0), |d| {
+                (d.name.file.to_path_buf(), d.name.line)
+            });
+        return Err(CorefileError {
+            file,
+            line,
+            message: "a server block needs an address (e.g. `.:53`)".into(),
+        });
+    }
     let mut root = None;
     let mut stubs = Vec::new();
     for block in blocks {
