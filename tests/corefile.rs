@@ -8,7 +8,6 @@ mod common;
 mod upstream;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::*;
 use hickory_proto::op::ResponseCode;
@@ -21,14 +20,21 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn cluster_dns(args: &[&str]) -> std::process::Output {
-    Command::new(BIN)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .env_remove("KUBECONFIG")
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .output()
-        .expect("binary runs")
+/// `cluster-dns serve --corefile FILE` on the example cluster, forwarding to
+/// `upstream` (a loopback fake) when given.
+fn serve_corefile(corefile: &Path, upstream: Option<&Upstream>) -> Server {
+    let example = example_dir();
+    let upstream = upstream.map(|u| u.addr.to_string());
+    let mut args = vec![
+        "--corefile",
+        corefile.to_str().unwrap(),
+        "--manifests",
+        example.to_str().unwrap(),
+    ];
+    if let Some(upstream) = &upstream {
+        args.extend(["--upstream", upstream.as_str()]);
+    }
+    Server::start(&args)
 }
 
 /// kubeadm's Corefile: the `kubernetes` options (TTL 30, PTR), `forward` with
@@ -41,16 +47,7 @@ fn kubeadms_corefile_serves_the_cluster_and_forwards_the_rest() {
         Behaviour::Addresses(vec![[192, 0, 2, 7]], 300),
     );
     let corefile = fixture("kubeadm.Corefile");
-    let upstream = up.addr.to_string();
-    let example = example_dir();
-    let server = Server::start(&[
-        "--corefile",
-        corefile.to_str().unwrap(),
-        "--manifests",
-        example.to_str().unwrap(),
-        "--upstream",
-        &upstream,
-    ]);
+    let server = serve_corefile(&corefile, Some(&up));
     for reply in [
         server.udp("nginx.default.svc.cluster.local.", RecordType::A),
         server.tcp("nginx.default.svc.cluster.local.", RecordType::A),
@@ -112,16 +109,7 @@ fn stub_domains_forward_to_their_own_upstreams() {
         text.replace("10.150.0.1", &stub.addr.to_string()),
     )
     .unwrap();
-    let example = example_dir();
-    let upstream = main.addr.to_string();
-    let server = Server::start(&[
-        "--corefile",
-        corefile.to_str().unwrap(),
-        "--manifests",
-        example.to_str().unwrap(),
-        "--upstream",
-        &upstream,
-    ]);
+    let server = serve_corefile(&corefile, Some(&main));
     for reply in [
         server.udp("web.service.consul.local.", RecordType::A),
         server.tcp("intranet.corp.example.", RecordType::A),
@@ -191,21 +179,12 @@ fn k3s_corefile_serves_node_hosts_and_custom_imports() {
     .unwrap();
     // The override is imported into the block: a plugin the block already has is
     // then given twice, which is refused with its file and line.
-    let check = cluster_dns(&["corefile", "check", corefile.to_str().unwrap()]);
+    let check = run_binary(&["corefile", "check", corefile.to_str().unwrap()]);
     assert!(!check.status.success());
     assert!(String::from_utf8_lossy(&check.stderr).contains("plugin errors is given twice"));
     std::fs::remove_file(base.join("custom/extra.override")).unwrap();
 
-    let example = example_dir();
-    let upstream = up.addr.to_string();
-    let server = Server::start(&[
-        "--corefile",
-        corefile.to_str().unwrap(),
-        "--manifests",
-        example.to_str().unwrap(),
-        "--upstream",
-        &upstream,
-    ]);
+    let server = serve_corefile(&corefile, Some(&up));
     for reply in [
         server.udp("server-1.", RecordType::A),
         server.tcp("AGENT-1.", RecordType::A),
@@ -266,16 +245,7 @@ fn a_template_blocks_aaaa() {
         Behaviour::Addresses(vec![[192, 0, 2, 4]], 60),
     );
     let corefile = fixture("block-aaaa.Corefile");
-    let example = example_dir();
-    let upstream = up.addr.to_string();
-    let server = Server::start(&[
-        "--corefile",
-        corefile.to_str().unwrap(),
-        "--manifests",
-        example.to_str().unwrap(),
-        "--upstream",
-        &upstream,
-    ]);
+    let server = serve_corefile(&corefile, Some(&up));
     for reply in [
         server.udp("myweb-svc.default.svc.cluster.local.", RecordType::AAAA),
         server.tcp("myweb-svc.default.svc.cluster.local.", RecordType::AAAA),
@@ -308,7 +278,7 @@ fn a_template_blocks_aaaa() {
 #[test]
 fn check_describes_and_unsupported_plugins_are_refused_at_start() {
     let corefile = fixture("kubeadm.Corefile");
-    let out = cluster_dns(&["corefile", "check", corefile.to_str().unwrap()]);
+    let out = run_binary(&["corefile", "check", corefile.to_str().unwrap()]);
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("server block .:53"), "{stdout}");
@@ -332,13 +302,13 @@ fn check_describes_and_unsupported_plugins_are_refused_at_start() {
         "{}:4: plugin rewrite is not supported (supported: ",
         bad.display()
     );
-    let out = cluster_dns(&["corefile", "check", bad.to_str().unwrap()]);
+    let out = run_binary(&["corefile", "check", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.starts_with(&expected), "{stderr}");
 
     let example = example_dir();
-    let out = cluster_dns(&[
+    let out = run_binary(&[
         "serve",
         "--corefile",
         bad.to_str().unwrap(),
@@ -357,7 +327,7 @@ fn check_describes_and_unsupported_plugins_are_refused_at_start() {
         ".:53 {\n    kubernetes cluster.local {\n        pods insecure\n",
     )
     .unwrap();
-    let out = cluster_dns(&["corefile", "check", bad.to_str().unwrap()]);
+    let out = run_binary(&["corefile", "check", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -374,7 +344,7 @@ fn check_describes_and_unsupported_plugins_are_refused_at_start() {
 #[test]
 fn translate_writes_an_equivalent_config_file() {
     let corefile = fixture("kubeadm.Corefile");
-    let out = cluster_dns(&["corefile", "translate", corefile.to_str().unwrap()]);
+    let out = run_binary(&["corefile", "translate", corefile.to_str().unwrap()]);
     assert!(out.status.success());
     let toml = String::from_utf8(out.stdout).unwrap();
     assert!(toml.contains("ttl = 30"), "{toml}");
@@ -409,13 +379,7 @@ fn an_edited_corefile_is_reloaded() {
         )
     };
     std::fs::write(&corefile, text(30)).unwrap();
-    let example = example_dir();
-    let server = Server::start(&[
-        "--corefile",
-        corefile.to_str().unwrap(),
-        "--manifests",
-        example.to_str().unwrap(),
-    ]);
+    let server = serve_corefile(&corefile, None);
     let ttl = || {
         server
             .udp("myweb-svc.default.svc.cluster.local.", RecordType::A)

@@ -122,16 +122,6 @@ fn a_broken_manifest_is_reported_once_and_the_last_good_records_stay() {
     assert!(eventually(RELOAD_WAIT, || addresses(&server, web) == ["10.1.0.9"]));
 }
 
-fn run(args: &[&str]) -> std::process::Output {
-    Command::new(BIN)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .env_remove("KUBECONFIG")
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .output()
-        .expect("binary runs")
-}
-
 #[test]
 fn a_broken_manifest_at_start_stops_with_one_clear_message() {
     let dir = tempfile::tempdir().unwrap();
@@ -140,7 +130,7 @@ fn a_broken_manifest_at_start_stops_with_one_clear_message() {
         "bad.yaml",
         "apiVersion: v1\nkind: Service\nmetadata: {name: [\n",
     );
-    let out = run(&[
+    let out = run_binary(&[
         "serve",
         "--listen",
         "127.0.0.1:0",
@@ -160,7 +150,7 @@ fn config_errors_name_the_file_and_key() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("c.toml");
     std::fs::write(&config, "ttl = 5\nlisten_on = [\"127.0.0.1:53\"]\n").unwrap();
-    let out = run(&["serve", "--config", config.to_str().unwrap()]);
+    let out = run_binary(&["serve", "--config", config.to_str().unwrap()]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -170,16 +160,17 @@ fn config_errors_name_the_file_and_key() {
     assert!(stderr.contains("unknown field `listen_on`"), "{stderr}");
 
     std::fs::write(&config, "ttl = 99999\n").unwrap();
-    let stderr =
-        String::from_utf8_lossy(&run(&["serve", "--config", config.to_str().unwrap()]).stderr)
-            .to_string();
+    let stderr = String::from_utf8_lossy(
+        &run_binary(&["serve", "--config", config.to_str().unwrap()]).stderr,
+    )
+    .to_string();
     assert!(
         stderr.contains("key `ttl`: 99999 is above the maximum of 3600 seconds"),
         "{stderr}"
     );
 
     // Neither manifests nor a kubeconfig, and not in a pod: say how to proceed.
-    let out = run(&["serve", "--listen", "127.0.0.1:0"]);
+    let out = run_binary(&["serve", "--listen", "127.0.0.1:0"]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("not running in a cluster"), "{stderr}");
@@ -188,7 +179,7 @@ fn config_errors_name_the_file_and_key() {
         "{stderr}"
     );
     let missing = dir.path().join("absent-kubeconfig");
-    let out = run(&[
+    let out = run_binary(&[
         "serve",
         "--listen",
         "127.0.0.1:0",
@@ -220,7 +211,7 @@ fn the_shipped_example_config_is_valid() {
 
 #[test]
 fn zone_dump_lists_what_queries_get() {
-    let out = run(&["zone", "--manifests", example_dir().to_str().unwrap()]);
+    let out = run_binary(&["zone", "--manifests", example_dir().to_str().unwrap()]);
     assert!(
         out.status.success(),
         "{}",

@@ -359,3 +359,15 @@ pub fn sorted_rdata(msg: &Message) -> Vec<String> {
     v.sort();
     v
 }
+
+/// `cluster-dns ARGS...` to completion, without the caller's log filter or
+/// Kubernetes environment.
+pub fn run_binary(args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("KUBECONFIG")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .expect("binary runs")
+}
