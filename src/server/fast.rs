@@ -1,7 +1,8 @@
-//! The UDP fast path: a datagram parsed in place, decided by
-//! [`DnsHandler::decide`] like every query, and written by the allocation-free
-//! [`Writer`] when the answer is local or a cache hit. Everything else (a miss to
-//! forward, a chase, odd packets) is passed on to the async handler.
+//! The fast path of both transports: a query (a UDP datagram or one TCP frame)
+//! parsed in place, decided by [`DnsHandler::decide`] like every query, and
+//! written by the allocation-free [`Writer`] when the answer is local or a cache
+//! hit. Everything else (a miss to forward, a chase, odd packets) is passed on to
+//! the async handler. The transport only sets the size limit and the metrics label.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -13,6 +14,7 @@ use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use super::MAX_UDP_PAYLOAD;
 use super::handler::{Decision, DnsHandler};
 use super::precheck::{self, Verdict, format_error, options_fit};
+use super::reply::Transport;
 use super::wire::{WireError, Writer};
 use crate::answer::ZoneConfig;
 use crate::index::Snapshot;
@@ -41,6 +43,7 @@ struct Parsed<'a> {
     qtype: RecordType,
     /// The client's EDNS: (payload size, DO bit).
     edns: Option<(u16, bool)>,
+    transport: Transport,
 }
 
 fn u16_at(packet: &[u8], at: usize) -> Option<u16> {
@@ -49,7 +52,7 @@ fn u16_at(packet: &[u8], at: usize) -> Option<u16> {
 
 /// Parses the common query: one question, no compression in it, at most an OPT
 /// record of version 0. Anything else is `Err(Slow)` or `Err(Drop)`.
-fn parse(packet: &[u8]) -> Result<Parsed<'_>, Fast> {
+fn parse(packet: &[u8], transport: Transport) -> Result<Parsed<'_>, Fast> {
     if packet.len() < 12 {
         return Err(Fast::Drop);
     }
@@ -135,6 +138,7 @@ fn parse(packet: &[u8]) -> Result<Parsed<'_>, Fast> {
         label_count,
         qtype,
         edns,
+        transport,
     })
 }
 
@@ -189,7 +193,8 @@ fn response_metadata(parsed: &Parsed<'_>, authoritative: bool, rcode: ResponseCo
     metadata
 }
 
-/// The reply's EDNS (payload clamped) and the size limit it implies.
+/// The reply's EDNS (payload clamped) and the size limit: the client's over
+/// UDP, a whole message over TCP.
 fn response_edns(parsed: &Parsed<'_>) -> (Option<Edns>, u16) {
     let edns = parsed.edns.map(|(payload, dnssec_ok)| {
         let mut edns = Edns::new();
@@ -198,15 +203,30 @@ fn response_edns(parsed: &Parsed<'_>) -> (Option<Edns>, u16) {
         edns.set_dnssec_ok(dnssec_ok);
         edns
     });
-    let limit = edns.as_ref().map_or(512, Edns::max_payload);
+    let limit = match parsed.transport {
+        Transport::Udp => edns.as_ref().map_or(512, Edns::max_payload),
+        Transport::Tcp => u16::MAX,
+    };
     (edns, limit)
 }
 
 impl DnsHandler {
     /// Answers a datagram from the index if it can, into `out`.
     pub fn answer_fast(&self, packet: &[u8], src: SocketAddr, out: &mut Vec<u8>) -> Fast {
+        self.answer_fast_over(Transport::Udp, packet, src, out)
+    }
+
+    /// Answers a query that came over `transport` from the index or the cache if
+    /// it can, into `out` (a TCP reply without its length prefix).
+    pub fn answer_fast_over(
+        &self,
+        transport: Transport,
+        packet: &[u8],
+        src: SocketAddr,
+        out: &mut Vec<u8>,
+    ) -> Fast {
         let started = Instant::now();
-        let parsed = match parse(packet) {
+        let parsed = match parse(packet, transport) {
             Ok(parsed) => parsed,
             Err(_) => return self.check_unusual(packet, src, out),
         };
@@ -217,7 +237,7 @@ impl DnsHandler {
             self.record_metrics(
                 zone_label,
                 parsed.qtype,
-                "udp",
+                transport.label(),
                 src,
                 ResponseCode::NoError,
                 started,
@@ -231,7 +251,7 @@ impl DnsHandler {
     /// makes of the same datagram (for the differential test and fuzz target).
     #[doc(hidden)]
     pub fn answer_fast_general(&self, packet: &[u8], src: SocketAddr, out: &mut Vec<u8>) -> Fast {
-        let Ok(parsed) = parse(packet) else {
+        let Ok(parsed) = parse(packet, Transport::Udp) else {
             return Fast::Slow;
         };
         let (zone, snapshot) = (self.zone.load(), self.snapshot.load());
@@ -352,6 +372,8 @@ impl DnsHandler {
             Ok(()) => {}
             // A record type the small writer does not know: the async handler encodes it.
             Err(WireError::Unsupported) => return Fast::Slow,
+            // Too big even for TCP: the async handler's SERVFAIL.
+            Err(WireError::Full) if parsed.transport == Transport::Tcp => return Fast::Slow,
             Err(WireError::Full) => {
                 // Too big for this client over UDP: an empty truncated answer sends it to TCP.
                 metadata.truncation = true;
@@ -364,7 +386,8 @@ impl DnsHandler {
         if rotation.is_some() {
             self.rotation_taken();
         }
-        self.record_metrics(zone_label, parsed.qtype, "udp", src, answer.rcode, started);
+        let proto = parsed.transport.label();
+        self.record_metrics(zone_label, parsed.qtype, proto, src, answer.rcode, started);
         Fast::Reply
     }
 }
@@ -410,7 +433,8 @@ impl DnsHandler {
             self.rotation_taken();
         }
         self.count_cache_hit(hit.kind());
-        self.record_metrics(zone_label, parsed.qtype, "udp", src, reply.rcode, started);
+        let proto = parsed.transport.label();
+        self.record_metrics(zone_label, parsed.qtype, proto, src, reply.rcode, started);
         Fast::Reply
     }
 }
@@ -610,7 +634,8 @@ mod tests {
                     Some((100, false)),
                 ] {
                     let raw = packet(name, qtype, edns);
-                    let parsed = parse(&raw).unwrap_or_else(|_| panic!("{name} parses"));
+                    let parsed =
+                        parse(&raw, Transport::Udp).unwrap_or_else(|_| panic!("{name} parses"));
                     let mut direct = Vec::new();
                     // Both paths rotate from the same point (loadbalance).
                     handler
@@ -662,15 +687,20 @@ mod tests {
     }
 
     /// Every name of the test cluster, every common type, with and without EDNS
-    /// and in two spellings: what the fast path writes is byte for byte what
-    /// hickory-proto's encoder writes for the async handler (TCP's path).
+    /// and in two spellings, over UDP and TCP: what the fast path writes is byte
+    /// for byte what hickory-proto's encoder writes for the async handler.
     /// Positive, negative (NXDOMAIN/NODATA with the SOA), SRV with additionals,
     /// PTR and CNAME answers all take the fast path.
     #[tokio::test]
     async fn the_fast_writer_matches_hickorys_encoder_byte_for_byte() {
         let src: SocketAddr = "127.0.0.1:5300".parse().unwrap();
         let mut answered = std::collections::HashSet::new();
-        for loadbalance in [false, true] {
+        for (loadbalance, transport) in [
+            (false, Transport::Udp),
+            (true, Transport::Udp),
+            (false, Transport::Tcp),
+            (true, Transport::Tcp),
+        ] {
             let handler = handler(loadbalance);
             for name in NAMES
                 .iter()
@@ -700,19 +730,22 @@ mod tests {
                             .rotation
                             .store(3, std::sync::atomic::Ordering::Relaxed);
                         let mut fast = Vec::new();
-                        match handler.answer_fast(&raw, src, &mut fast) {
+                        match handler.answer_fast_over(transport, &raw, src, &mut fast) {
                             Fast::Reply => {}
                             outcome => panic!("{name} {qtype} {edns:?}: {outcome:?}"),
                         }
                         handler
                             .rotation
                             .store(3, std::sync::atomic::Ordering::Relaxed);
-                        let slow = handler.answer_slow(raw.clone(), src).await.unwrap();
+                        let slow = handler
+                            .answer_slow_over(transport, raw.clone(), src)
+                            .await
+                            .unwrap();
                         // hickory-server echoes the question as received and so
                         // cannot point into it; hickory-proto's message encoder,
                         // given the same response, compresses as the fast writer does.
                         let reference = Message::from_vec(&slow).unwrap().to_vec().unwrap();
-                        assert_eq!(fast, reference, "{name} {qtype} {edns:?}");
+                        assert_eq!(fast, reference, "{transport:?} {name} {qtype} {edns:?}");
                         let rcode = Message::from_vec(&fast).unwrap().metadata.response_code;
                         answered.insert((qtype, rcode));
                     }
@@ -768,7 +801,7 @@ mod tests {
         assert!(!zone.hosts_shadow_zones());
         handler.zone.store(Arc::new(zone));
         let parsed_packet = packet(web, RecordType::A, None);
-        let parsed = parse(&parsed_packet).unwrap();
+        let parsed = parse(&parsed_packet, Transport::Udp).unwrap();
         assert!(
             direct_path(&handler, &parsed, &mut out).is_some(),
             "the direct writer answers"
@@ -783,7 +816,7 @@ mod tests {
     fn loadbalance_rotates_direct_answers() {
         let handler = handler(true);
         let raw = packet("nginx.default.svc.cluster.local.", RecordType::A, None);
-        let parsed = parse(&raw).expect("parses");
+        let parsed = parse(&raw, Transport::Udp).expect("parses");
         let mut firsts = std::collections::BTreeSet::new();
         for _ in 0..4 {
             let mut out = Vec::new();
@@ -800,7 +833,7 @@ mod tests {
         let handler = handler(false);
         // 40 addresses (640 bytes) do not fit in 512: the general path truncates.
         let raw = packet("big.default.svc.cluster.local.", RecordType::A, None);
-        let parsed = parse(&raw).expect("parses");
+        let parsed = parse(&raw, Transport::Udp).expect("parses");
         assert!(direct_path(&handler, &parsed, &mut Vec::new()).is_none());
         let mut out = Vec::new();
         let src: SocketAddr = "127.0.0.1:5300".parse().unwrap();
@@ -1136,10 +1169,10 @@ mod tests {
         };
         // ECS, family 3 (unknown): hickory refuses it.
         let ecs = with_option(&[0, 8, 0, 4, 0, 3, 0, 0]);
-        assert!(matches!(parse(&ecs), Err(Fast::Slow)));
+        assert!(matches!(parse(&ecs, Transport::Udp), Err(Fast::Slow)));
         // A cookie is fine.
         let cookie = with_option(&[0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8]);
-        assert!(parse(&cookie).is_ok());
+        assert!(parse(&cookie, Transport::Udp).is_ok());
     }
 
     /// An entry found expired leaves the entries gauge, not only the cache.

@@ -2,19 +2,24 @@
 //! on by both transports. This is the hickory-server side (TCP, and the UDP
 //! datagrams the fast path passes on); [`super::fast`] is the other.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
-use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, Query, ResponseCode};
+use hickory_proto::op::{
+    Edns, Header, HeaderCounts, MessageType, Metadata, OpCode, Query, ResponseCode,
+};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
-use hickory_server::net::runtime::Time;
+use hickory_server::net::runtime::{Time, TokioTime};
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
 
 use super::MAX_UDP_PAYLOAD;
+use super::precheck::format_error;
+use super::reply::{Captured, Transport};
 use super::stats::Labels;
 use crate::answer::{self, Answer, ZoneConfig};
 use crate::forward::{self, Forwarding, LoopProbe, Question, Reply};
@@ -482,5 +487,40 @@ impl RequestHandler for DnsHandler {
             started,
         );
         info
+    }
+}
+
+impl DnsHandler {
+    /// The async handler's reply to a datagram (forwarding, rare record types,
+    /// protocol errors), encoded for UDP; `None` when nothing is to be sent.
+    pub async fn answer_slow(&self, raw: Vec<u8>, src: SocketAddr) -> Option<Vec<u8>> {
+        self.answer_slow_over(Transport::Udp, raw, src).await
+    }
+
+    /// The async handler's reply to a query that came over `transport` and that
+    /// the fast path passed on, encoded for it (a TCP reply without its length
+    /// prefix); `None` when nothing is to be sent.
+    pub async fn answer_slow_over(
+        &self,
+        transport: Transport,
+        raw: Vec<u8>,
+        src: SocketAddr,
+    ) -> Option<Vec<u8>> {
+        let protocol = match transport {
+            Transport::Udp => Protocol::Udp,
+            Transport::Tcp => Protocol::Tcp,
+        };
+        match Request::from_bytes(raw.clone(), src, protocol) {
+            Ok(request) => {
+                if request.metadata.message_type == MessageType::Response {
+                    return None;
+                }
+                let reply = Captured::new(transport);
+                self.handle_request::<_, TokioTime>(&request, reply.clone())
+                    .await;
+                reply.take()
+            }
+            Err(_) => format_error(&raw),
+        }
     }
 }

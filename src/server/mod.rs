@@ -21,6 +21,7 @@ use std::time::Duration;
 
 pub use handler::{DnsHandler, HandlerParts};
 pub use lifecycle::{Listener, Running, TcpSettings, bind, bind_or_inherit, start, udp_workers};
+pub use reply::Transport;
 
 /// Largest UDP reply we send, whatever the client offers (DNS flag day 2020).
 pub const MAX_UDP_PAYLOAD: u16 = 1232;

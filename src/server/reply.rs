@@ -17,6 +17,16 @@ pub enum Transport {
     Tcp,
 }
 
+impl Transport {
+    /// The `proto` label of the request metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        }
+    }
+}
+
 /// Keeps the encoded reply of one query for the transport to send.
 #[derive(Clone)]
 pub struct Captured {

@@ -1,11 +1,14 @@
 //! DNS over TCP (RFC 7766), and the connection budget it shares with the HTTP side.
 //!
-//! Each connection reads 2-byte length-prefixed frames and answers up to
-//! [`PIPELINE_DEPTH`] of them at once, replies in completion order (each with its
-//! query's ID). A connection closes when the client goes quiet for the idle
-//! timeout, after `max_queries` queries (so clients behind a Service reconnect
-//! and spread over the pods; CoreDNS `timeouts { maxtcpqueries }`), at EOF, or
-//! when evicted; queries already read are answered first.
+//! Each connection reads 2-byte length-prefixed frames. A frame the fast path
+//! answers (as it answers a UDP datagram) is answered at once; the others go to
+//! the async handler, up to [`PIPELINE_DEPTH`] at a time. Replies go out in
+//! completion order (each with its query's ID), all those ready in one write.
+//! A connection closes when the client goes quiet for the idle timeout, after
+//! `max_queries` queries (so clients behind a Service reconnect and spread over
+//! the pods; CoreDNS `timeouts { maxtcpqueries }`), at EOF, or when evicted;
+//! queries already read are answered first, and after a close at `max_queries`
+//! the connection lingers until the client closes too (no reset).
 //!
 //! Connections are capped ([`Slots`]). At the cap a new connection evicts the
 //! oldest idle one (no query in flight), as Knot does, so a flood of idle or
@@ -22,17 +25,14 @@ use std::time::Duration;
 use bytes::{Buf, BytesMut};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use hickory_server::net::runtime::TokioTime;
-use hickory_server::net::xfer::Protocol;
-use hickory_server::server::{Request, RequestHandler};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 use super::DnsHandler;
-use super::precheck::{self, Verdict};
-use super::reply::{Captured, Transport};
+use super::fast::Fast;
+use super::reply::Transport;
 
 /// Concurrent DNS-over-TCP connections by default (further bounded by the
 /// descriptor limit, see [`connection_cap`]).
@@ -50,6 +50,10 @@ const DESCRIPTOR_SHARE: u64 = 4;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// At shutdown, how long a connection still reads the queries already on their way.
 const CLOSE_GRACE: Duration = Duration::from_millis(200);
+/// After closing at `max_queries`, how long and how much the connection still
+/// reads (and drops) while the client catches up with the close.
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 64 * 1024;
 
 /// The process's limits on open file descriptors (soft and hard).
 pub fn nofile_limit() -> std::io::Result<libc::rlimit> {
@@ -277,6 +281,10 @@ pub async fn serve_connection<S>(
     let (mut reader, mut writer) = tokio::io::split(stream);
     let mut buf = BytesMut::with_capacity(1024);
     let mut pending = FuturesUnordered::new();
+    // Replies ready to go, framed: everything answered since the last write
+    // leaves in one write.
+    let mut outgoing = Vec::new();
+    let mut scratch = Vec::with_capacity(512);
     let mut received = 0usize;
     let mut reading = true;
     let mut deadline = Instant::now() + limits.idle_timeout;
@@ -291,10 +299,20 @@ pub async fn serve_connection<S>(
             };
             received += 1;
             deadline = Instant::now() + limits.idle_timeout;
-            pending.push(answer_frame(handler.clone(), frame, src));
+            if !answer_now(&handler, &frame, src, &mut scratch, &mut outgoing) {
+                pending.push(answer_frame(handler.clone(), frame, src));
+            }
             if limits.max_queries > 0 && received >= limits.max_queries {
                 reading = false;
             }
+        }
+        if !outgoing.is_empty() {
+            // A client that does not read its replies is cut off like an idle one.
+            match tokio::time::timeout(limits.idle_timeout, writer.write_all(&outgoing)).await {
+                Ok(Ok(())) => deadline = Instant::now() + limits.idle_timeout,
+                _ => return,
+            }
+            outgoing.clear();
         }
         if let Some(slot) = &control.slot {
             slot.set_busy(pending.len());
@@ -307,15 +325,8 @@ pub async fn serve_connection<S>(
         }
         tokio::select! {
             Some(reply) = pending.next(), if !pending.is_empty() => {
-                let Some(reply) = reply else { continue };
-                let Ok(len) = u16::try_from(reply.len()) else { continue };
-                let mut framed = Vec::with_capacity(2 + reply.len());
-                framed.extend_from_slice(&len.to_be_bytes());
-                framed.extend_from_slice(&reply);
-                // A client that does not read its replies is cut off like an idle one.
-                match tokio::time::timeout(limits.idle_timeout, writer.write_all(&framed)).await {
-                    Ok(Ok(())) => deadline = Instant::now() + limits.idle_timeout,
-                    _ => return,
+                if let Some(reply) = reply {
+                    push_framed(&mut outgoing, &reply);
                 }
             }
             // Cancel safe: an interrupted `read_buf` has read nothing.
@@ -333,39 +344,73 @@ pub async fn serve_connection<S>(
         }
     }
     let _ = tokio::time::timeout(limits.idle_timeout, writer.shutdown()).await;
+    if limits.max_queries > 0 && received >= limits.max_queries {
+        linger(&mut reader).await;
+    }
 }
 
-/// The reply to one frame: nothing for a response or a runt (never answered:
-/// reflection), FORMERR for a malformed one (the same check as UDP's), else the
-/// handler's answer.
+/// After the FIN at `max_queries`, reads what the client still sends until it
+/// closes too: closing a socket with unread bytes sends a reset, and a reset can
+/// destroy answers the client has not read yet. Bounded in time and bytes.
+async fn linger<R: AsyncRead + Unpin>(reader: &mut R) {
+    let mut sink = [0u8; 4096];
+    let mut left = LINGER_BYTES;
+    let _ = tokio::time::timeout(LINGER, async {
+        while left > 0 {
+            match reader.read(&mut sink).await {
+                Ok(n) if n > 0 => left = left.saturating_sub(n),
+                _ => break,
+            }
+        }
+    })
+    .await;
+}
+
+/// Appends `reply` with its length prefix; a reply over 64 KiB cannot be framed
+/// (the encoder never makes one).
+fn push_framed(outgoing: &mut Vec<u8>, reply: &[u8]) {
+    if let Ok(len) = u16::try_from(reply.len()) {
+        outgoing.extend_from_slice(&len.to_be_bytes());
+        outgoing.extend_from_slice(reply);
+    }
+}
+
+/// Answers `frame` on the fast path, as UDP's worker does, appending the framed
+/// reply (if any) to `outgoing`; `false` when the async handler must decide.
+/// `scratch` is the connection's reusable reply buffer.
+fn answer_now(
+    handler: &DnsHandler,
+    frame: &[u8],
+    src: SocketAddr,
+    scratch: &mut Vec<u8>,
+    outgoing: &mut Vec<u8>,
+) -> bool {
+    scratch.clear();
+    let fast = handler
+        .metrics
+        .catch_panic(|| handler.answer_fast_over(Transport::Tcp, frame, src, scratch));
+    match fast {
+        Ok(Fast::Reply) => push_framed(outgoing, scratch),
+        Ok(Fast::Drop) => {}
+        Ok(Fast::Slow) => return false,
+        // A panic (a bug) is counted and ends this connection, as the async path's does.
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+    true
+}
+
+/// The async handler's reply to a frame the fast path passed on (forwarding,
+/// a chase, rare types, an odd message).
 async fn answer_frame(
     handler: Arc<DnsHandler>,
     frame: Vec<u8>,
     src: SocketAddr,
 ) -> Option<Vec<u8>> {
-    match precheck::check(&frame) {
-        Verdict::Pass => {}
-        Verdict::Drop(reason) => {
-            tracing::debug!(%src, reason, "dropped a TCP message");
-            return None;
-        }
-        Verdict::FormErr(reason) => {
-            tracing::debug!(%src, reason, "FORMERR");
-            return precheck::format_error(&frame);
-        }
-    }
-    let header: Option<[u8; 12]> = frame.get(..12).and_then(|h| h.try_into().ok());
-    match Request::from_bytes(frame, src, Protocol::Tcp) {
-        Ok(request) => {
-            let captured = Captured::new(Transport::Tcp);
-            let handled = handler.handle_request::<_, TokioTime>(&request, captured.clone());
-            // A panic (a bug) is counted and ends this connection's task, not the server.
-            if let Err(panic) = handler.metrics.catch_panic_async(handled).await {
-                std::panic::resume_unwind(panic);
-            }
-            captured.take()
-        }
-        Err(_) => precheck::format_error(&header?),
+    let handled = handler.answer_slow_over(Transport::Tcp, frame, src);
+    // A panic (a bug) is counted and ends this connection's task, not the server.
+    match handler.metrics.catch_panic_async(handled).await {
+        Ok(reply) => reply,
+        Err(panic) => std::panic::resume_unwind(panic),
     }
 }
 
@@ -616,6 +661,51 @@ mod tests {
         let mut ids: Vec<u16> = replies.iter().map(|r| r.metadata.id).collect();
         ids.sort_unstable();
         assert_eq!(ids, vec![1, 2, 3], "three answered, then closed");
+    }
+
+    /// A client that is still sending when the connection closes at
+    /// `max_queries`, and reads slowly, gets every answer and a clean close:
+    /// closing with unread bytes would make the kernel reset the connection and
+    /// throw away the answers still waiting in the send queue.
+    #[tokio::test]
+    async fn a_close_at_max_queries_keeps_every_answer_for_a_slow_reader() {
+        const QUERIES: u16 = 300;
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
+        let addr = listener.local_addr().expect("address");
+        let limits = ConnectionLimits {
+            idle_timeout: Duration::from_secs(10),
+            max_queries: usize::from(QUERIES),
+        };
+        let served = tokio::spawn(async move {
+            let (stream, src) = listener.accept().await.expect("accepts");
+            serve_connection(stream, src, handler(), limits, Control::default()).await;
+        });
+        // A small receive window: most answers wait in the server's send queue.
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("buffer size");
+        let mut client = socket.connect(addr).await.expect("connects");
+        let queries: Vec<u8> = (1..=QUERIES)
+            .flat_map(|id| frame(&query(id, "web.default.svc.cluster.local.")))
+            .collect();
+        client.write_all(&queries).await.expect("writes");
+        // Queries past the cap, arriving after the server stopped reading.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let more = frame(&query(QUERIES + 1, "web.default.svc.cluster.local."));
+        client.write_all(&more).await.expect("writes");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut output = Vec::new();
+        let read = client.read_to_end(&mut output).await;
+        assert!(read.is_ok(), "a clean close: {read:?}");
+        let mut answered = 0;
+        let mut rest = &output[..];
+        while let [hi, lo, tail @ ..] = rest {
+            let len = usize::from(u16::from_be_bytes([*hi, *lo]));
+            rest = tail.get(len..).expect("whole frames");
+            answered += 1;
+        }
+        assert_eq!(answered, QUERIES, "every query up to the cap answered");
+        drop(client);
+        served.await.expect("connection task ends");
     }
 
     #[tokio::test]

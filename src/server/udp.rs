@@ -8,16 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use hickory_proto::op::MessageType;
-use hickory_server::net::runtime::TokioTime;
-use hickory_server::net::xfer::Protocol;
-use hickory_server::server::{Request, RequestHandler};
-
 use super::batch::Batch;
 use super::fast::Fast;
 use super::handler::DnsHandler;
-use super::precheck::format_error;
-use super::reply::{Captured, Transport};
 
 /// How long a receive waits before looking at the stop flag.
 pub const RECEIVE_TICK: Duration = Duration::from_millis(200);
@@ -92,24 +85,5 @@ fn serve_socket(
 async fn slow(raw: Vec<u8>, src: SocketAddr, socket: Arc<UdpSocket>, handler: Arc<DnsHandler>) {
     if let Some(reply) = handler.answer_slow(raw, src).await {
         let _ = socket.send_to(&reply, src);
-    }
-}
-
-impl DnsHandler {
-    /// The async handler's reply to a datagram (forwarding, rare record types,
-    /// protocol errors), encoded for UDP; `None` when nothing is to be sent.
-    pub async fn answer_slow(&self, raw: Vec<u8>, src: SocketAddr) -> Option<Vec<u8>> {
-        match Request::from_bytes(raw.clone(), src, Protocol::Udp) {
-            Ok(request) => {
-                if request.metadata.message_type == MessageType::Response {
-                    return None;
-                }
-                let reply = Captured::new(Transport::Udp);
-                self.handle_request::<_, TokioTime>(&request, reply.clone())
-                    .await;
-                reply.take()
-            }
-            Err(_) => format_error(&raw),
-        }
     }
 }
