@@ -92,10 +92,7 @@ impl Hosts {
             if self.fallthrough {
                 return Lookup::Next;
             }
-            return Lookup::Answer(Answer {
-                rcode: ResponseCode::ServFail,
-                ..Answer::default()
-            });
+            return Lookup::Answer(Answer::code(ResponseCode::ServFail));
         };
         let answers = ips
             .iter()

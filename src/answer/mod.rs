@@ -8,7 +8,7 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
-use hickory_proto::op::ResponseCode;
+use hickory_proto::op::{Message, Metadata, ResponseCode};
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
@@ -197,12 +197,18 @@ impl ZoneConfig {
     }
 }
 
-/// A complete answer: header code plus the three record sections.
+/// A complete answer, whoever made it (our zones, `hosts`, a `template` rcode,
+/// an upstream or the cache): the header's code and flags plus the three
+/// record sections. Both transports encode this one type.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Answer {
     pub rcode: ResponseCode,
-    /// Set for every answer from our zones; unset for REFUSED.
+    /// Set for every answer from our zones; unset for REFUSED and forwarded ones.
     pub authoritative: bool,
+    /// Set when an upstream was asked (a forwarded name, a chased ExternalName).
+    pub recursion_available: bool,
+    /// The upstream's AD bit; passed on only to clients that asked for it.
+    pub authentic_data: bool,
     pub answers: Vec<Record>,
     pub authority: Vec<Record>,
     pub additionals: Vec<Record>,
@@ -212,11 +218,49 @@ pub struct Answer {
 }
 
 impl Answer {
-    fn refused() -> Self {
+    /// An answer that is only a code (REFUSED, SERVFAIL, FORMERR...), not authoritative.
+    pub fn code(rcode: ResponseCode) -> Self {
         Answer {
-            rcode: ResponseCode::Refused,
+            rcode,
             ..Answer::default()
         }
+    }
+
+    fn refused() -> Self {
+        Answer::code(ResponseCode::Refused)
+    }
+
+    /// What of an upstream's reply is passed on (its sections already filtered).
+    pub fn from_upstream(message: Message) -> Self {
+        Answer {
+            rcode: message.metadata.response_code,
+            recursion_available: true,
+            authentic_data: message.metadata.authentic_data,
+            answers: message.answers,
+            authority: message.authorities,
+            additionals: message.additionals,
+            ..Answer::default()
+        }
+    }
+
+    /// The response header: `request` (the query's ID and echoed flags) with
+    /// this answer's code and flags. AD only for a client that set AD or DO
+    /// (RFC 6840 5.8).
+    pub fn header(&self, request: Metadata, client_ad: bool, dnssec_ok: bool) -> Metadata {
+        let mut metadata = request;
+        metadata.response_code = self.rcode;
+        metadata.authoritative = self.authoritative;
+        metadata.recursion_available = self.recursion_available;
+        metadata.authentic_data = self.authentic_data && (client_ad || dnssec_ok);
+        metadata
+    }
+
+    /// Every record of the three sections.
+    pub fn records_mut(&mut self) -> impl Iterator<Item = &mut Record> {
+        self.answers
+            .iter_mut()
+            .chain(self.authority.iter_mut())
+            .chain(self.additionals.iter_mut())
     }
 }
 
@@ -296,10 +340,7 @@ pub fn answer(config: &ZoneConfig, snapshot: &Snapshot, qname: &Name, qtype: Rec
             }
             Found::NxDomain if !snapshot.synced => {
                 // Not every object is known yet: a denial could be cached downstream.
-                return Answer {
-                    rcode: ResponseCode::ServFail,
-                    ..Answer::default()
-                };
+                return Answer::code(ResponseCode::ServFail);
             }
             Found::NxDomain => {
                 answer.rcode = ResponseCode::NXDomain;
@@ -308,18 +349,12 @@ pub fn answer(config: &ZoneConfig, snapshot: &Snapshot, qname: &Name, qtype: Rec
                 return answer;
             }
             Found::ServFail => {
-                return Answer {
-                    rcode: ResponseCode::ServFail,
-                    ..Answer::default()
-                };
+                return Answer::code(ResponseCode::ServFail);
             }
         }
     }
     tracing::debug!(%qname, "CNAME chain too long");
-    Answer {
-        rcode: ResponseCode::ServFail,
-        ..Answer::default()
-    }
+    Answer::code(ResponseCode::ServFail)
 }
 
 /// A positive A or AAAA answer found straight from the question's labels: the

@@ -76,7 +76,7 @@ const EVERY_KEY: &[(&str, &str, &[&str])] = &[
     ("lameduck", "10", &["10"]),
     ("loadbalance", "false", &["false"]),
     ("tcp_max_connections", "50", &["50"]),
-    ("tcp_max_queries", "0", &["0"]),
+    ("tcp_max_queries", "128", &["128"]),
     (
         "handover",
         r#""/run/cluster-dns.sock""#,

@@ -14,7 +14,8 @@ use std::time::Instant;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
-use super::{Question, Reply};
+use super::Question;
+use crate::answer::Answer;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Key {
@@ -69,7 +70,7 @@ struct Entry {
     stored: Instant,
     ttl: u32,
     kind: EntryKind,
-    reply: Reply,
+    reply: Answer,
 }
 
 /// Entries of each kind, counted as they come and go so reading them costs nothing.
@@ -121,7 +122,7 @@ impl Hit {
     }
 
     /// The reply with the TTLs it had when stored.
-    pub fn reply(&self) -> &Reply {
+    pub fn reply(&self) -> &Answer {
         &self.entry.reply
     }
 
@@ -186,19 +187,14 @@ impl Cache {
     }
 
     /// The cached reply with its TTLs counted down, if still alive.
-    pub fn get(&self, question: &Question) -> Option<(Reply, EntryKind)> {
+    pub fn get(&self, question: &Question) -> Option<(Answer, EntryKind)> {
         self.get_at(question, Instant::now())
     }
 
-    pub(crate) fn get_at(&self, question: &Question, now: Instant) -> Option<(Reply, EntryKind)> {
+    pub(crate) fn get_at(&self, question: &Question, now: Instant) -> Option<(Answer, EntryKind)> {
         let hit = self.lookup_at(&Key::of(question), now)?;
         let mut reply = hit.reply().clone();
-        for record in reply
-            .answers
-            .iter_mut()
-            .chain(reply.authorities.iter_mut())
-            .chain(reply.additionals.iter_mut())
-        {
+        for record in reply.records_mut() {
             record.ttl = hit.ttl(record);
         }
         Some((reply, hit.kind()))
@@ -261,7 +257,7 @@ impl Cache {
             stored: now,
             ttl,
             kind,
-            reply: Reply::of(reply.clone()),
+            reply: Answer::from_upstream(reply.clone()),
         };
         // Counted in before it goes in: the entry it replaces, or one evicted to
         // make room, is counted out by the eviction hook.

@@ -492,28 +492,6 @@ pub fn failure_rcode(error: &ForwardError) -> ResponseCode {
     }
 }
 
-/// A forwarded (or cached) reply: what of an upstream's message is passed on.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Reply {
-    pub rcode: ResponseCode,
-    pub authentic_data: bool,
-    pub answers: Vec<Record>,
-    pub authorities: Vec<Record>,
-    pub additionals: Vec<Record>,
-}
-
-impl Reply {
-    pub fn of(message: Message) -> Reply {
-        Reply {
-            rcode: message.metadata.response_code,
-            authentic_data: message.metadata.authentic_data,
-            answers: message.answers,
-            authorities: message.authorities,
-            additionals: message.additionals,
-        }
-    }
-}
-
 /// Forwarding and its cache, replaced as a whole when the configuration changes.
 pub struct Forwarding {
     pub forwarder: Forwarder,

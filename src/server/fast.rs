@@ -16,7 +16,7 @@ use super::handler::{Decision, DnsHandler};
 use super::precheck::{self, Verdict, format_error, options_fit};
 use super::reply::Transport;
 use super::wire::{WireError, Writer};
-use crate::answer::ZoneConfig;
+use crate::answer::{Answer, ZoneConfig};
 use crate::index::Snapshot;
 
 /// What the fast path made of a datagram.
@@ -184,13 +184,14 @@ fn write_fast(
     Ok(())
 }
 
-fn response_metadata(parsed: &Parsed<'_>, authoritative: bool, rcode: ResponseCode) -> Metadata {
-    let mut metadata = Metadata::new(parsed.id, MessageType::Response, OpCode::Query);
-    metadata.recursion_desired = parsed.recursion_desired;
-    metadata.checking_disabled = parsed.checking_disabled;
-    metadata.authoritative = authoritative;
-    metadata.response_code = rcode;
-    metadata
+/// The response header for `answer`: the query's ID and echoed flags, the
+/// answer's code and flags ([`Answer::header`], as the async handler's).
+fn response_metadata(parsed: &Parsed<'_>, answer: &Answer) -> Metadata {
+    let mut request = Metadata::new(parsed.id, MessageType::Response, OpCode::Query);
+    request.recursion_desired = parsed.recursion_desired;
+    request.checking_disabled = parsed.checking_disabled;
+    let dnssec_ok = parsed.edns.is_some_and(|(_, dnssec_ok)| dnssec_ok);
+    answer.header(request, parsed.authentic_data, dnssec_ok)
 }
 
 /// The reply's EDNS (payload clamped) and the size limit: the client's over
@@ -305,7 +306,11 @@ impl DnsHandler {
         } else {
             0
         };
-        let metadata = response_metadata(parsed, true, ResponseCode::NoError);
+        let positive = Answer {
+            authoritative: true,
+            ..Answer::code(ResponseCode::NoError)
+        };
+        let metadata = response_metadata(parsed, &positive);
         let (edns, limit) = response_edns(parsed);
         let counts = [1, count, 0, u16::from(edns.is_some())];
         let mut writer =
@@ -361,7 +366,7 @@ impl DnsHandler {
         if let Some((start, run, by)) = rotation {
             answer.answers[start..start + run].rotate_left(by);
         }
-        let mut metadata = response_metadata(parsed, answer.authoritative, answer.rcode);
+        let mut metadata = response_metadata(parsed, &answer);
         let (edns, limit) = response_edns(parsed);
         let sections = [
             &answer.answers[..],
@@ -420,10 +425,7 @@ impl DnsHandler {
             return Fast::Slow;
         };
         let reply = hit.reply();
-        let mut metadata = response_metadata(parsed, false, reply.rcode);
-        metadata.recursion_available = true;
-        metadata.authentic_data =
-            reply.authentic_data && (parsed.authentic_data || dnssec_ok == Some(true));
+        let metadata = response_metadata(parsed, reply);
         let (edns, limit) = response_edns(parsed);
         let rotation = self.rotation_of(&reply.answers);
         if write_cached(out, &metadata, parsed, &hit, rotation, edns.as_ref(), limit).is_err() {
@@ -455,7 +457,7 @@ fn write_cached(
     let counts = [
         1,
         count(reply.answers.len())?,
-        count(reply.authorities.len())?,
+        count(reply.authority.len())?,
         count(reply.additionals.len() + usize::from(edns.is_some()))?,
     ];
     let labels = &parsed.labels[..parsed.label_count];
@@ -470,7 +472,7 @@ fn write_cached(
         let record = &reply.answers[at];
         writer.record_with_ttl(record, hit.ttl(record))?;
     }
-    for record in reply.authorities.iter().chain(&reply.additionals) {
+    for record in reply.authority.iter().chain(&reply.additionals) {
         writer.record_with_ttl(record, hit.ttl(record))?;
     }
     if let Some(edns) = edns {

@@ -22,7 +22,7 @@ use super::precheck::format_error;
 use super::reply::{Captured, Transport};
 use super::stats::Labels;
 use crate::answer::{self, Answer, ZoneConfig};
-use crate::forward::{self, Forwarding, LoopProbe, Question, Reply};
+use crate::forward::{self, Forwarding, LoopProbe, Question};
 use crate::index::{SharedSnapshot, Snapshot};
 use crate::metrics::Metrics;
 
@@ -101,9 +101,8 @@ impl DnsHandler {
         // CoreDNS's `template` comes before `hosts`, `kubernetes` and `forward`.
         if let Some(rcode) = zone.rcode_for(qtype) {
             let answer = Answer {
-                rcode,
                 authoritative: true,
-                ..Answer::default()
+                ..Answer::code(rcode)
             };
             return Decision::Local {
                 answer,
@@ -199,7 +198,7 @@ impl DnsHandler {
 
     /// A forwarded question's reply: from the cache, else from the upstreams
     /// (and then cached).
-    async fn forward(&self, question: &Question) -> Result<Reply, ResponseCode> {
+    async fn forward(&self, question: &Question) -> Result<Answer, ResponseCode> {
         let forwarding = self.forwarding.load_full();
         let Some(forwarding) = forwarding.as_ref() else {
             return Err(ResponseCode::Refused);
@@ -217,23 +216,18 @@ impl DnsHandler {
         match forwarder.forward(question, &zones).await {
             Ok(reply) => {
                 let Some(cache) = &forwarding.cache else {
-                    return Ok(Reply::of(reply));
+                    return Ok(Answer::from_upstream(reply));
                 };
                 if cache.insert(question, &reply) {
                     self.report_cache_entries(cache);
                 }
-                let mut reply = Reply::of(reply);
+                let mut answer = Answer::from_upstream(reply);
                 // The same TTLs as the cached copies will show.
                 let cap = cache.max_ttl();
-                for record in reply
-                    .answers
-                    .iter_mut()
-                    .chain(reply.authorities.iter_mut())
-                    .chain(reply.additionals.iter_mut())
-                {
+                for record in answer.records_mut() {
                     record.ttl = record.ttl.min(cap);
                 }
-                Ok(reply)
+                Ok(answer)
             }
             Err(error) => {
                 tracing::debug!(%error, name = %question.query.name(), "forwarding failed");
@@ -259,25 +253,6 @@ pub(crate) enum Decision {
         chase: Option<Name>,
         zone_label: &'static str,
     },
-}
-
-/// The header and sections of a response, before encoding.
-struct Response {
-    metadata: Metadata,
-    answers: Vec<Record>,
-    authority: Vec<Record>,
-    additionals: Vec<Record>,
-}
-
-impl Response {
-    fn empty(metadata: Metadata) -> Self {
-        Response {
-            metadata,
-            answers: Vec::new(),
-            authority: Vec::new(),
-            additionals: Vec::new(),
-        }
-    }
 }
 
 /// The rcode for a request that cannot be asked at all: BADVERS for EDNS above
@@ -314,57 +289,38 @@ fn rcode_only(request: &Request, code: ResponseCode) -> Metadata {
 }
 
 impl DnsHandler {
-    /// The response to a request's one question, acting on [`Self::decide`];
-    /// also returns the zone label for the metrics.
-    async fn respond(&self, request: &Request, query: &Query) -> (Response, &'static str) {
+    /// The answer to a request's one question, acting on [`Self::decide`]; also
+    /// returns the zone label for the metrics.
+    async fn respond(&self, request: &Request, query: &Query) -> (Answer, &'static str) {
         let (qname, qtype) = (query.name(), query.query_type());
         let decision = {
             let (zone, snapshot) = (self.zone.load(), self.snapshot.load());
             self.decide(&zone, &snapshot, qname, qtype, query.query_class())
         };
-        let metadata = rcode_only(request, ResponseCode::NoError);
         match decision {
             Decision::Refused => {
                 tracing::debug!(src = %request.src(), %qtype, class = %query.query_class(), "refused");
-                (
-                    Response::empty(rcode_only(request, ResponseCode::Refused)),
-                    ".",
-                )
+                (Answer::code(ResponseCode::Refused), ".")
             }
             Decision::LoopProbe => {
                 self.loop_probe.seen();
-                (
-                    Response::empty(rcode_only(request, ResponseCode::ServFail)),
-                    ".",
-                )
+                (Answer::code(ResponseCode::ServFail), ".")
             }
             Decision::Forward { zone_label } => {
                 let question = self.question(request, query.clone());
-                (
-                    self.forwarded(metadata, &question, request).await,
-                    zone_label,
-                )
+                (self.forwarded(&question).await, zone_label)
             }
             Decision::Local {
                 mut answer,
                 chase,
                 zone_label,
             } => {
-                let mut metadata = metadata;
                 if let Some(target) = chase {
                     let question = self.question(request, Query::query(target, qtype));
-                    self.chase(&mut answer, &mut metadata, question).await;
+                    self.chase(&mut answer, question).await;
                 }
                 self.rotate(&mut answer.answers);
-                metadata.response_code = answer.rcode;
-                metadata.authoritative = answer.authoritative;
-                let response = Response {
-                    metadata,
-                    answers: answer.answers,
-                    authority: answer.authority,
-                    additionals: answer.additionals,
-                };
-                (response, zone_label)
+                (answer, zone_label)
             }
         }
     }
@@ -379,38 +335,24 @@ impl DnsHandler {
         }
     }
 
-    /// A forwarded question's response, from the cache or the upstreams.
-    async fn forwarded(
-        &self,
-        mut metadata: Metadata,
-        question: &Question,
-        request: &Request,
-    ) -> Response {
-        metadata.recursion_available = true;
+    /// A forwarded question's answer, from the cache or the upstreams.
+    async fn forwarded(&self, question: &Question) -> Answer {
         match self.forward(question).await {
-            Ok(mut reply) => {
-                self.rotate(&mut reply.answers);
-                metadata.response_code = reply.rcode;
-                metadata.authentic_data = reply.authentic_data
-                    && (request.metadata.authentic_data || question.dnssec_ok == Some(true));
-                Response {
-                    metadata,
-                    answers: reply.answers,
-                    authority: reply.authorities,
-                    additionals: reply.additionals,
-                }
+            Ok(mut answer) => {
+                self.rotate(&mut answer.answers);
+                answer
             }
-            Err(code) => {
-                metadata.response_code = code;
-                Response::empty(metadata)
-            }
+            Err(code) => Answer {
+                recursion_available: true,
+                ..Answer::code(code)
+            },
         }
     }
 
     /// An ExternalName leading out of our zones: stub resolvers do not follow
     /// CNAMEs, so the target is resolved upstream (as CoreDNS does). A failed
     /// lookup leaves the CNAME alone, as CoreDNS does.
-    async fn chase(&self, answer: &mut Answer, metadata: &mut Metadata, mut question: Question) {
+    async fn chase(&self, answer: &mut Answer, mut question: Question) {
         question.recursion_desired = true;
         if let Ok(reply) = self.forward(&question).await
             && matches!(reply.rcode, ResponseCode::NoError | ResponseCode::NXDomain)
@@ -418,9 +360,9 @@ impl DnsHandler {
             answer.rcode = reply.rcode;
             answer.answers.extend(reply.answers);
             if answer.authority.is_empty() {
-                answer.authority = reply.authorities;
+                answer.authority = reply.authority;
             }
-            metadata.recursion_available = true;
+            answer.recursion_available = true;
         }
     }
 }
@@ -442,20 +384,25 @@ impl RequestHandler for DnsHandler {
             builder.edns(edns);
         }
         let error = protocol_error(request);
-        let (response, zone_label) = match (error, request.queries.queries().first()) {
+        let (answer, zone_label) = match (error, request.queries.queries().first()) {
             (None, Some(query)) => self.respond(request, query.original()).await,
             (code, _) => {
                 let code = code.unwrap_or(ResponseCode::FormErr);
                 tracing::debug!(src = %request.src(), rcode = %code, "protocol error");
-                (Response::empty(rcode_only(request, code)), ".")
+                (Answer::code(code), ".")
             }
         };
+        let metadata = answer.header(
+            Metadata::response_from_request(&request.metadata),
+            request.metadata.authentic_data,
+            edns.as_ref().is_some_and(|e| e.flags().dnssec_ok),
+        );
         let message = builder.build(
-            response.metadata,
-            response.answers.iter(),
-            response.authority.iter(),
+            metadata,
+            answer.answers.iter(),
+            answer.authority.iter(),
             std::iter::empty(),
-            response.additionals.iter(),
+            answer.additionals.iter(),
         );
         let info = match response_handle.send_response(message).await {
             Ok(info) => info,
