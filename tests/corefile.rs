@@ -272,6 +272,82 @@ fn a_template_blocks_aaaa() {
     );
 }
 
+/// The split-horizon fixture: `rewrite name` rules (regex with `answer name`,
+/// exact, suffix with `answer auto`, and one into the upstream's names) over
+/// UDP and TCP; the question is echoed as asked, the answers carry the asked
+/// names, and names no rule matches are answered as always.
+#[test]
+fn rewrite_rules_serve_names_under_other_names() {
+    let up = Upstream::start();
+    up.set(
+        "www.example.",
+        Behaviour::Addresses(vec![[192, 0, 2, 9]], 60),
+    );
+    let corefile = fixture("split-horizon.Corefile");
+    let server = serve_corefile(&corefile, Some(&up));
+    let owners = |reply: &hickory_proto::op::Message| -> Vec<String> {
+        reply.answers.iter().map(|r| r.name.to_ascii()).collect()
+    };
+    for ask in [Server::udp, Server::tcp] {
+        // regex + answer name
+        let reply = ask(&server, "web-0.nginx.Corp.Example.com.", RecordType::A);
+        assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(rdata(&reply), vec!["10.244.1.10"]);
+        assert_eq!(owners(&reply), vec!["web-0.nginx.corp.example.com."]);
+        assert_eq!(
+            reply.queries[0].name().to_ascii(),
+            "web-0.nginx.Corp.Example.com."
+        );
+        // exact: always mapped back
+        let reply = ask(&server, "www.example.org.", RecordType::A);
+        assert_eq!(reply.answers.len(), 3, "{reply:?}");
+        assert!(owners(&reply).iter().all(|o| o == "www.example.org."));
+        // suffix + answer auto: owners and SRV targets
+        let reply = ask(
+            &server,
+            "_web._tcp.nginx.default.internal.",
+            RecordType::SRV,
+        );
+        assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+        let mut targets = rdata(&reply);
+        targets.sort();
+        assert_eq!(targets.len(), 3, "{reply:?}");
+        assert!(
+            targets[0].ends_with("web-0.nginx.default.internal."),
+            "{targets:?}"
+        );
+        assert!(
+            owners(&reply)
+                .iter()
+                .all(|o| o == "_web._tcp.nginx.default.internal.")
+        );
+        // A rewritten name that is not in the cluster: NXDOMAIN with the zone's SOA.
+        let reply = ask(&server, "nope.corp.example.com.", RecordType::A);
+        assert_eq!(reply.metadata.response_code, ResponseCode::NXDomain);
+        assert_eq!(reply.authorities[0].record_type(), RecordType::SOA);
+        // Forwarded under its other name, answered under the asked one.
+        let reply = ask(&server, "mirror.example.net.", RecordType::A);
+        assert_eq!(rdata(&reply), vec!["192.0.2.9"]);
+        assert_eq!(owners(&reply), vec!["mirror.example.net."]);
+        // No rule matches: the cluster name as always.
+        let reply = ask(
+            &server,
+            "web-0.nginx.default.svc.cluster.local.",
+            RecordType::A,
+        );
+        assert_eq!(
+            owners(&reply),
+            vec!["web-0.nginx.default.svc.cluster.local."]
+        );
+    }
+    assert_eq!(
+        up.count("mirror.example.net."),
+        0,
+        "the upstream sees the rewritten name"
+    );
+    assert!(up.count("www.example.") >= 1);
+}
+
 /// `cluster-dns corefile check` prints what is served; a plugin cluster-dns
 /// does not serve fails `check` and `serve` with the file, the line and the
 /// plugin, exit status 1.
@@ -295,11 +371,11 @@ fn check_describes_and_unsupported_plugins_are_refused_at_start() {
     let bad = dir.path().join("Corefile");
     std::fs::write(
         &bad,
-        ".:53 {\n    errors\n    kubernetes cluster.local\n    rewrite name foo.example bar.example\n    forward . 127.0.0.1:9\n}\n",
+        ".:53 {\n    errors\n    kubernetes cluster.local\n    etcd skydns.local\n    forward . 127.0.0.1:9\n}\n",
     )
     .unwrap();
     let expected = format!(
-        "{}:4: plugin rewrite is not supported (supported: ",
+        "{}:4: plugin etcd is not supported (supported: ",
         bad.display()
     );
     let out = run_binary(&["corefile", "check", bad.to_str().unwrap()]);
@@ -394,12 +470,12 @@ fn an_edited_corefile_is_reloaded() {
     );
     std::fs::write(
         &corefile,
-        ".:53 {\n    kubernetes cluster.local\n    rewrite name a b\n}\n",
+        ".:53 {\n    kubernetes cluster.local\n    etcd skydns.local\n}\n",
     )
     .unwrap();
     assert!(
         server.wait_for_log(
-            "plugin rewrite is not supported",
+            "plugin etcd is not supported",
             std::time::Duration::from_secs(10)
         ),
         "the bad edit is reported"

@@ -13,6 +13,7 @@ use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 pub mod hosts;
+pub mod rewrite;
 
 use crate::cluster::ServiceKind;
 use crate::index::names::{parse_dashed_ip, parse_reverse_v4, parse_reverse_v6};
@@ -86,6 +87,8 @@ pub struct ZoneConfig {
     pub type_rcodes: Vec<(RecordType, ResponseCode)>,
     /// CoreDNS `hosts`, asked before the zones.
     hosts: Option<std::sync::Arc<hosts::Hosts>>,
+    /// CoreDNS `rewrite name` rules, applied to the question before anything.
+    pub rewrites: std::sync::Arc<rewrite::Rewrites>,
     /// Whether `hosts` may answer a name of a cluster zone (it lists one, or
     /// answers every name it does not list): then the UDP fast path's direct
     /// writer, which knows only the index, stands aside.
@@ -141,6 +144,7 @@ impl ZoneConfig {
             pods,
             type_rcodes: Vec::new(),
             hosts: None,
+            rewrites: std::sync::Arc::default(),
             hosts_shadow_zones: false,
             ignore_empty_service: false,
             ns_ips: Vec::new(),
@@ -952,6 +956,11 @@ impl ZoneConfig {
 
     pub fn hosts(&self) -> Option<&hosts::Hosts> {
         self.hosts.as_deref()
+    }
+
+    /// The question's name after the `rewrite` rules, if one matched.
+    pub fn rewrite(&self, qname: &Name) -> Option<rewrite::Rewritten> {
+        self.rewrites.rewrite(qname)
     }
 
     /// The rcode a rule gives queries of `qtype`, if one does.

@@ -159,6 +159,13 @@ pub struct Options {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long = "type-rcode", value_name = "TYPE=RCODE")]
     pub type_rcodes: Option<Vec<String>>,
+    /// CoreDNS `rewrite name` rules, each as the directive's words
+    /// (`stop name suffix .example.com. .default.svc.cluster.local. answer auto`;
+    /// repeatable, in order): the question is rewritten before anything answers
+    /// it, and the answer's names back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long = "rewrite", value_name = "RULE")]
+    pub rewrites: Option<Vec<String>>,
     /// A CoreDNS Corefile to serve unchanged (README: Corefile); its plugins give
     /// the keys that the config file and the flags do not.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -219,6 +226,7 @@ impl Options {
             hosts_fallthrough,
             hosts_reverse,
             type_rcodes,
+            rewrites,
             corefile,
         );
         (merged, from_flags)

@@ -85,6 +85,8 @@ pub struct Settings {
         hickory_proto::rr::RecordType,
         hickory_proto::op::ResponseCode,
     )>,
+    /// CoreDNS `rewrite name` rules, in order.
+    pub rewrites: std::sync::Arc<crate::answer::rewrite::Rewrites>,
     /// The Corefile the keys not given otherwise come from (re-read on change).
     pub corefile: Option<PathBuf>,
 }
@@ -179,6 +181,7 @@ impl Settings {
             stub_domains: m.stub_domains()?,
             hosts: m.hosts()?,
             type_rcodes: m.type_rcodes()?,
+            rewrites: m.rewrites()?,
             corefile: o.corefile.clone(),
         })
     }
@@ -198,6 +201,7 @@ impl Settings {
         // Reads the hosts file: called at start and on each reload.
         zone.set_hosts(self.hosts.enabled().then(|| self.hosts.table().1));
         zone.type_rcodes = self.type_rcodes.clone();
+        zone.rewrites = self.rewrites.clone();
         zone
     }
 }
@@ -451,6 +455,20 @@ impl Merged<'_> {
             stubs.push((zone, addrs));
         }
         Ok(stubs)
+    }
+
+    /// Each rule's words, parsed as CoreDNS parses a `rewrite` directive.
+    fn rewrites(&self) -> Result<std::sync::Arc<crate::answer::rewrite::Rewrites>, ConfigError> {
+        let rules: Vec<Vec<&str>> = self
+            .options
+            .rewrites
+            .iter()
+            .flatten()
+            .map(|rule| rule.split_whitespace().collect())
+            .collect();
+        crate::answer::rewrite::Rewrites::parse(&rules)
+            .map(std::sync::Arc::new)
+            .map_err(|message| self.invalid("rewrites", message))
     }
 
     /// `TYPE=RCODE` each: a record type by name, an rcode by name.

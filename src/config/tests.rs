@@ -102,6 +102,11 @@ const EVERY_KEY: &[(&str, &str, &[&str])] = &[
     ("hosts_reverse", "false", &["false"]),
     ("type_rcodes", r#"["AAAA=NOERROR"]"#, &["AAAA=NOERROR"]),
     (
+        "rewrites",
+        r#"["name exact a.example. web.default.svc.cluster.local."]"#,
+        &["name exact a.example. web.default.svc.cluster.local."],
+    ),
+    (
         "corefile",
         concat!(
             "\"",

@@ -21,6 +21,7 @@ pub const SUPPORTED: &[&str] = &[
     "prometheus",
     "loadbalance",
     "cache",
+    "rewrite",
     "template",
     "hosts",
     "kubernetes",
@@ -227,8 +228,8 @@ fn supported<'a>(
         };
         return Err(error(&directive.name, message));
     }
-    // Templates add up; every other plugin is once per block.
-    if seen.contains(&name) && name != "template" {
+    // Templates and rewrites add up; every other plugin is once per block.
+    if seen.contains(&name) && !matches!(name, "template" | "rewrite") {
         return Err(error(
             &directive.name,
             format!("plugin {name} is given twice in this server block"),
@@ -350,6 +351,7 @@ fn apply(d: &Directive, port: u16, o: &mut Options) -> Result<(), CorefileError>
         "kubernetes" => kubernetes(d, o),
         "hosts" => hosts(d, o),
         "template" => template(d, o),
+        "rewrite" => rewrite(d, o),
         "forward" => forward(d, o),
         "cache" => cache(d, o),
         _ => Err(error(
@@ -611,6 +613,39 @@ fn template(d: &Directive, o: &mut Options) -> Result<(), CorefileError> {
     };
     let rule = format!("{}={rcode}", qtype.text.to_ascii_uppercase());
     o.type_rcodes.get_or_insert_with(Vec::new).push(rule);
+    Ok(())
+}
+
+/// `rewrite [continue|stop] name [MATCH] FROM TO [answer ...]`, or its block
+/// form (`rewrite stop { name ...; answer ... }`, read only when the line has
+/// fewer than two words, its words joined into one rule as CoreDNS does). The
+/// rule is checked here, so an error names its line.
+fn rewrite(d: &Directive, o: &mut Options) -> Result<(), CorefileError> {
+    let mut words: Vec<&Token> = d.args.iter().collect();
+    if words.len() < 2 {
+        for line in &d.block {
+            words.push(&line.name);
+            words.extend(&line.args);
+        }
+    } else if let Some(line) = d.block.first() {
+        return Err(error(
+            &line.name,
+            "rewrite: a block follows a rule of its own".into(),
+        ));
+    }
+    if let Some(word) = words
+        .iter()
+        .find(|w| w.text.is_empty() || w.text.contains(char::is_whitespace))
+    {
+        return Err(error(
+            word,
+            format!("rewrite: the word {:?} holds a space", word.text),
+        ));
+    }
+    let rule: Vec<&str> = words.iter().map(|w| w.text.as_str()).collect();
+    crate::answer::rewrite::Rewrites::parse(std::slice::from_ref(&rule))
+        .map_err(|message| error(&d.name, format!("plugin/rewrite: {message}")))?;
+    o.rewrites.get_or_insert_with(Vec::new).push(rule.join(" "));
     Ok(())
 }
 
@@ -1161,6 +1196,60 @@ mod tests {
         assert!(t("template CH TXT {\n rcode REFUSED\n}").is_err());
         assert!(t("template IN A example.org {\n rcode NOERROR\n}").is_err());
         assert!(t("template IN A {\n answer \"{{ .Name }} 60 IN A 127.0.0.1\"\n}").is_err());
+    }
+
+    /// `plugin/rewrite/setup_test.go`: the line and block forms, and the
+    /// refusals (with the directive's line).
+    #[test]
+    fn rewrite_setup() {
+        let t = |line: &str| options_of(&with(line));
+        let rules = |line: &str| t(line).unwrap().rewrites.unwrap();
+        assert_eq!(rules("rewrite name a.com b.com"), vec!["name a.com b.com"]);
+        assert_eq!(
+            rules("rewrite stop name regex foo bar answer name bar foo"),
+            vec!["stop name regex foo bar answer name bar foo"]
+        );
+        assert_eq!(
+            rules("rewrite stop {\n name regex foo bar\n answer name bar foo\n}"),
+            vec!["stop name regex foo bar answer name bar foo"]
+        );
+        assert_eq!(
+            rules("rewrite name a.com b.com\n rewrite continue name suffix .x. .y."),
+            vec!["name a.com b.com", "continue name suffix .x. .y."]
+        );
+        for (line, expected) in [
+            ("rewrite", "no rule type specified"),
+            ("rewrite name", "too few arguments"),
+            ("rewrite stop", "stop rule must begin with a rule type"),
+            (
+                "rewrite continue",
+                "continue rule must begin with a rule type",
+            ),
+            (
+                "rewrite stop {\n name regex foo bar\n answer name bar foo\n name baz\n}",
+                "2 arguments required",
+            ),
+            (
+                "rewrite stop {\n answer name bar foo\n name regex foo bar\n}",
+                "must begin with a name rule",
+            ),
+            (
+                "rewrite stop name regex [bad[ bar answer name bar foo",
+                "invalid regex",
+            ),
+            (
+                "rewrite name a.com b.com {\n answer auto\n}",
+                "a block follows a rule",
+            ),
+        ] {
+            let message = t(line).expect_err(line).to_string();
+            assert!(message.contains(expected), "{line}: {message}");
+            // The directive's line, or the block's line that is wrong.
+            assert!(
+                message.contains(":4:") || message.contains(":5:"),
+                "{message}"
+            );
+        }
     }
 
     #[test]

@@ -291,7 +291,10 @@ impl DnsHandler {
         parsed: &Parsed<'_>,
         out: &mut Vec<u8>,
     ) -> Option<&'static str> {
-        if zone.hosts_shadow_zones() || zone.rcode_for(parsed.qtype).is_some() {
+        if zone.hosts_shadow_zones()
+            || zone.rcode_for(parsed.qtype).is_some()
+            || !zone.rewrites.is_empty()
+        {
             return None;
         }
         let labels = &parsed.labels[..parsed.label_count];
@@ -345,6 +348,10 @@ impl DnsHandler {
         let Ok(qname) = Name::read(&mut decoder) else {
             return Fast::Slow;
         };
+        // A rewritten question is the async handler's (names rewritten back).
+        if !zone.rewrites.is_empty() && zone.rewrite(&qname).is_some() {
+            return Fast::Slow;
+        }
         let (mut answer, zone_label) =
             match self.decide(zone, snapshot, &qname, parsed.qtype, DNSClass::IN) {
                 Decision::Local {

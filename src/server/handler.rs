@@ -292,6 +292,23 @@ impl DnsHandler {
     /// The answer to a request's one question, acting on [`Self::decide`]; also
     /// returns the zone label for the metrics.
     async fn respond(&self, request: &Request, query: &Query) -> (Answer, &'static str) {
+        // CoreDNS's `rewrite` comes before `template`, `hosts`, `kubernetes` and `forward`.
+        let Some(rewritten) = self.zone.load().rewrite(query.name()) else {
+            return self.respond_to(request, query).await;
+        };
+        let Some(name) = rewritten.name.clone() else {
+            tracing::debug!(name = %query.name(), "invalid name after rewrite");
+            return (Answer::code(ResponseCode::ServFail), ".");
+        };
+        let mut asked = query.clone();
+        asked.set_name(name);
+        let (mut answer, zone_label) = self.respond_to(request, &asked).await;
+        rewritten.revert_answer(&mut answer);
+        (answer, zone_label)
+    }
+
+    /// [`Self::respond`] for the question as the rules left it.
+    async fn respond_to(&self, request: &Request, query: &Query) -> (Answer, &'static str) {
         let (qname, qtype) = (query.name(), query.query_type());
         let decision = {
             let (zone, snapshot) = (self.zone.load(), self.snapshot.load());

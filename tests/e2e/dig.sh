@@ -110,6 +110,11 @@ cat >"$work/Corefile" <<COREFILE
     template IN AAAA . {
         rcode NOERROR
     }
+    rewrite stop {
+        name regex (.*)\.corp\.example\. {1}.default.svc.cluster.local.
+        answer name (.*)\.default\.svc\.cluster\.local\. {1}.corp.example.
+    }
+    rewrite name suffix .internal. .svc.cluster.local. answer auto
     forward . 127.0.0.1:9
     cache 30
     loadbalance
@@ -131,9 +136,16 @@ check "Corefile: hosts file entry" "10.9.8.7" "$(q +short legacy.example)"
 check "Corefile: hosts inline entry" "10.9.8.6" "$(q +short inline.example)"
 check "Corefile: template answers AAAA with NOERROR and no records" "NOERROR 0" \
   "$(q AAAA web-0.nginx.default.svc.cluster.local | sed -n 's/.*status: \([A-Z]*\),.*/\1/p; s/.*ANSWER: \([0-9]*\),.*/\1/p' | tr '\n' ' ' | sed 's/ $//')"
-printf '.:53 {\n    kubernetes cluster.local\n    rewrite name a.example b.example\n    forward . 127.0.0.1:9\n}\n' >"$work/Bad"
+check "Corefile: rewrite regex, the answer under the asked name" "web-1.nginx.corp.example. 30 IN A 10.244.2.11" \
+  "$(q +noall +answer web-1.nginx.corp.example | tr -s ' \t' ' ')"
+check "Corefile: rewrite suffix with answer auto, SRV targets too" \
+  "$(printf '0 33 80 web-0.nginx.default.internal.\n0 33 80 web-1.nginx.default.internal.\n0 33 80 web-2.nginx.default.internal.')" \
+  "$(q +short SRV nginx.default.internal)"
+check "Corefile: the question stays as asked" "yes" \
+  "$(q web-1.nginx.CORP.example | grep -q '^;web-1.nginx.CORP.example.' && echo yes)"
+printf '.:53 {\n    kubernetes cluster.local\n    etcd skydns.local\n    forward . 127.0.0.1:9\n}\n' >"$work/Bad"
 check "Corefile: an unsupported plugin is refused with its line" \
-  "$work/Bad:3: plugin rewrite is not supported" \
+  "$work/Bad:3: plugin etcd is not supported" \
   "$("$bin" corefile check "$work/Bad" 2>&1 | cut -d'(' -f1 | sed 's/ $//')"
 
 echo "e2e: $passed passed, $failed failed"
