@@ -348,6 +348,84 @@ fn rewrite_rules_serve_names_under_other_names() {
     assert!(up.count("www.example.") >= 1);
 }
 
+/// Full templates (CoreDNS README's `ip-a-b-c-d.example` A and its PTR, an MX
+/// with additionals, a CNAME followed into the cluster, a class CH answer, and
+/// SERVFAIL for a zone's unmatched names without `fallthrough`) over UDP and TCP.
+#[test]
+fn templates_answer_from_the_question() {
+    let dir = tempfile::tempdir().unwrap();
+    let corefile = dir.path().join("Corefile");
+    std::fs::write(
+        &corefile,
+        r#".:53 {
+    template IN A example {
+        match (^|[.])ip-(?P<a>[0-9]*)-(?P<b>[0-9]*)-(?P<c>[0-9]*)-(?P<d>[0-9]*)[.]example[.]$
+        answer "{{ .Name }} 60 IN A {{ .Group.a }}.{{ .Group.b }}.{{ .Group.c }}.{{ .Group.d }}"
+        fallthrough
+    }
+    template IN PTR 10.in-addr.arpa {
+        match ^(?P<d>[0-9]*)[.](?P<c>[0-9]*)[.](?P<b>[0-9]*)[.](?P<a>[0-9]*)[.]in-addr[.]arpa[.]$
+        answer "{{ .Name }} 60 IN PTR ip-{{ .Group.a }}-{{ .Group.b }}-{{ .Group.c }}-{{ .Group.d }}.example."
+        fallthrough
+    }
+    template IN MX example {
+        match ^ip-10-(?P<b>[0-9]*)-(?P<c>[0-9]*)-(?P<d>[0-9]*)[.]example[.]$
+        answer "{{ .Name }} 60 IN MX 10 {{ .Name }}"
+        additional "{{ .Name }} 60 IN A 10.{{ .Group.b }}.{{ .Group.c }}.{{ .Group.d }}"
+    }
+    template IN ANY shortcut.example {
+        answer "{{ .Name }} 60 IN CNAME myweb-svc.default.svc.cluster.local."
+    }
+    template CH TXT version.bind {
+        answer "{{ .Name }} 0 CH TXT \"cluster-dns\""
+    }
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+        fallthrough in-addr.arpa ip6.arpa
+    }
+    forward . 127.0.0.1:9
+}
+"#,
+    )
+    .unwrap();
+    let server = serve_corefile(&corefile, None);
+    for ask in [Server::udp, Server::tcp] {
+        let reply = ask(&server, "ip-192-0-2-7.example.", RecordType::A);
+        assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+        assert!(reply.metadata.authoritative);
+        assert_eq!(rdata(&reply), vec!["192.0.2.7"]);
+        assert_eq!(reply.answers[0].ttl, 60);
+        let reply = ask(&server, "7.2.0.10.in-addr.arpa.", RecordType::PTR);
+        assert_eq!(rdata(&reply), vec!["ip-10-0-2-7.example."]);
+        let reply = ask(&server, "ip-10-1-2-3.example.", RecordType::MX);
+        assert_eq!(rdata(&reply), vec!["10 ip-10-1-2-3.example."]);
+        assert_eq!(reply.additionals.len(), 1, "{reply:?}");
+        // No regex matched, no fallthrough: SERVFAIL.
+        let reply = ask(&server, "other.example.", RecordType::MX);
+        assert_eq!(reply.metadata.response_code, ResponseCode::ServFail);
+        // The CNAME is followed into the cluster.
+        let reply = ask(&server, "shortcut.example.", RecordType::A);
+        assert_eq!(
+            rdata(&reply),
+            vec!["myweb-svc.default.svc.cluster.local.", "10.96.19.251"]
+        );
+        // Names the templates do not take: the cluster as always.
+        assert_eq!(
+            rdata(&ask(
+                &server,
+                "myweb-svc.default.svc.cluster.local.",
+                RecordType::A
+            )),
+            vec!["10.96.19.251"]
+        );
+    }
+    // Class CH, which cluster-dns otherwise refuses.
+    let mut query = message("version.bind.", RecordType::TXT, None);
+    query.queries[0].set_query_class(hickory_proto::rr::DNSClass::CH);
+    let reply = query_udp(server.addr, &query);
+    assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(rdata(&reply), vec!["cluster-dns"]);
+}
+
 /// `cluster-dns corefile check` prints what is served; a plugin cluster-dns
 /// does not serve fails `check` and `serve` with the file, the line and the
 /// plugin, exit status 1.

@@ -14,6 +14,7 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 pub mod hosts;
 pub mod rewrite;
+pub mod template;
 
 use crate::cluster::ServiceKind;
 use crate::index::names::{parse_dashed_ip, parse_reverse_v4, parse_reverse_v6};
@@ -89,6 +90,8 @@ pub struct ZoneConfig {
     hosts: Option<std::sync::Arc<hosts::Hosts>>,
     /// CoreDNS `rewrite name` rules, applied to the question before anything.
     pub rewrites: std::sync::Arc<rewrite::Rewrites>,
+    /// CoreDNS `template`s (beyond the rcode-only ones), asked before `hosts`.
+    pub templates: std::sync::Arc<template::Templates>,
     /// Whether `hosts` may answer a name of a cluster zone (it lists one, or
     /// answers every name it does not list): then the UDP fast path's direct
     /// writer, which knows only the index, stands aside.
@@ -145,6 +148,7 @@ impl ZoneConfig {
             type_rcodes: Vec::new(),
             hosts: None,
             rewrites: std::sync::Arc::default(),
+            templates: std::sync::Arc::default(),
             hosts_shadow_zones: false,
             ignore_empty_service: false,
             ns_ips: Vec::new(),

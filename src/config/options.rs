@@ -159,6 +159,14 @@ pub struct Options {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long = "type-rcode", value_name = "TYPE=RCODE")]
     pub type_rcodes: Option<Vec<String>>,
+    /// CoreDNS `template`s beyond the rcode-only ones, in order: in TOML a table
+    /// each (`[[templates]]`: `class`, `type`, `zones`, `match`, `answer`,
+    /// `additional`, `authority`, `rcode`, `fallthrough`); as a flag, the
+    /// directive's Corefile text after `template`
+    /// (`IN A example. { match ^ip-(.*)[.]example[.]$; answer "..." }`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long = "template", value_name = "TEMPLATE", value_parser = crate::corefile::template_flag)]
+    pub templates: Option<Vec<crate::answer::template::TemplateSpec>>,
     /// CoreDNS `rewrite name` rules, each as the directive's words
     /// (`stop name suffix .example.com. .default.svc.cluster.local. answer auto`;
     /// repeatable, in order): the question is rewritten before anything answers
@@ -226,6 +234,7 @@ impl Options {
             hosts_fallthrough,
             hosts_reverse,
             type_rcodes,
+            templates,
             rewrites,
             corefile,
         );

@@ -85,6 +85,8 @@ pub struct Settings {
         hickory_proto::rr::RecordType,
         hickory_proto::op::ResponseCode,
     )>,
+    /// CoreDNS `template`s beyond the rcode-only ones, in order.
+    pub templates: std::sync::Arc<crate::answer::template::Templates>,
     /// CoreDNS `rewrite name` rules, in order.
     pub rewrites: std::sync::Arc<crate::answer::rewrite::Rewrites>,
     /// The Corefile the keys not given otherwise come from (re-read on change).
@@ -181,6 +183,7 @@ impl Settings {
             stub_domains: m.stub_domains()?,
             hosts: m.hosts()?,
             type_rcodes: m.type_rcodes()?,
+            templates: m.templates()?,
             rewrites: m.rewrites()?,
             corefile: o.corefile.clone(),
         })
@@ -202,6 +205,7 @@ impl Settings {
         zone.set_hosts(self.hosts.enabled().then(|| self.hosts.table().1));
         zone.type_rcodes = self.type_rcodes.clone();
         zone.rewrites = self.rewrites.clone();
+        zone.templates = self.templates.clone();
         zone
     }
 }
@@ -455,6 +459,14 @@ impl Merged<'_> {
             stubs.push((zone, addrs));
         }
         Ok(stubs)
+    }
+
+    /// Each template compiled as CoreDNS compiles one.
+    fn templates(&self) -> Result<std::sync::Arc<crate::answer::template::Templates>, ConfigError> {
+        let specs = self.options.templates.as_deref().unwrap_or_default();
+        crate::answer::template::Templates::compile(specs)
+            .map(std::sync::Arc::new)
+            .map_err(|message| self.invalid("templates", message))
     }
 
     /// Each rule's words, parsed as CoreDNS parses a `rewrite` directive.

@@ -102,6 +102,13 @@ const EVERY_KEY: &[(&str, &str, &[&str])] = &[
     ("hosts_reverse", "false", &["false"]),
     ("type_rcodes", r#"["AAAA=NOERROR"]"#, &["AAAA=NOERROR"]),
     (
+        "templates",
+        "[{ class = \"IN\", type = \"A\", zones = [\"example.\"], match = [\"^ip-(.*)[.]example[.]$\"], answer = [\"{{ .Name }} 60 IN A 10.0.0.1\"], fallthrough = [] }]",
+        &[
+            r#"IN A example. { match ^ip-(.*)[.]example[.]$; answer "{{ .Name }} 60 IN A 10.0.0.1"; fallthrough }"#,
+        ],
+    ),
+    (
         "rewrites",
         r#"["name exact a.example. web.default.svc.cluster.local."]"#,
         &["name exact a.example. web.default.svc.cluster.local."],

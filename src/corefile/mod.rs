@@ -7,6 +7,8 @@ pub mod lexer;
 pub mod parse;
 pub mod plugins;
 
+pub use plugins::template_flag;
+
 use std::path::{Path, PathBuf};
 
 use crate::config::Options;

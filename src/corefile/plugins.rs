@@ -9,6 +9,7 @@ use super::CorefileError;
 use super::lexer::Token;
 use super::parse::{Directive, ServerBlock};
 use crate::answer::PodsMode;
+use crate::answer::template::TemplateSpec;
 use crate::config::Options;
 
 /// Plugins this version serves, in CoreDNS's plugin order.
@@ -560,60 +561,116 @@ fn hosts(d: &Directive, o: &mut Options) -> Result<(), CorefileError> {
     Ok(())
 }
 
-/// `template CLASS TYPE [.] { rcode RCODE }`: the form that answers a type with
-/// an rcode and no records (the AAAA blocker of IPv4-only clusters).
+/// `template CLASS TYPE [ZONES...] { match, answer, additional, authority,
+/// rcode, fallthrough }`. The rcode-only form for the root zone (CoreDNS's
+/// AAAA blocker) becomes `type_rcodes`, which the fast path checks for free,
+/// unless a full template came first (Corefile order decides then).
 fn template(d: &Directive, o: &mut Options) -> Result<(), CorefileError> {
+    let spec = template_spec(d)?;
+    crate::answer::template::Templates::compile(std::slice::from_ref(&spec))
+        .map_err(|message| error(&d.name, format!("plugin/template: {message}")))?;
+    let rcode_only = spec.zones.iter().all(|z| z == ".")
+        && matches!(spec.class.as_str(), "IN" | "ANY")
+        && spec.qtype != "ANY"
+        && spec.matches.is_empty()
+        && spec.answer.is_empty()
+        && spec.additional.is_empty()
+        && spec.authority.is_empty();
+    match (&spec.rcode, &mut o.templates) {
+        (Some(rcode), None) if rcode_only => {
+            let rule = format!("{}={rcode}", spec.qtype);
+            o.type_rcodes.get_or_insert_with(Vec::new).push(rule);
+        }
+        _ => o.templates.get_or_insert_with(Vec::new).push(spec),
+    }
+    Ok(())
+}
+
+/// The `template` directive as written.
+fn template_spec(d: &Directive) -> Result<TemplateSpec, CorefileError> {
     let [class, qtype, zones @ ..] = &d.args[..] else {
         return Err(error(
             &d.name,
             "template: expected CLASS TYPE [ZONES...]".into(),
         ));
     };
-    if !matches!(class.text.to_ascii_uppercase().as_str(), "IN" | "ANY") {
-        return Err(error(
-            class,
-            format!(
-                "template class {:?}: only IN and ANY are served",
-                class.text
-            ),
-        ));
-    }
-    if let Some(zone) = zones.iter().find(|z| z.text != ".") {
-        return Err(error(
-            zone,
-            format!(
-                "template zone {:?}: only the root zone is supported yet",
-                zone.text
-            ),
-        ));
-    }
-    let mut rcode = None;
+    let mut spec = TemplateSpec {
+        class: class.text.clone(),
+        qtype: qtype.text.clone(),
+        zones: zones.iter().map(|z| z.text.clone()).collect(),
+        ..TemplateSpec::default()
+    };
     for line in &d.block {
+        let args = || line.args.iter().map(|a| a.text.clone());
+        let at_least_one = || {
+            if line.args.is_empty() {
+                Err(error(
+                    &line.name,
+                    format!("template: {} needs an argument", line.name.text),
+                ))
+            } else {
+                Ok(())
+            }
+        };
         match line.name.text.as_str() {
+            "match" => {
+                at_least_one()?;
+                spec.matches.extend(args());
+            }
+            "answer" => {
+                at_least_one()?;
+                spec.answer.extend(args());
+            }
+            "additional" => {
+                at_least_one()?;
+                spec.additional.extend(args());
+            }
+            "authority" => {
+                at_least_one()?;
+                spec.authority.extend(args());
+            }
             "rcode" => {
                 exactly_args(line, 1)?;
-                rcode = Some(line.args[0].text.to_ascii_uppercase());
+                spec.rcode = Some(line.args[0].text.clone());
             }
+            "fallthrough" => spec.fallthrough = Some(args().collect()),
+            // Accepted and ignored by CoreDNS too ("remove soon").
+            "upstream" => {}
             _ => {
                 return Err(error(
                     &line.name,
                     format!(
-                        "template option {} is not supported yet (supported: rcode)",
+                        "template option {} is not supported (supported: match, answer, additional, authority, rcode, fallthrough)",
                         line.name.text
                     ),
                 ));
             }
         }
     }
-    let Some(rcode) = rcode else {
-        return Err(error(
-            &d.name,
-            "template: only `{ rcode RCODE }` templates are supported yet".into(),
-        ));
-    };
-    let rule = format!("{}={rcode}", qtype.text.to_ascii_uppercase());
-    o.type_rcodes.get_or_insert_with(Vec::new).push(rule);
-    Ok(())
+    Ok(spec)
+}
+
+/// `--template TEXT`: the directive's text after `template`, read as a Corefile
+/// reads it, with `;` outside quotes as a line break (one flag, one line).
+pub fn template_flag(text: &str) -> Result<TemplateSpec, String> {
+    let mut quoted = false;
+    let lines: String = text
+        .chars()
+        .map(|c| {
+            quoted ^= c == '"';
+            if c == ';' && !quoted { '\n' } else { c }
+        })
+        .collect();
+    let corefile = format!(". {{\ntemplate {lines}\n}}\n");
+    let blocks = super::parse::parse(Path::new("--template"), &corefile, &|_| None)
+        .map_err(|e| e.message)?;
+    let directive = blocks
+        .first()
+        .and_then(|b| b.directives.first())
+        .ok_or("an empty template")?;
+    let spec = template_spec(directive).map_err(|e| e.message)?;
+    crate::answer::template::Templates::compile(std::slice::from_ref(&spec))?;
+    Ok(spec)
 }
 
 /// `rewrite [continue|stop] name [MATCH] FROM TO [answer ...]`, or its block
@@ -1186,16 +1243,72 @@ mod tests {
                 .type_rcodes,
             Some(vec!["AAAA=NOERROR".to_string()])
         );
+        let both =
+            t("template ANY AAAA . {\n rcode NXDOMAIN\n}\n template IN MX {\n rcode NOERROR\n}")
+                .unwrap();
         assert_eq!(
-            t("template ANY AAAA . {\n rcode nxdomain\n}\n template IN MX {\n rcode NOERROR\n}")
-                .unwrap()
-                .type_rcodes,
+            both.type_rcodes,
             Some(vec!["AAAA=NXDOMAIN".to_string(), "MX=NOERROR".into()])
         );
-        assert!(t("template IN AAAA").is_err(), "no rcode");
-        assert!(t("template CH TXT {\n rcode REFUSED\n}").is_err());
-        assert!(t("template IN A example.org {\n rcode NOERROR\n}").is_err());
-        assert!(t("template IN A {\n answer \"{{ .Name }} 60 IN A 127.0.0.1\"\n}").is_err());
+        assert_eq!(both.templates, None);
+        // CoreDNS's rcode names are upper case (`dns.StringToRcode`).
+        assert!(t("template IN AAAA {\n rcode nxdomain\n}").is_err());
+    }
+
+    /// The full `template`: `plugin/template/setup_test.go` and the README's
+    /// Corefiles; an rcode-only template after a full one stays a template
+    /// (Corefile order decides).
+    #[test]
+    fn template_setup() {
+        let t = |line: &str| options_of(&with(line));
+        let specs = |line: &str| t(line).unwrap().templates.unwrap();
+        let readme = "template IN A example {\n  match (^|[.])ip-(?P<a>[0-9]*)-(?P<b>[0-9]*)-(?P<c>[0-9]*)-(?P<d>[0-9]*)[.]example[.]$\n  answer \"{{ .Name }} 60 IN A {{ .Group.a }}.{{ .Group.b }}.{{ .Group.c }}.{{ .Group.d }}\"\n  fallthrough\n}\ntemplate IN PTR in-addr.arpa {\n  match ^(?P<d>[0-9]*)[.](?P<c>[0-9]*)[.](?P<b>[0-9]*)[.](?P<a>[0-9]*)[.]in-addr[.]arpa[.]$\n  answer \"{{ .Name }} 60 IN PTR ip-{{ .Group.a }}-{{ .Group.b }}-{{ .Group.c }}-{{ .Group.d }}.example.\"\n}";
+        let got = specs(readme);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].zones, vec!["example"]);
+        assert_eq!(got[0].fallthrough, Some(vec![]));
+        assert_eq!(
+            got[1].answer[0],
+            "{{ .Name }} 60 IN PTR ip-{{ .Group.a }}-{{ .Group.b }}-{{ .Group.c }}-{{ .Group.d }}.example."
+        );
+        let ordered = t("template IN A example {\n answer \"a.example. 60 IN A 10.0.0.1\"\n}\ntemplate IN AAAA {\n rcode NOERROR\n}").unwrap();
+        assert_eq!(ordered.type_rcodes, None);
+        assert_eq!(ordered.templates.unwrap().len(), 2);
+        for (line, expected) in [
+            ("template", "expected CLASS TYPE"),
+            ("template X", "expected CLASS TYPE"),
+            ("template ANY X", "invalid RR class X"),
+            ("template X ANY", "invalid query class X"),
+            (
+                "template ANY ANY {\n notavailable\n}",
+                "template option notavailable is not supported",
+            ),
+            ("template ANY ANY {\n answer\n}", "answer needs an argument"),
+            ("template ANY ANY {\n rcode\n}", "rcode"),
+            (
+                "template ANY ANY {\n rcode UNDEFINED\n}",
+                "unknown rcode UNDEFINED",
+            ),
+            (
+                "template ANY ANY {\n answer \"{{\"\n}",
+                "could not compile template",
+            ),
+            (
+                "template ANY ANY {\n answer \"{{ notAFunction }}\"\n}",
+                "not defined",
+            ),
+            (
+                "template ANY ANY {\n ederror 21 \"Blocked\"\n}",
+                "template option ederror is not supported",
+            ),
+        ] {
+            let message = t(line).expect_err(line).to_string();
+            assert!(message.contains(expected), "{line}: {message}");
+            assert!(
+                message.contains(":4:") || message.contains(":5:"),
+                "{message}"
+            );
+        }
     }
 
     /// `plugin/rewrite/setup_test.go`: the line and block forms, and the

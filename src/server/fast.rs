@@ -294,6 +294,7 @@ impl DnsHandler {
         if zone.hosts_shadow_zones()
             || zone.rcode_for(parsed.qtype).is_some()
             || !zone.rewrites.is_empty()
+            || !zone.templates.is_empty()
         {
             return None;
         }
@@ -352,23 +353,25 @@ impl DnsHandler {
         if !zone.rewrites.is_empty() && zone.rewrite(&qname).is_some() {
             return Fast::Slow;
         }
-        let (mut answer, zone_label) =
-            match self.decide(zone, snapshot, &qname, parsed.qtype, DNSClass::IN) {
-                Decision::Local {
-                    answer,
-                    chase: None,
-                    zone_label,
-                } => (answer, zone_label),
-                Decision::Forward { zone_label } => {
-                    return self.answer_cached(&qname, parsed, src, out, started, zone_label);
-                }
-                // The async handler counts the loop probe, and resolves a chase upstream.
-                Decision::Local { chase: Some(_), .. }
-                | Decision::LoopProbe
-                | Decision::Refused => {
-                    return Fast::Slow;
-                }
-            };
+        let (mut answer, zone_label) = match self.decide(
+            zone,
+            snapshot,
+            (&qname, parsed.qtype, DNSClass::IN),
+            src.ip(),
+        ) {
+            Decision::Local {
+                answer,
+                chase: None,
+                zone_label,
+            } => (answer, zone_label),
+            Decision::Forward { zone_label } => {
+                return self.answer_cached(&qname, parsed, src, out, started, zone_label);
+            }
+            // The async handler counts the loop probe, and resolves a chase upstream.
+            Decision::Local { chase: Some(_), .. } | Decision::LoopProbe | Decision::Refused => {
+                return Fast::Slow;
+            }
+        };
         let rotation = self.rotation_of(&answer.answers);
         if let Some((start, run, by)) = rotation {
             answer.answers[start..start + run].rotate_left(by);

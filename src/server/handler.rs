@@ -2,7 +2,7 @@
 //! on by both transports. This is the hickory-server side (TCP, and the UDP
 //! datagrams the fast path passes on); [`super::fast`] is the other.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -83,14 +83,11 @@ impl DnsHandler {
         &self,
         zone: &ZoneConfig,
         snapshot: &Snapshot,
-        qname: &Name,
-        qtype: RecordType,
-        qclass: DNSClass,
+        question: (&Name, RecordType, DNSClass),
+        remote: IpAddr,
     ) -> Decision {
-        if qclass != DNSClass::IN
-            || matches!(qtype, RecordType::AXFR | RecordType::IXFR)
-            || !qname.is_fqdn()
-        {
+        let (qname, qtype, qclass) = question;
+        if !qname.is_fqdn() {
             return Decision::Refused;
         }
         if qname.eq_ignore_root_case(&self.loop_probe.name)
@@ -98,27 +95,29 @@ impl DnsHandler {
         {
             return Decision::LoopProbe;
         }
-        // CoreDNS's `template` comes before `hosts`, `kubernetes` and `forward`.
-        if let Some(rcode) = zone.rcode_for(qtype) {
+        let transfer = matches!(qtype, RecordType::AXFR | RecordType::IXFR);
+        // CoreDNS's `template` comes before `hosts`, `kubernetes` and `forward`;
+        // it may answer other classes (`template CH TXT`).
+        if qclass == DNSClass::IN
+            && let Some(rcode) = zone.rcode_for(qtype)
+        {
             let answer = Answer {
                 authoritative: true,
                 ..Answer::code(rcode)
             };
-            return Decision::Local {
-                answer,
-                chase: None,
-                zone_label: ".",
-            };
+            return local(answer, None, ".");
+        }
+        if !transfer && let Some(answer) = zone.templates.answer(qname, qtype, qclass, remote) {
+            return self.templated(zone, snapshot, answer, qtype);
+        }
+        if qclass != DNSClass::IN || transfer {
+            return Decision::Refused;
         }
         // CoreDNS's `hosts` comes before `kubernetes` and `forward`.
         if let Some(hosts) = zone.hosts()
             && let answer::hosts::Lookup::Answer(answer) = hosts.lookup(qname, qtype)
         {
-            return Decision::Local {
-                answer,
-                chase: None,
-                zone_label: ".",
-            };
+            return local(answer, None, ".");
         }
         let Some(zone_name) = zone.zone_of(qname) else {
             return Decision::Forward { zone_label: "." };
@@ -129,11 +128,35 @@ impl DnsHandler {
             return Decision::Forward { zone_label };
         }
         let chase = self.external_target(zone, &answer, qtype);
-        Decision::Local {
-            answer,
-            chase,
-            zone_label,
+        local(answer, chase, zone_label)
+    }
+
+    /// A template's answer: a CNAME it ends with is followed for A and AAAA, as
+    /// CoreDNS follows it through its own plugins: inside our zones from the
+    /// index, outside through the upstreams.
+    fn templated(
+        &self,
+        zone: &ZoneConfig,
+        snapshot: &Snapshot,
+        mut answer: Answer,
+        qtype: RecordType,
+    ) -> Decision {
+        if !matches!(qtype, RecordType::A | RecordType::AAAA) {
+            return local(answer, None, ".");
         }
+        let target = match answer.answers.last().map(|r| &r.data) {
+            Some(RData::CNAME(cname)) => cname.0.clone(),
+            _ => return local(answer, None, "."),
+        };
+        if zone.zone_of(&target).is_some() {
+            let found = answer::answer(zone, snapshot, &target, qtype);
+            if found.rcode == ResponseCode::NoError {
+                answer.answers.extend(found.answers);
+            }
+            return local(answer, None, ".");
+        }
+        let chase = self.external_target(zone, &answer, qtype);
+        local(answer, chase, ".")
     }
 
     /// The name an answer's CNAME chain ends at, when it leaves our zones and the
@@ -237,6 +260,14 @@ impl DnsHandler {
     }
 }
 
+fn local(answer: Answer, chase: Option<Name>, zone_label: &'static str) -> Decision {
+    Decision::Local {
+        answer,
+        chase,
+        zone_label,
+    }
+}
+
 /// What the answering policy says about one question ([`DnsHandler::decide`]).
 pub(crate) enum Decision {
     /// Refused: another class, a zone transfer, a relative name.
@@ -312,7 +343,8 @@ impl DnsHandler {
         let (qname, qtype) = (query.name(), query.query_type());
         let decision = {
             let (zone, snapshot) = (self.zone.load(), self.snapshot.load());
-            self.decide(&zone, &snapshot, qname, qtype, query.query_class())
+            let question = (qname, qtype, query.query_class());
+            self.decide(&zone, &snapshot, question, request.src().ip())
         };
         match decision {
             Decision::Refused => {

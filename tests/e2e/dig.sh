@@ -110,6 +110,11 @@ cat >"$work/Corefile" <<COREFILE
     template IN AAAA . {
         rcode NOERROR
     }
+    template IN A example {
+        match ^ip-(?P<a>[0-9]+)-(?P<b>[0-9]+)-(?P<c>[0-9]+)-(?P<d>[0-9]+)[.]example[.]\$
+        answer "{{ .Name }} 60 IN A {{ .Group.a }}.{{ .Group.b }}.{{ .Group.c }}.{{ .Group.d }}"
+        fallthrough
+    }
     rewrite stop {
         name regex (.*)\.corp\.example\. {1}.default.svc.cluster.local.
         answer name (.*)\.default\.svc\.cluster\.local\. {1}.corp.example.
@@ -136,6 +141,8 @@ check "Corefile: hosts file entry" "10.9.8.7" "$(q +short legacy.example)"
 check "Corefile: hosts inline entry" "10.9.8.6" "$(q +short inline.example)"
 check "Corefile: template answers AAAA with NOERROR and no records" "NOERROR 0" \
   "$(q AAAA web-0.nginx.default.svc.cluster.local | sed -n 's/.*status: \([A-Z]*\),.*/\1/p; s/.*ANSWER: \([0-9]*\),.*/\1/p' | tr '\n' ' ' | sed 's/ $//')"
+check "Corefile: a template answers from the question's name" "ip-192-0-2-44.example. 60 IN A 192.0.2.44" \
+  "$(q +noall +answer ip-192-0-2-44.example | tr -s ' \t' ' ')"
 check "Corefile: rewrite regex, the answer under the asked name" "web-1.nginx.corp.example. 30 IN A 10.244.2.11" \
   "$(q +noall +answer web-1.nginx.corp.example | tr -s ' \t' ' ')"
 check "Corefile: rewrite suffix with answer auto, SRV targets too" \
