@@ -426,6 +426,43 @@ fn templates_answer_from_the_question() {
     assert_eq!(rdata(&reply), vec!["cluster-dns"]);
 }
 
+/// AKS's Corefile with `coredns-custom` files as AKS's documentation writes
+/// them: a `hosts` override, a `rewrite` override, and a server block for
+/// another domain (its upstream a closed loopback port: SERVFAIL, never the
+/// default upstream).
+#[test]
+fn aks_corefile_serves_its_custom_overrides_and_servers() {
+    let up = Upstream::start();
+    up.set(
+        "www.example.",
+        Behaviour::Addresses(vec![[192, 0, 2, 3]], 60),
+    );
+    let server = serve_corefile(&fixture("aks.Corefile"), Some(&up));
+    for ask in [Server::udp, Server::tcp] {
+        assert_eq!(
+            rdata(&ask(&server, "example1.org.", RecordType::A)),
+            vec!["10.0.0.1"]
+        );
+        let reply = ask(&server, "myweb-svc.contoso.com.", RecordType::A);
+        assert_eq!(rdata(&reply), vec!["10.96.19.251"]);
+        assert_eq!(reply.queries[0].name().to_ascii(), "myweb-svc.contoso.com.");
+        let reply = ask(&server, "nginx.default.svc.cluster.local.", RecordType::A);
+        assert_eq!(reply.answers.len(), 3);
+        assert!(reply.answers.iter().all(|r| r.ttl == 30));
+        let reply = ask(&server, "host.puglife.local.", RecordType::A);
+        assert_eq!(reply.metadata.response_code, ResponseCode::ServFail);
+        assert_eq!(
+            rdata(&ask(&server, "www.example.", RecordType::A)),
+            vec!["192.0.2.3"]
+        );
+    }
+    assert_eq!(
+        up.count("host.puglife.local."),
+        0,
+        "the stub domain's own upstream"
+    );
+}
+
 /// `cluster-dns corefile check` prints what is served; a plugin cluster-dns
 /// does not serve fails `check` and `serve` with the file, the line and the
 /// plugin, exit status 1.

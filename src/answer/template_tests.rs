@@ -94,7 +94,12 @@ fn handler_cases() {
     );
     assert!(answer.authoritative);
     // ExampleDomainMatch
-    let answer = ask(std::slice::from_ref(&ip10), "ip-10-95-12-8.example.", RecordType::A).unwrap();
+    let answer = ask(
+        std::slice::from_ref(&ip10),
+        "ip-10-95-12-8.example.",
+        RecordType::A,
+    )
+    .unwrap();
     assert_eq!(answer.rcode, ResponseCode::NoError);
     assert_eq!(
         shown(&answer.answers),

@@ -15,6 +15,8 @@ use crate::config::Options;
 /// Plugins this version serves, in CoreDNS's plugin order.
 pub const SUPPORTED: &[&str] = &[
     "bind",
+    "debug",
+    "timeouts",
     "reload",
     "errors",
     "health",
@@ -295,6 +297,9 @@ fn apply(d: &Directive, port: u16, o: &mut Options) -> Result<(), CorefileError>
             o.loadbalance = Some(true);
             Ok(())
         }
+        // Panics are always recovered (and counted); with `debug` CoreDNS would crash.
+        "debug" => no_block(d).and_then(|()| at_most_args(d, 0)),
+        "timeouts" => timeouts(d, o),
         "bind" => {
             if d.args.is_empty() {
                 return Err(error(&d.name, "bind: expected at least one address".into()));
@@ -671,6 +676,50 @@ pub fn template_flag(text: &str) -> Result<TemplateSpec, String> {
     let spec = template_spec(directive).map_err(|e| e.message)?;
     crate::answer::template::Templates::compile(std::slice::from_ref(&spec))?;
     Ok(spec)
+}
+
+/// `timeouts { maxtcpqueries N }` (CoreDNS 1.13's cap on queries per TCP
+/// connection; -1: none). Its read, write and idle timeouts are refused: the
+/// TCP timeout is fixed at 10 s.
+fn timeouts(d: &Directive, o: &mut Options) -> Result<(), CorefileError> {
+    at_most_args(d, 0)?;
+    if d.block.is_empty() {
+        return Err(error(
+            &d.name,
+            "timeouts: at least one timeout must be given".into(),
+        ));
+    }
+    for line in &d.block {
+        match line.name.text.as_str() {
+            "maxtcpqueries" => {
+                exactly_args(line, 1)?;
+                let text = &line.args[0].text;
+                let cap = match text.parse::<i64>() {
+                    Ok(-1) => 0,
+                    Ok(n) if n > 0 => usize::try_from(n).unwrap_or(usize::MAX),
+                    _ => {
+                        return Err(error(
+                            &line.args[0],
+                            format!(
+                                "timeouts: maxtcpqueries {text:?} is not a positive number or -1"
+                            ),
+                        ));
+                    }
+                };
+                o.tcp_max_queries = Some(cap);
+            }
+            _ => {
+                return Err(error(
+                    &line.name,
+                    format!(
+                        "timeouts option {} is not supported (supported: maxtcpqueries)",
+                        line.name.text
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `rewrite [continue|stop] name [MATCH] FROM TO [answer ...]`, or its block
@@ -1308,6 +1357,40 @@ mod tests {
                 message.contains(":4:") || message.contains(":5:"),
                 "{message}"
             );
+        }
+    }
+
+    /// `debug` is accepted; `timeouts { maxtcpqueries N }` sets the TCP cap.
+    #[test]
+    fn debug_and_timeouts() {
+        let t = |line: &str| options_of(&with(line));
+        assert!(t("debug").is_ok());
+        assert!(t("debug on").is_err());
+        assert_eq!(
+            t("timeouts {\n maxtcpqueries 128\n}")
+                .unwrap()
+                .tcp_max_queries,
+            Some(128)
+        );
+        assert_eq!(
+            t("timeouts {\n maxtcpqueries -1\n}")
+                .unwrap()
+                .tcp_max_queries,
+            Some(0)
+        );
+        for (line, expected) in [
+            ("timeouts", "at least one timeout"),
+            (
+                "timeouts {\n maxtcpqueries 0\n}",
+                "not a positive number or -1",
+            ),
+            (
+                "timeouts {\n read 10s\n}",
+                "timeouts option read is not supported",
+            ),
+        ] {
+            let message = t(line).expect_err(line).to_string();
+            assert!(message.contains(expected), "{line}: {message}");
         }
     }
 
