@@ -14,9 +14,9 @@ use crate::config::Options;
 
 /// Plugins this version serves, in CoreDNS's plugin order.
 pub const SUPPORTED: &[&str] = &[
+    "timeouts",
     "bind",
     "debug",
-    "timeouts",
     "reload",
     "errors",
     "health",
@@ -1166,9 +1166,9 @@ mod tests {
         let error = options_of(&with("  log")).unwrap_err();
         assert_eq!(error.line, 4);
         assert!(
-            error
-                .message
-                .starts_with("plugin log is not supported (supported: bind, reload,"),
+            error.message.starts_with(
+                "plugin log is not supported (supported: timeouts, bind, debug, reload,"
+            ),
             "{error}"
         );
         let error = options_of(".:53 {\n kubernetes cluster.local\n}").unwrap_err();
