@@ -105,6 +105,10 @@ fn latency_buckets() -> impl Iterator<Item = f64> {
     exponential_buckets(0.00005, 2f64.sqrt().sqrt(), 64)
 }
 
+/// Label combinations whose handles a thread remembers (request and cache
+/// counters); beyond, the registry is asked each time.
+pub const MAX_METRIC_HANDLES: usize = 256;
+
 fn dns_buckets() -> impl Iterator<Item = f64> {
     // CoreDNS: 0.00025 s doubling, 16 buckets
     exponential_buckets(0.00025, 2.0, 16)

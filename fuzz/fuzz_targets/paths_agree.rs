@@ -204,5 +204,8 @@ libfuzzer_sys::fuzz_target!(|input: Input| {
         .expect("decodes")
         .to_vec()
         .expect("re-encodes");
-    assert_eq!(fast_tcp, reference, "TCP: the fast writer and hickory-proto's encoder differ");
+    assert_eq!(
+        fast_tcp, reference,
+        "TCP: the fast writer and hickory-proto's encoder differ"
+    );
 });

@@ -5,6 +5,7 @@
 pub mod cache;
 mod loop_probe;
 pub mod resolv_conf;
+pub mod stats;
 
 pub use loop_probe::{LoopProbe, find_loop};
 

@@ -444,7 +444,7 @@ impl DnsHandler {
         if rotation.is_some() {
             self.rotation_taken();
         }
-        self.count_cache_hit(hit.kind());
+        self.cache_stats().hit(hit.kind());
         let proto = parsed.transport.label();
         self.record_metrics(zone_label, parsed.qtype, proto, src, reply.rcode, started);
         Fast::Reply
@@ -1206,7 +1206,7 @@ mod tests {
             let long_ago = Instant::now() - std::time::Duration::from_secs(60);
             assert!(cache.insert_at(&question, &reply, long_ago));
             assert_eq!(cache.counts(), (1, 0));
-            handler.report_cache_entries(cache);
+            handler.cache_stats().entries(cache);
         });
         let gauge = |handler: &DnsHandler| {
             handler

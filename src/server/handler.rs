@@ -228,10 +228,10 @@ impl DnsHandler {
         };
         if let Some(cache) = &forwarding.cache {
             if let Some((cached, kind)) = cache.get(question) {
-                self.count_cache_hit(kind);
+                self.cache_stats().hit(kind);
                 return Ok(cached);
             }
-            self.count_cache_miss(cache);
+            self.cache_stats().miss(cache);
         }
         // Upstreams may not speak for our zones: their records there are dropped.
         let zones: Vec<Name> = self.zone.load().cluster_zones().cloned().collect();
@@ -242,7 +242,7 @@ impl DnsHandler {
                     return Ok(Answer::from_upstream(reply));
                 };
                 if cache.insert(question, &reply) {
-                    self.report_cache_entries(cache);
+                    self.cache_stats().entries(cache);
                 }
                 let mut answer = Answer::from_upstream(reply);
                 // The same TTLs as the cached copies will show.

@@ -13,9 +13,9 @@ use prometheus_client::metrics::histogram::Histogram;
 
 use super::handler::DnsHandler;
 use crate::answer::ZoneConfig;
-use crate::forward::cache::{Cache, EntryKind};
+use crate::forward::stats::CacheStats;
 use crate::metrics::{
-    self, CacheLabels, CacheMissLabels, DurationLabels, RequestLabels, ResponseLabels, TypeLabel,
+    self, DurationLabels, MAX_METRIC_HANDLES, RequestLabels, ResponseLabels, TypeLabel,
 };
 
 /// Metric label values that are fixed for the server's life.
@@ -27,12 +27,8 @@ pub(super) struct Labels {
 
 type MetricHandles = Vec<([usize; 7], Counter, Counter, Histogram)>;
 
-/// Label combinations remembered per thread; beyond, the registry is asked each time.
-const MAX_METRIC_HANDLES: usize = 256;
-
 thread_local! {
     static METRIC_HANDLES: std::cell::RefCell<MetricHandles> = const { std::cell::RefCell::new(Vec::new()) };
-    static CACHE_HIT_HANDLES: std::cell::RefCell<Vec<([usize; 3], Counter)>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 fn leak(text: String) -> &'static str {
@@ -156,71 +152,9 @@ impl DnsHandler {
         }
     }
 
-    /// Sets `coredns_cache_entries` from the cache's counts.
-    pub(super) fn report_cache_entries(&self, cache: &crate::forward::cache::Cache) {
-        let server = self.labels.load().server;
-        let (success, denial) = cache.counts();
-        for (kind, count) in [("success", success), ("denial", denial)] {
-            self.metrics
-                .cache_entries
-                .get_or_create(&CacheLabels {
-                    server,
-                    r#type: kind,
-                    view: "",
-                    zones: ".",
-                })
-                .set(i64::try_from(count).unwrap_or(i64::MAX));
-        }
-    }
-
-    /// Counts a cache hit (CoreDNS `coredns_cache_hits_total`), through a
-    /// per-thread handle as for the request metrics.
-    pub(super) fn count_cache_hit(&self, kind: EntryKind) {
-        let kind = match kind {
-            EntryKind::Success => "success",
-            EntryKind::Denial => "denial",
-        };
-        let server = self.labels.load().server;
-        let key = [
-            Arc::as_ptr(&self.metrics) as usize,
-            server.as_ptr() as usize,
-            kind.as_ptr() as usize,
-        ];
-        CACHE_HIT_HANDLES.with(|cell| {
-            let mut handles = cell.borrow_mut();
-            if let Some((_, counter)) = handles.iter().find(|(k, _)| *k == key) {
-                counter.inc();
-                return;
-            }
-            let counter = self
-                .metrics
-                .cache_hits
-                .get_or_create(&CacheLabels {
-                    server,
-                    r#type: kind,
-                    view: "",
-                    zones: ".",
-                })
-                .clone();
-            counter.inc();
-            if handles.len() < MAX_METRIC_HANDLES {
-                handles.push((key, counter));
-            }
-        });
-    }
-
-    /// Counts a query the cache could not answer.
-    pub(super) fn count_cache_miss(&self, cache: &Cache) {
-        self.metrics
-            .cache_misses
-            .get_or_create(&CacheMissLabels {
-                server: self.labels.load().server,
-                view: "",
-                zones: ".",
-            })
-            .inc();
-        // A lookup may have dropped an expired entry.
-        self.report_cache_entries(cache);
+    /// The cache's counters, labelled with this server.
+    pub(super) fn cache_stats(&self) -> CacheStats<'_> {
+        CacheStats::new(&self.metrics, self.labels.load().server)
     }
 }
 
