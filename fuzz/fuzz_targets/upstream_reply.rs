@@ -119,7 +119,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         let (cached, _) = cache.get(&question).expect("just inserted, TTL > 0");
         assert_eq!(cached.rcode, accepted.metadata.response_code);
         assert_eq!(cached.answers.len(), accepted.answers.len());
-        assert_eq!(cached.authorities.len(), accepted.authorities.len());
+        assert_eq!(cached.authority.len(), accepted.authorities.len());
         assert!(cached.additionals.is_empty());
         assert!(on_chain(&cached.answers, &query));
         assert!(cached.answers.iter().all(|r| r.ttl <= 30));
