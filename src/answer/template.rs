@@ -609,16 +609,17 @@ fn eval(expr: &Expr, data: &Data<'_>) -> Result<Value, String> {
             let (Expr::Int(base), Expr::Int(bits)) = (base, bits) else {
                 return Err("parseInt: base and bit size are numbers".into());
             };
-            let base = u32::try_from(*base)
-                .ok()
-                .filter(|b| (2..=36).contains(b))
-                .ok_or("parseInt: invalid base")?;
-            let value = u64::from_str_radix(&text, base).map_err(|_| {
+            let (base, digits) = go_base(*base, &text)?;
+            let value = u64::from_str_radix(&digits, base).map_err(|_| {
                 format!(
                     "error calling parseInt: strconv.ParseUint: parsing {text:?}: invalid syntax"
                 )
             })?;
-            let bits = u32::try_from(*bits).unwrap_or(64).clamp(1, 64);
+            // Go's bit size 0 is 64.
+            let bits = match u32::try_from(*bits).unwrap_or(64) {
+                0 => 64,
+                n => n.min(64),
+            };
             if bits < 64 && value >> bits != 0 {
                 return Err(format!(
                     "error calling parseInt: strconv.ParseUint: parsing {text:?}: value out of range"
@@ -627,6 +628,28 @@ fn eval(expr: &Expr, data: &Data<'_>) -> Result<Value, String> {
             Value::Int(value)
         }
     })
+}
+
+/// `strconv.ParseUint`'s base: 2 to 36, or 0 for the prefix's (`0x`, `0o` or
+/// `0`, `0b`; else decimal). The digits to read in it.
+fn go_base(base: i64, text: &str) -> Result<(u32, String), String> {
+    if base != 0 {
+        let base = u32::try_from(base)
+            .ok()
+            .filter(|b| (2..=36).contains(b))
+            .ok_or("parseInt: invalid base")?;
+        return Ok((base, text.to_string()));
+    }
+    let lower = text.to_ascii_lowercase();
+    for (prefix, base) in [("0x", 16), ("0b", 2), ("0o", 8)] {
+        if let Some(rest) = lower.strip_prefix(prefix) {
+            return Ok((base, rest.to_string()));
+        }
+    }
+    match lower.strip_prefix('0') {
+        Some(rest) if !rest.is_empty() => Ok((8, rest.to_string())),
+        _ => Ok((10, lower)),
+    }
 }
 
 fn group<'a>(data: &'a Data<'_>, key: &str) -> Option<&'a str> {

@@ -324,6 +324,14 @@ fn fields_and_functions() {
         text(&txt("{{ parseInt .Group.n 10 64 }}"), RecordType::TXT),
         "7"
     );
+    // Go's base 0 (from the prefix) and bit size 0 (64).
+    assert_eq!(
+        text(
+            &txt(r#"{{ parseInt "0x1f" 0 0 }}/{{ parseInt "017" 0 8 }}/{{ parseInt "300" 10 0 }}"#),
+            RecordType::TXT
+        ),
+        "31/15/300"
+    );
 }
 
 #[test]

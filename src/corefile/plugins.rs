@@ -574,8 +574,20 @@ fn template(d: &Directive, o: &mut Options) -> Result<(), CorefileError> {
     let spec = template_spec(d)?;
     crate::answer::template::Templates::compile(std::slice::from_ref(&spec))
         .map_err(|message| error(&d.name, format!("plugin/template: {message}")))?;
+    let listed = |o: &Options| {
+        o.type_rcodes
+            .iter()
+            .flatten()
+            .any(|rule| rule.split('=').next() == Some(spec.qtype.as_str()))
+    };
+    // What `type_rcodes` can say: class IN, the four common rcodes, a type once.
     let rcode_only = spec.zones.iter().all(|z| z == ".")
-        && matches!(spec.class.as_str(), "IN" | "ANY")
+        && spec.class == "IN"
+        && matches!(
+            spec.rcode.as_deref(),
+            Some("NOERROR" | "NXDOMAIN" | "SERVFAIL" | "REFUSED")
+        )
+        && !listed(o)
         && spec.qtype != "ANY"
         && spec.matches.is_empty()
         && spec.answer.is_empty()
@@ -1293,13 +1305,18 @@ mod tests {
             Some(vec!["AAAA=NOERROR".to_string()])
         );
         let both =
-            t("template ANY AAAA . {\n rcode NXDOMAIN\n}\n template IN MX {\n rcode NOERROR\n}")
+            t("template IN AAAA . {\n rcode NXDOMAIN\n}\n template IN MX {\n rcode NOERROR\n}")
                 .unwrap();
         assert_eq!(
             both.type_rcodes,
             Some(vec!["AAAA=NXDOMAIN".to_string(), "MX=NOERROR".into()])
         );
         assert_eq!(both.templates, None);
+        // What `type_rcodes` cannot say stays a template: class ANY, another
+        // rcode, a type given twice (all valid in CoreDNS).
+        let rest = t("template IN MX {\n rcode NOERROR\n}\n template IN MX {\n rcode NXDOMAIN\n}\n template ANY AAAA {\n rcode NXDOMAIN\n}\n template IN A {\n rcode NOTIMP\n}").unwrap();
+        assert_eq!(rest.type_rcodes, Some(vec!["MX=NOERROR".to_string()]));
+        assert_eq!(rest.templates.map(|t| t.len()), Some(3));
         // CoreDNS's rcode names are upper case (`dns.StringToRcode`).
         assert!(t("template IN AAAA {\n rcode nxdomain\n}").is_err());
     }

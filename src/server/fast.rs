@@ -372,6 +372,11 @@ impl DnsHandler {
                 return Fast::Slow;
             }
         };
+        // An extended rcode (a template's BADCOOKIE...) needs the OPT record's
+        // high bits, which only hickory's encoder writes.
+        if u16::from(answer.rcode) > 0xf {
+            return Fast::Slow;
+        }
         let rotation = self.rotation_of(&answer.answers);
         if let Some((start, run, by)) = rotation {
             answer.answers[start..start + run].rotate_left(by);

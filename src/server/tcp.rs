@@ -54,7 +54,9 @@ const CLOSE_GRACE: Duration = Duration::from_millis(200);
 /// After closing at `max_queries`, how long the connection waits for the client
 /// to acknowledge its answers, and how often it looks.
 const LINGER: Duration = Duration::from_secs(2);
-const LINGER_POLL: Duration = Duration::from_millis(1);
+const LINGER_POLL: Duration = Duration::from_millis(10);
+/// Ready replies held before they are written (frames stay unread beyond).
+const MAX_OUTGOING: usize = 64 * 1024;
 
 /// The process's limits on open file descriptors (soft and hard).
 pub fn nofile_limit() -> std::io::Result<libc::rlimit> {
@@ -297,7 +299,9 @@ pub async fn serve_connection<S>(
     let mut closing: Option<Instant> = None;
     loop {
         // Start on the frames already read, as many as the pipeline takes.
-        while reading && pending.len() < PIPELINE_DEPTH {
+        // Replies wait in `outgoing` up to a bound: a client that pipelines and
+        // does not read cannot make the server hold more than that.
+        while reading && pending.len() < PIPELINE_DEPTH && outgoing.len() < MAX_OUTGOING {
             let Some(frame) = take_frame(&mut buf) else {
                 break;
             };
@@ -317,6 +321,10 @@ pub async fn serve_connection<S>(
                 _ => return,
             }
             outgoing.clear();
+            if outgoing.capacity() > MAX_OUTGOING {
+                outgoing = Vec::new();
+            }
+            continue;
         }
         if let Some(slot) = &control.slot {
             slot.set_busy(pending.len());
@@ -642,6 +650,52 @@ mod tests {
             assert_eq!(reply.metadata.response_code, expected, "{reply:?}");
             assert_eq!(reply.answers.len(), usize::from(reply.metadata.id % 2 == 0));
         }
+    }
+
+    /// Thousands of pipelined queries in one go: replies beyond the outgoing
+    /// bound wait for a write, and every query is still answered.
+    #[tokio::test]
+    async fn a_long_pipeline_is_answered_in_bounded_writes() {
+        const QUERIES: u16 = 3000;
+        let (client, server) = tokio::io::duplex(1 << 16);
+        let limits = ConnectionLimits {
+            idle_timeout: Duration::from_secs(10),
+            max_queries: 0,
+        };
+        let src = SocketAddr::from(([127, 0, 0, 1], 5300));
+        let served = tokio::spawn(serve_connection(
+            server,
+            src,
+            handler(),
+            limits,
+            Control::default(),
+        ));
+        let (mut read, mut write) = tokio::io::split(client);
+        let input: Vec<u8> = (1..=QUERIES)
+            .flat_map(|id| frame(&query(id, "web.default.svc.cluster.local.")))
+            .collect();
+        let writing = async move {
+            write.write_all(&input).await.expect("writes");
+            write.shutdown().await.expect("EOF");
+        };
+        let mut output = Vec::new();
+        let reading = read.read_to_end(&mut output);
+        let (_, read_result) = tokio::join!(writing, reading);
+        read_result.expect("reads");
+        served.await.expect("connection task ends");
+        let mut answered = 0;
+        let mut rest = &output[..];
+        while let [hi, lo, tail @ ..] = rest {
+            let len = usize::from(u16::from_be_bytes([*hi, *lo]));
+            rest = tail.get(len..).expect("whole frames");
+            answered += 1;
+        }
+        assert_eq!(answered, QUERIES);
+        assert!(
+            output.len() > 2 * MAX_OUTGOING,
+            "the bound was crossed: {}",
+            output.len()
+        );
     }
 
     #[tokio::test]
