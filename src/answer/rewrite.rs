@@ -167,23 +167,12 @@ impl Rule {
             }
             other => return Err(format!("invalid rule type {other:?}")),
         }
-        let args = &rest[1..];
-        if args.len() < 2 {
-            return Err("too few arguments for a name rule".into());
-        }
-        if args.len() == 2 {
-            return Ok(Rule {
-                stop,
-                matcher: Matcher::Exact {
-                    from: normalize(args[0]),
-                    to: normalize(args[1]),
-                },
-                auto: true,
-                answer: Vec::new(),
-            });
-        }
-        let kind = args[0].to_ascii_lowercase();
-        let (from, to) = (args[1], args[2]);
+        // `name FROM TO` is an exact rule; the match type is read only before three words.
+        let (kind, from, to, options) = match &rest[1..] {
+            [from, to] => ("exact".to_string(), *from, *to, &[][..]),
+            [kind, from, to, options @ ..] => (kind.to_ascii_lowercase(), *from, *to, options),
+            _ => return Err("too few arguments for a name rule".into()),
+        };
         let matcher = match kind.as_str() {
             "exact" => Matcher::Exact {
                 from: normalize(from),
@@ -211,10 +200,10 @@ impl Rule {
                 ));
             }
         };
-        let (auto, answer) = if args.len() > 3 {
-            answer_rules(&kind, &args[3..])?
-        } else {
+        let (auto, answer) = if options.is_empty() {
             (false, Vec::new())
+        } else {
+            answer_rules(&kind, options)?
         };
         Ok(Rule {
             stop,

@@ -1368,13 +1368,19 @@ mod tests {
                 "template option ederror is not supported",
             ),
         ] {
-            let message = t(line).expect_err(line).to_string();
-            assert!(message.contains(expected), "{line}: {message}");
-            assert!(
-                message.contains(":4:") || message.contains(":5:"),
-                "{message}"
-            );
+            refused_at_its_line(line, expected);
         }
+    }
+
+    /// `line` (in the test block, at line 4) is refused with `expected`, naming
+    /// the directive's line or the block's line that is wrong.
+    fn refused_at_its_line(line: &str, expected: &str) {
+        let message = options_of(&with(line)).expect_err(line).to_string();
+        assert!(message.contains(expected), "{line}: {message}");
+        assert!(
+            message.contains(":4:") || message.contains(":5:"),
+            "{message}"
+        );
     }
 
     /// `debug` is accepted; `timeouts { maxtcpqueries N }` sets the TCP cap.
@@ -1406,8 +1412,7 @@ mod tests {
                 "timeouts option read is not supported",
             ),
         ] {
-            let message = t(line).expect_err(line).to_string();
-            assert!(message.contains(expected), "{line}: {message}");
+            refused_at_its_line(line, expected);
         }
     }
 
@@ -1455,13 +1460,7 @@ mod tests {
                 "a block follows a rule",
             ),
         ] {
-            let message = t(line).expect_err(line).to_string();
-            assert!(message.contains(expected), "{line}: {message}");
-            // The directive's line, or the block's line that is wrong.
-            assert!(
-                message.contains(":4:") || message.contains(":5:"),
-                "{message}"
-            );
+            refused_at_its_line(line, expected);
         }
     }
 

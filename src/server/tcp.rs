@@ -594,21 +594,41 @@ mod tests {
         message.to_vec().expect("encodes")
     }
 
-    /// Writes `input` then EOF into a connection with these limits; the replies.
-    async fn exchange(input: Vec<u8>, max_queries: usize) -> Vec<Message> {
-        let (mut client, server) = tokio::io::duplex(1 << 16);
+    /// A connection served on `server` (a duplex end) with these limits.
+    fn spawn_connection(
+        server: tokio::io::DuplexStream,
+        max_queries: usize,
+    ) -> tokio::task::JoinHandle<()> {
         let limits = ConnectionLimits {
             idle_timeout: Duration::from_secs(10),
             max_queries,
         };
         let src = SocketAddr::from(([127, 0, 0, 1], 5300));
-        let served = tokio::spawn(serve_connection(
+        tokio::spawn(serve_connection(
             server,
             src,
             handler(),
             limits,
             Control::default(),
-        ));
+        ))
+    }
+
+    /// How many length-prefixed frames `output` holds (whole ones only).
+    fn whole_frames(output: &[u8]) -> u16 {
+        let mut count = 0;
+        let mut rest = output;
+        while let [hi, lo, tail @ ..] = rest {
+            let len = usize::from(u16::from_be_bytes([*hi, *lo]));
+            rest = tail.get(len..).expect("whole frames");
+            count += 1;
+        }
+        count
+    }
+
+    /// Writes `input` then EOF into a connection with these limits; the replies.
+    async fn exchange(input: Vec<u8>, max_queries: usize) -> Vec<Message> {
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let served = spawn_connection(server, max_queries);
         client.write_all(&input).await.expect("writes");
         client.shutdown().await.expect("EOF");
         let mut output = Vec::new();
@@ -658,18 +678,7 @@ mod tests {
     async fn a_long_pipeline_is_answered_in_bounded_writes() {
         const QUERIES: u16 = 3000;
         let (client, server) = tokio::io::duplex(1 << 16);
-        let limits = ConnectionLimits {
-            idle_timeout: Duration::from_secs(10),
-            max_queries: 0,
-        };
-        let src = SocketAddr::from(([127, 0, 0, 1], 5300));
-        let served = tokio::spawn(serve_connection(
-            server,
-            src,
-            handler(),
-            limits,
-            Control::default(),
-        ));
+        let served = spawn_connection(server, 0);
         let (mut read, mut write) = tokio::io::split(client);
         let input: Vec<u8> = (1..=QUERIES)
             .flat_map(|id| frame(&query(id, "web.default.svc.cluster.local.")))
@@ -683,13 +692,7 @@ mod tests {
         let (_, read_result) = tokio::join!(writing, reading);
         read_result.expect("reads");
         served.await.expect("connection task ends");
-        let mut answered = 0;
-        let mut rest = &output[..];
-        while let [hi, lo, tail @ ..] = rest {
-            let len = usize::from(u16::from_be_bytes([*hi, *lo]));
-            rest = tail.get(len..).expect("whole frames");
-            answered += 1;
-        }
+        let answered = whole_frames(&output);
         assert_eq!(answered, QUERIES);
         assert!(
             output.len() > 2 * MAX_OUTGOING,
@@ -774,13 +777,7 @@ mod tests {
         while let Ok(n @ 1..) = client.read(&mut chunk).await {
             output.extend_from_slice(&chunk[..n]);
         }
-        let mut answered = 0;
-        let mut rest = &output[..];
-        while let [hi, lo, tail @ ..] = rest {
-            let len = usize::from(u16::from_be_bytes([*hi, *lo]));
-            rest = tail.get(len..).expect("whole frames");
-            answered += 1;
-        }
+        let answered = whole_frames(&output);
         assert_eq!(answered, QUERIES, "every query up to the cap answered");
         drop(client);
         served.await.expect("connection task ends");
