@@ -195,7 +195,13 @@ libfuzzer_sys::fuzz_target!(|input: Input| {
     ));
     let slow_tcp = slow_tcp.expect("the async handler answers every well-formed query");
     let mut fast_tcp = Vec::new();
-    match handler.answer_fast_over(Transport::Tcp, &packet, fixture::SRC, &mut fast_tcp) {
+    match handler.answer_fast_over(
+        Transport::Tcp,
+        &packet,
+        fixture::SRC,
+        &mut fast_tcp,
+        std::time::Instant::now(),
+    ) {
         Fast::Reply => {}
         Fast::Slow => return,
         Fast::Drop => panic!("a well-formed query was dropped over TCP"),

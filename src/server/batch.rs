@@ -6,6 +6,7 @@
 
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
+use std::time::Instant;
 
 use super::precheck;
 
@@ -40,16 +41,18 @@ impl Batch {
     }
 
     /// Waits for datagrams (up to the socket's read timeout), then calls `answer`
-    /// with each one from a source that may be answered, and a buffer for its
-    /// reply; the replies for which it returns true are sent, all at once.
+    /// with each one from a source that may be answered, the time the batch was
+    /// read, and a buffer for its reply; the replies for which it returns true are sent, all at once.
     /// Returns how many datagrams were received.
     pub fn exchange(
         &mut self,
         socket: &UdpSocket,
-        mut answer: impl FnMut(&[u8], SocketAddr, &mut Vec<u8>) -> bool,
+        mut answer: impl FnMut(&[u8], SocketAddr, Instant, &mut Vec<u8>) -> bool,
     ) -> usize {
         let fd = socket.as_raw_fd();
         let received = self.receive(fd);
+        // One clock reading for the batch: when its datagrams were read.
+        let now = Instant::now();
         let mut replies = 0;
         for i in 0..received {
             let len = (self.headers[i].msg_len as usize).min(DATAGRAM);
@@ -61,7 +64,7 @@ impl Batch {
                 continue;
             }
             let packet = &self.packets[i * DATAGRAM..i * DATAGRAM + len];
-            if answer(packet, src, &mut self.replies[i]) {
+            if answer(packet, src, now, &mut self.replies[i]) {
                 // Reply slot `replies` takes this datagram's address and bytes.
                 self.addresses.swap(replies, i);
                 self.replies.swap(replies, i);
@@ -210,7 +213,7 @@ mod tests {
         let mut batch = Batch::new();
         let mut seen = 0;
         while seen < clients.len() {
-            let got = batch.exchange(&server, |packet, _src, out| {
+            let got = batch.exchange(&server, |packet, _src, _received, out| {
                 out.clear();
                 out.extend_from_slice(&[packet[0], 0xaa]);
                 // Every odd sender is not answered.

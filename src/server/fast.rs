@@ -38,8 +38,8 @@ struct Parsed<'a> {
     authentic_data: bool,
     /// The question section as sent (name, type, class).
     question: &'a [u8],
-    labels: [&'a [u8]; 128],
-    label_count: usize,
+    /// The question name's labels, left to right.
+    labels: &'a [&'a [u8]],
     qtype: RecordType,
     /// The client's EDNS: (payload size, DO bit).
     edns: Option<(u16, bool)>,
@@ -52,7 +52,18 @@ fn u16_at(packet: &[u8], at: usize) -> Option<u16> {
 
 /// Parses the common query: one question, no compression in it, at most an OPT
 /// record of version 0. Anything else is `Err(Slow)` or `Err(Drop)`.
-fn parse(packet: &[u8], transport: Transport) -> Result<Parsed<'_>, Fast> {
+/// Room for the most labels a name can have (255 bytes).
+const MAX_LABELS: usize = 128;
+
+/// Where [`parse`] puts the question's labels: in the caller's frame, so a
+/// parsed query does not carry (and copy) 2 KiB of slices around.
+type LabelSlots<'p> = [&'p [u8]; MAX_LABELS];
+
+fn parse<'p: 'b, 'b>(
+    packet: &'p [u8],
+    transport: Transport,
+    labels: &'b mut LabelSlots<'p>,
+) -> Result<Parsed<'b>, Fast> {
     if packet.len() < 12 {
         return Err(Fast::Drop);
     }
@@ -74,7 +85,6 @@ fn parse(packet: &[u8], transport: Transport) -> Result<Parsed<'_>, Fast> {
     {
         return Err(Fast::Slow);
     }
-    let mut labels: [&[u8]; 128] = [&[]; 128];
     let mut label_count = 0;
     let mut at = 12;
     let mut name_len = 1;
@@ -134,8 +144,7 @@ fn parse(packet: &[u8], transport: Transport) -> Result<Parsed<'_>, Fast> {
         checking_disabled: flags & 0x0010 != 0,
         authentic_data: flags & 0x0020 != 0,
         question,
-        labels,
-        label_count,
+        labels: &labels[..label_count],
         qtype,
         edns,
         transport,
@@ -171,7 +180,7 @@ fn write_fast(
         count(sections[1].len())?,
         count(sections[2].len() + usize::from(edns.is_some()))?,
     ];
-    let labels = &parsed.labels[..parsed.label_count];
+    let labels = parsed.labels;
     let mut writer = Writer::new(out, limit, metadata, counts, labels, parsed.question)?;
     for section in sections {
         for record in section {
@@ -214,20 +223,23 @@ fn response_edns(parsed: &Parsed<'_>) -> (Option<Edns>, u16) {
 impl DnsHandler {
     /// Answers a datagram from the index if it can, into `out`.
     pub fn answer_fast(&self, packet: &[u8], src: SocketAddr, out: &mut Vec<u8>) -> Fast {
-        self.answer_fast_over(Transport::Udp, packet, src, out)
+        self.answer_fast_over(Transport::Udp, packet, src, out, Instant::now())
     }
 
     /// Answers a query that came over `transport` from the index or the cache if
-    /// it can, into `out` (a TCP reply without its length prefix).
+    /// it can, into `out` (a TCP reply without its length prefix). `received`
+    /// is when the query was read: one clock reading serves a whole batch.
     pub fn answer_fast_over(
         &self,
         transport: Transport,
         packet: &[u8],
         src: SocketAddr,
         out: &mut Vec<u8>,
+        received: Instant,
     ) -> Fast {
-        let started = Instant::now();
-        let parsed = match parse(packet, transport) {
+        let started = received;
+        let mut slots = [&[][..]; MAX_LABELS];
+        let parsed = match parse(packet, transport, &mut slots) {
             Ok(parsed) => parsed,
             Err(_) => return self.check_unusual(packet, src, out),
         };
@@ -252,7 +264,8 @@ impl DnsHandler {
     /// makes of the same datagram (for the differential test and fuzz target).
     #[doc(hidden)]
     pub fn answer_fast_general(&self, packet: &[u8], src: SocketAddr, out: &mut Vec<u8>) -> Fast {
-        let Ok(parsed) = parse(packet, Transport::Udp) else {
+        let mut slots = [&[][..]; MAX_LABELS];
+        let Ok(parsed) = parse(packet, Transport::Udp, &mut slots) else {
             return Fast::Slow;
         };
         let (zone, snapshot) = (self.zone.load(), self.snapshot.load());
@@ -298,7 +311,7 @@ impl DnsHandler {
         {
             return None;
         }
-        let labels = &parsed.labels[..parsed.label_count];
+        let labels = parsed.labels;
         let direct = crate::answer::direct(zone, snapshot, labels, parsed.qtype)?;
         let total = direct.count;
         let count = u16::try_from(total).ok()?;
@@ -475,7 +488,7 @@ fn write_cached(
         count(reply.authority.len())?,
         count(reply.additionals.len() + usize::from(edns.is_some()))?,
     ];
-    let labels = &parsed.labels[..parsed.label_count];
+    let labels = parsed.labels;
     let mut writer = Writer::new(out, limit, metadata, counts, labels, parsed.question)?;
     for i in 0..reply.answers.len() {
         let at = match rotation {
@@ -651,8 +664,9 @@ mod tests {
                     Some((100, false)),
                 ] {
                     let raw = packet(name, qtype, edns);
-                    let parsed =
-                        parse(&raw, Transport::Udp).unwrap_or_else(|_| panic!("{name} parses"));
+                    let mut slots = [&[][..]; MAX_LABELS];
+                    let parsed = parse(&raw, Transport::Udp, &mut slots)
+                        .unwrap_or_else(|_| panic!("{name} parses"));
                     let mut direct = Vec::new();
                     // Both paths rotate from the same point (loadbalance).
                     handler
@@ -747,7 +761,13 @@ mod tests {
                             .rotation
                             .store(3, std::sync::atomic::Ordering::Relaxed);
                         let mut fast = Vec::new();
-                        match handler.answer_fast_over(transport, &raw, src, &mut fast) {
+                        match handler.answer_fast_over(
+                            transport,
+                            &raw,
+                            src,
+                            &mut fast,
+                            Instant::now(),
+                        ) {
                             Fast::Reply => {}
                             outcome => panic!("{name} {qtype} {edns:?}: {outcome:?}"),
                         }
@@ -818,7 +838,8 @@ mod tests {
         assert!(!zone.hosts_shadow_zones());
         handler.zone.store(Arc::new(zone));
         let parsed_packet = packet(web, RecordType::A, None);
-        let parsed = parse(&parsed_packet, Transport::Udp).unwrap();
+        let mut slots = [&[][..]; MAX_LABELS];
+        let parsed = parse(&parsed_packet, Transport::Udp, &mut slots).unwrap();
         assert!(
             direct_path(&handler, &parsed, &mut out).is_some(),
             "the direct writer answers"
@@ -833,7 +854,8 @@ mod tests {
     fn loadbalance_rotates_direct_answers() {
         let handler = handler(true);
         let raw = packet("nginx.default.svc.cluster.local.", RecordType::A, None);
-        let parsed = parse(&raw, Transport::Udp).expect("parses");
+        let mut slots = [&[][..]; MAX_LABELS];
+        let parsed = parse(&raw, Transport::Udp, &mut slots).expect("parses");
         let mut firsts = std::collections::BTreeSet::new();
         for _ in 0..4 {
             let mut out = Vec::new();
@@ -850,7 +872,8 @@ mod tests {
         let handler = handler(false);
         // 40 addresses (640 bytes) do not fit in 512: the general path truncates.
         let raw = packet("big.default.svc.cluster.local.", RecordType::A, None);
-        let parsed = parse(&raw, Transport::Udp).expect("parses");
+        let mut slots = [&[][..]; MAX_LABELS];
+        let parsed = parse(&raw, Transport::Udp, &mut slots).expect("parses");
         assert!(direct_path(&handler, &parsed, &mut Vec::new()).is_none());
         let mut out = Vec::new();
         let src: SocketAddr = "127.0.0.1:5300".parse().unwrap();
@@ -1186,10 +1209,15 @@ mod tests {
         };
         // ECS, family 3 (unknown): hickory refuses it.
         let ecs = with_option(&[0, 8, 0, 4, 0, 3, 0, 0]);
-        assert!(matches!(parse(&ecs, Transport::Udp), Err(Fast::Slow)));
+        let mut slots = [&[][..]; MAX_LABELS];
+        assert!(matches!(
+            parse(&ecs, Transport::Udp, &mut slots),
+            Err(Fast::Slow)
+        ));
         // A cookie is fine.
         let cookie = with_option(&[0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8]);
-        assert!(parse(&cookie, Transport::Udp).is_ok());
+        let mut slots = [&[][..]; MAX_LABELS];
+        assert!(parse(&cookie, Transport::Udp, &mut slots).is_ok());
     }
 
     /// An entry found expired leaves the entries gauge, not only the cache.

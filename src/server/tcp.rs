@@ -301,13 +301,15 @@ pub async fn serve_connection<S>(
         // Start on the frames already read, as many as the pipeline takes.
         // Replies wait in `outgoing` up to a bound: a client that pipelines and
         // does not read cannot make the server hold more than that.
+        // One clock reading for the frames of one read.
+        let now = Instant::now();
         while reading && pending.len() < PIPELINE_DEPTH && outgoing.len() < MAX_OUTGOING {
             let Some(frame) = take_frame(&mut buf) else {
                 break;
             };
             received += 1;
-            deadline = Instant::now() + limits.idle_timeout;
-            if !answer_now(&handler, &frame, src, &mut scratch, &mut outgoing) {
+            deadline = now + limits.idle_timeout;
+            if !answer_now(&handler, &frame, (src, now), &mut scratch, &mut outgoing) {
                 pending.push(answer_frame(handler.clone(), frame, src));
             }
             if limits.max_queries > 0 && received >= limits.max_queries {
@@ -405,14 +407,15 @@ fn push_framed(outgoing: &mut Vec<u8>, reply: &[u8]) {
 fn answer_now(
     handler: &DnsHandler,
     frame: &[u8],
-    src: SocketAddr,
+    (src, received): (SocketAddr, Instant),
     scratch: &mut Vec<u8>,
     outgoing: &mut Vec<u8>,
 ) -> bool {
     scratch.clear();
+    let received = received.into_std();
     let fast = handler
         .metrics
-        .catch_panic(|| handler.answer_fast_over(Transport::Tcp, frame, src, scratch));
+        .catch_panic(|| handler.answer_fast_over(Transport::Tcp, frame, src, scratch, received));
     match fast {
         Ok(Fast::Reply) => push_framed(outgoing, scratch),
         Ok(Fast::Drop) => {}

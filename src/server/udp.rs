@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use super::Transport;
 use super::batch::Batch;
 use super::fast::Fast;
 use super::handler::DnsHandler;
@@ -53,9 +54,9 @@ fn serve_socket(
 ) {
     let mut batch = Batch::new();
     while !stop.load(Ordering::Relaxed) {
-        batch.exchange(&socket, |packet, src, out| {
+        batch.exchange(&socket, |packet, src, received, out| {
             let in_flight = handler.in_flight_guard();
-            match handler.answer_fast(packet, src, out) {
+            match handler.answer_fast_over(Transport::Udp, packet, src, out, received) {
                 Fast::Reply => true,
                 Fast::Drop => false,
                 Fast::Slow => {
