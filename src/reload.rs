@@ -166,6 +166,7 @@ fn apply(state: &Reloadable, new: &Settings, upstreams: &[SocketAddr], config_ch
     let forwarding_changed = upstreams != state.upstreams.as_slice()
         || old.forward_timeout != new.forward_timeout
         || old.max_concurrent != new.max_concurrent
+        || old.forward != new.forward
         || old.cache_ttl != new.cache_ttl
         || old.cache_size != new.cache_size
         || old.stub_domains != new.stub_domains;

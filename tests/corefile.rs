@@ -597,3 +597,60 @@ fn an_edited_corefile_is_reloaded() {
     );
     assert_eq!(ttl(), 12, "the running settings are kept");
 }
+
+/// `forward`'s options from a Corefile: `policy sequential`, `except`, and
+/// health checks with `no_rec` once the first upstream stops answering.
+#[test]
+fn forward_options_from_the_corefile() {
+    let (first, second) = (Upstream::start(), Upstream::start());
+    for up in [&first, &second] {
+        up.set(
+            "www.example.",
+            Behaviour::Addresses(vec![[192, 0, 2, 11]], 60),
+        );
+    }
+    let corefile = fixture("forward-options.Corefile");
+    let example = example_dir();
+    let (a, b) = (first.addr.to_string(), second.addr.to_string());
+    let server = Server::start(&[
+        "--corefile",
+        corefile.to_str().unwrap(),
+        "--manifests",
+        example.to_str().unwrap(),
+        "--upstream",
+        &a,
+        "--upstream",
+        &b,
+        "--cache-ttl",
+        "0",
+        "--forward-timeout-ms",
+        "200",
+    ]);
+    for reply in [
+        server.udp("www.example.", RecordType::A),
+        server.tcp("www.example.", RecordType::A),
+    ] {
+        assert_eq!(rdata(&reply), vec!["192.0.2.11"]);
+    }
+    assert_eq!(first.count("www.example."), 2, "policy sequential");
+    assert_eq!(second.count("www.example."), 0);
+    for reply in [
+        server.udp("intranet.corp.example.", RecordType::A),
+        server.tcp("intranet.corp.example.", RecordType::A),
+    ] {
+        assert_eq!(reply.metadata.response_code, ResponseCode::ServFail);
+    }
+    assert_eq!(first.count("intranet.corp.example."), 0, "except");
+    first.set_silent(true);
+    assert_eq!(
+        rdata(&server.udp("www.example.", RecordType::A)),
+        vec!["192.0.2.11"]
+    );
+    assert!(
+        eventually(std::time::Duration::from_secs(5), || first.count(".") >= 2),
+        "health checks: {:?}",
+        first.seen()
+    );
+    let check = first.seen().into_iter().find(|s| s.name == ".").unwrap();
+    assert!(!check.recursion_desired, "no_rec");
+}

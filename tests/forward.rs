@@ -621,3 +621,163 @@ fn dead_upstreams_are_hedged_not_waited_for_in_turn() {
     }
     assert!(hole1.count("one.example.") + hole2.count("one.example.") >= 1);
 }
+
+/// CoreDNS `forward`'s `policy sequential`, `except` and `force_tcp`, as flags.
+#[test]
+fn forward_options_pick_the_upstream_the_transport_and_what_is_never_forwarded() {
+    let first = Upstream::start();
+    let second = Upstream::start();
+    for up in [&first, &second] {
+        up.set(
+            "www.example.",
+            Behaviour::Addresses(vec![[192, 0, 2, 7]], 60),
+        );
+    }
+    let sequential = with_upstreams(
+        &[&first, &second],
+        &[
+            "--forward-policy",
+            "sequential",
+            "--forward-except",
+            "corp.example",
+            "--cache-ttl",
+            "0",
+        ],
+    );
+    for _ in 0..6 {
+        let reply = sequential.udp("www.example.", RecordType::A);
+        assert_eq!(rdata(&reply), vec!["192.0.2.7"]);
+    }
+    assert_eq!(
+        first.count("www.example."),
+        6,
+        "sequential: the first, each time"
+    );
+    assert_eq!(second.count("www.example."), 0);
+    for name in ["corp.example.", "Host.CORP.example."] {
+        let reply = sequential.udp(name, RecordType::A);
+        assert_eq!(
+            reply.metadata.response_code,
+            ResponseCode::ServFail,
+            "{name}"
+        );
+    }
+    assert!(
+        first
+            .seen()
+            .iter()
+            .chain(&second.seen())
+            .all(|s| !s.name.contains("corp")),
+        "an except zone is never forwarded"
+    );
+
+    let tcp = with_upstreams(
+        &[&second],
+        &["--forward-force-tcp", "true", "--cache-ttl", "0"],
+    );
+    let reply = tcp.udp("www.example.", RecordType::A);
+    assert_eq!(rdata(&reply), vec!["192.0.2.7"]);
+    let asked: Vec<bool> = second
+        .seen()
+        .iter()
+        .filter(|s| s.name == "www.example.")
+        .map(|s| s.tcp)
+        .collect();
+    assert_eq!(asked, [true], "force_tcp: over TCP only");
+
+    // round_robin: each query starts one further along the list.
+    let (a, b) = (Upstream::start(), Upstream::start());
+    for up in [&a, &b] {
+        up.set(
+            "www.example.",
+            Behaviour::Addresses(vec![[192, 0, 2, 8]], 60),
+        );
+    }
+    let round = with_upstreams(
+        &[&a, &b],
+        &["--forward-policy", "round_robin", "--cache-ttl", "0"],
+    );
+    for _ in 0..4 {
+        assert_eq!(
+            rdata(&round.udp("www.example.", RecordType::A)),
+            vec!["192.0.2.8"]
+        );
+    }
+    assert_eq!((a.count("www.example."), b.count("www.example.")), (2, 2));
+}
+
+/// Once a query to an upstream fails, the upstream is checked (`. IN NS`,
+/// recursion desired) every `health_check` until it answers; more than
+/// `max_fails` failed checks in a row and it is down, asked after the others.
+#[test]
+fn a_failing_upstream_is_health_checked_until_it_answers() {
+    let flaky = Upstream::start();
+    flaky.set_silent(true);
+    let good = Upstream::start();
+    for up in [&flaky, &good] {
+        up.set(
+            "www.example.",
+            Behaviour::Addresses(vec![[192, 0, 2, 9]], 60),
+        );
+    }
+    let config_dir = tempfile::tempdir().unwrap();
+    let config = config_dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        "forward_timeout_ms = 200\nforward_policy = \"sequential\"\nforward_max_fails = 1\n\
+         forward_health_check_ms = 50\n",
+    )
+    .unwrap();
+    let server = with_upstreams(
+        &[&flaky, &good],
+        &["--config", config.to_str().unwrap(), "--cache-ttl", "0"],
+    );
+    // Hedged: the good upstream answers while the flaky one is silent.
+    assert_eq!(
+        rdata(&server.udp("www.example.", RecordType::A)),
+        vec!["192.0.2.9"]
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || flaky.count(".") >= 2),
+        "health checks of the silent upstream: {:?}",
+        flaky.seen()
+    );
+    assert!(
+        server.wait_for_log("trying the others first", Duration::from_secs(5)),
+        "{}",
+        server.log()
+    );
+    let check = flaky.seen().into_iter().find(|s| s.name == ".").unwrap();
+    assert!(check.recursion_desired && !check.tcp);
+    // Down: sequential order now starts with the good one, so the flaky one
+    // sees no more queries for names.
+    let before = flaky.count("www.example.");
+    for _ in 0..3 {
+        assert_eq!(
+            rdata(&server.udp("www.example.", RecordType::A)),
+            vec!["192.0.2.9"]
+        );
+    }
+    assert_eq!(
+        flaky.count("www.example."),
+        before,
+        "a down upstream is asked last"
+    );
+    // It answers again: the next check brings it back, and the checks stop.
+    flaky.set_silent(false);
+    assert!(
+        server.wait_for_log("upstream answers again", Duration::from_secs(5)),
+        "{}",
+        server.log()
+    );
+    let checks = flaky.count(".");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(flaky.count("."), checks, "no checks once it answers");
+    let reply = server.udp("www.example.", RecordType::A);
+    assert_eq!(rdata(&reply), vec!["192.0.2.9"]);
+    assert_eq!(
+        flaky.count("www.example."),
+        before + 1,
+        "first in order again"
+    );
+}

@@ -136,7 +136,12 @@ fn fast_and_slow_agree(cache: Cache, query: &Query, pick: u8) {
         return;
     };
     forwarding.store(Arc::new(Some(Forwarding {
-        forwarder: Forwarder::new(&[upstream], Duration::from_millis(50), 4, metrics),
+        forwarder: Forwarder::new(
+            &[upstream],
+            Default::default(),
+            (Duration::from_millis(50), 4),
+            metrics,
+        ),
         stubs: Vec::new(),
         cache: Some(cache),
     })));

@@ -26,6 +26,21 @@ pub fn parse_zone(text: &str) -> Result<Name, String> {
     Ok(name.to_lowercase())
 }
 
+/// Any domain name, the root included; lower case, fully qualified.
+pub fn parse_domain(text: &str) -> Result<Name, String> {
+    let trimmed = text.trim();
+    if trimmed == "." {
+        return Ok(Name::root());
+    }
+    let mut name = Name::from_ascii(trimmed.strip_suffix('.').unwrap_or(trimmed))
+        .map_err(|e| format!("{text:?} is not a domain name: {e}"))?;
+    if name.is_root() {
+        return Err(format!("{text:?} is not a domain name"));
+    }
+    name.set_fqdn(true);
+    Ok(name.to_lowercase())
+}
+
 /// An upstream resolver: `ADDR`, `ADDR:PORT`, `[V6]:PORT` or a bare IPv6 address.
 pub fn parse_upstream(text: &str) -> Result<SocketAddr, String> {
     let text = text.trim();

@@ -10,7 +10,7 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 
-pub use address::{parse_dns_listen, parse_listen, parse_upstream, parse_zone};
+pub use address::{parse_dns_listen, parse_domain, parse_listen, parse_upstream, parse_zone};
 pub use options::{Options, flag_of};
 pub use settings::*;
 

@@ -95,6 +95,41 @@ pub struct Options {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "N")]
     pub max_concurrent: Option<usize>,
+    /// The order upstreams are asked in: random, round_robin or sequential
+    /// (default random, as CoreDNS's `policy`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "POLICY")]
+    pub forward_policy: Option<crate::forward::Policy>,
+    /// Failed health checks in a row after which an upstream is down and asked
+    /// last (default 2, as CoreDNS's `max_fails`; 0: never down).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "N")]
+    pub forward_max_fails: Option<u32>,
+    /// How often an upstream that failed is checked until it answers, in
+    /// milliseconds (10-3600000; default 500, as CoreDNS's `health_check`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "MS")]
+    pub forward_health_check_ms: Option<u64>,
+    /// The name the health check asks for, type NS (default `.`; CoreDNS's
+    /// `health_check ... domain NAME`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "NAME")]
+    pub forward_health_check_domain: Option<String>,
+    /// Whether the health check asks for recursion (default true; false is
+    /// CoreDNS's `health_check ... no_rec`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "BOOL")]
+    pub forward_health_check_recursion: Option<bool>,
+    /// Whether queries go to the upstreams over TCP only (default false: UDP,
+    /// and TCP for a truncated answer; CoreDNS's `force_tcp`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "BOOL")]
+    pub forward_force_tcp: Option<bool>,
+    /// A zone never forwarded: its names outside the cluster zones get SERVFAIL
+    /// (repeatable; CoreDNS's `except`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "ZONE")]
+    pub forward_except: Option<Vec<String>>,
     /// Longest time a forwarded answer is cached, in seconds (default 30; 0 disables).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "SECONDS")]
@@ -220,6 +255,13 @@ impl Options {
             resolv_conf,
             forward_timeout_ms,
             max_concurrent,
+            forward_policy,
+            forward_max_fails,
+            forward_health_check_ms,
+            forward_health_check_domain,
+            forward_health_check_recursion,
+            forward_force_tcp,
+            forward_except,
             cache_ttl,
             cache_size,
             lameduck,

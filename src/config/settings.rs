@@ -10,7 +10,7 @@ use std::time::Duration;
 use hickory_proto::rr::Name;
 
 use super::ConfigError;
-use super::address::{parse_dns_listen, parse_listen, parse_upstream, parse_zone};
+use super::address::{parse_dns_listen, parse_domain, parse_listen, parse_upstream, parse_zone};
 use super::options::{Options, flag_of};
 use crate::answer::PodsMode;
 use crate::server::tcp::{DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_QUERIES};
@@ -34,6 +34,8 @@ pub const DEFAULT_READY_LISTEN: &str = "0.0.0.0:8181";
 pub const DEFAULT_RESOLV_CONF: &str = "/etc/resolv.conf";
 pub const DEFAULT_FORWARD_TIMEOUT_MS: u64 = 2000;
 pub const FORWARD_TIMEOUT_MS_RANGE: RangeInclusive<u64> = 50..=30_000;
+/// Not a busy loop, and at least hourly.
+pub const HEALTH_CHECK_MS_RANGE: RangeInclusive<u64> = 10..=3_600_000;
 /// As CoreDNS's `forward ... { max_concurrent 1000 }` in kubeadm's Corefile.
 pub const DEFAULT_MAX_CONCURRENT: usize = 1000;
 pub const DEFAULT_CACHE_TTL: u32 = 30;
@@ -63,6 +65,8 @@ pub struct Settings {
     pub upstreams: Upstreams,
     pub forward_timeout: Duration,
     pub max_concurrent: usize,
+    /// How the upstreams are picked, asked and checked.
+    pub forward: std::sync::Arc<crate::forward::ForwardOptions>,
     /// Longest time a forwarded answer is cached; 0 disables the cache.
     pub cache_ttl: u32,
     pub cache_size: usize,
@@ -173,6 +177,7 @@ impl Settings {
             upstreams: m.upstreams()?,
             forward_timeout: m.forward_timeout()?,
             max_concurrent: m.max_concurrent()?,
+            forward: m.forward()?,
             cache_ttl: m.cache_ttl()?,
             cache_size: m.cache_size()?,
             lameduck: m.lameduck()?,
@@ -574,6 +579,44 @@ impl Merged<'_> {
             .max_concurrent
             .unwrap_or(DEFAULT_MAX_CONCURRENT);
         self.at_least_one("max_concurrent", max, "")
+    }
+
+    fn forward(&self) -> Result<std::sync::Arc<crate::forward::ForwardOptions>, ConfigError> {
+        use crate::forward::ForwardOptions;
+        let o = &self.options;
+        let defaults = ForwardOptions::default();
+        let health_check = match o.forward_health_check_ms {
+            Some(ms) => Duration::from_millis(self.within(
+                "forward_health_check_ms",
+                ms,
+                HEALTH_CHECK_MS_RANGE,
+            )?),
+            None => defaults.health_check,
+        };
+        let health_check_name = match &o.forward_health_check_domain {
+            Some(text) => parse_domain(text)
+                .map_err(|message| self.invalid("forward_health_check_domain", message))?,
+            None => defaults.health_check_name,
+        };
+        let except = o
+            .forward_except
+            .iter()
+            .flatten()
+            .map(|zone| {
+                parse_domain(zone).map_err(|message| self.invalid("forward_except", message))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(std::sync::Arc::new(ForwardOptions {
+            policy: o.forward_policy.unwrap_or(defaults.policy),
+            max_fails: o.forward_max_fails.unwrap_or(defaults.max_fails),
+            health_check,
+            health_check_name,
+            health_check_recursion: o
+                .forward_health_check_recursion
+                .unwrap_or(defaults.health_check_recursion),
+            force_tcp: o.forward_force_tcp.unwrap_or(defaults.force_tcp),
+            except,
+        }))
     }
 
     fn cache_ttl(&self) -> Result<u32, ConfigError> {

@@ -831,8 +831,109 @@ fn forward(d: &Directive, o: &mut Options) -> Result<(), CorefileError> {
                     })?;
                 o.max_concurrent = Some(n);
             }
-            _ => return Err(unknown_option(d, line)),
+            _ => forward_option(d, line, o)?,
         }
+    }
+    Ok(())
+}
+
+/// One of `forward`'s options other than `max_concurrent`, as CoreDNS's
+/// plugin/forward/setup.go reads it.
+fn forward_option(d: &Directive, line: &Directive, o: &mut Options) -> Result<(), CorefileError> {
+    match line.name.text.as_str() {
+        "except" => {
+            if line.args.is_empty() {
+                return Err(error(
+                    &line.name,
+                    "except: expected at least one zone".into(),
+                ));
+            }
+            for zone in &line.args {
+                crate::config::parse_domain(&zone.text)
+                    .map_err(|m| error(zone, format!("except: {m}")))?;
+            }
+            let zones = o.forward_except.get_or_insert_with(Vec::new);
+            zones.extend(line.args.iter().map(|zone| zone.text.clone()));
+        }
+        "max_fails" => {
+            exactly_args(line, 1)?;
+            let n = line.args[0].text.parse::<u32>().map_err(|_| {
+                error(
+                    &line.args[0],
+                    "max_fails: expected a number (0: never down)".into(),
+                )
+            })?;
+            o.forward_max_fails = Some(n);
+        }
+        "health_check" => {
+            let Some(interval) = line.args.first() else {
+                return Err(error(
+                    &line.name,
+                    "health_check: expected a duration".into(),
+                ));
+            };
+            let interval = duration(interval)?;
+            let ms = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX);
+            if !crate::config::HEALTH_CHECK_MS_RANGE.contains(&ms) {
+                return Err(error(
+                    &line.args[0],
+                    "health_check: expected between 10ms and 1h".into(),
+                ));
+            }
+            o.forward_health_check_ms = Some(ms);
+            let mut rest = line.args[1..].iter();
+            while let Some(arg) = rest.next() {
+                match arg.text.as_str() {
+                    "no_rec" => o.forward_health_check_recursion = Some(false),
+                    "domain" => {
+                        let Some(name) = rest.next() else {
+                            return Err(error(arg, "health_check: domain needs a name".into()));
+                        };
+                        crate::config::parse_domain(&name.text)
+                            .map_err(|m| error(name, format!("health_check: domain: {m}")))?;
+                        o.forward_health_check_domain = Some(name.text.clone());
+                    }
+                    other => {
+                        return Err(error(
+                            arg,
+                            format!(
+                                "health_check: unknown argument {other:?} (no_rec, domain NAME)"
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        "force_tcp" => {
+            exactly_args(line, 0)?;
+            o.forward_force_tcp = Some(true);
+        }
+        // What cluster-dns does anyway: UDP first, whatever the client used
+        // (with `force_tcp` too, TCP wins, as in CoreDNS).
+        "prefer_udp" => exactly_args(line, 0)?,
+        // Connections to upstreams are not kept, so none outlives the duration.
+        "expire" => {
+            exactly_args(line, 1)?;
+            duration(&line.args[0])?;
+        }
+        "policy" => {
+            exactly_args(line, 1)?;
+            let policy = match line.args[0].text.as_str() {
+                "random" => crate::forward::Policy::Random,
+                "round_robin" => crate::forward::Policy::RoundRobin,
+                "sequential" => crate::forward::Policy::Sequential,
+                other => {
+                    return Err(error(
+                        &line.args[0],
+                        format!(
+                            "policy: unknown policy {other:?} (random, round_robin, sequential)"
+                        ),
+                    ));
+                }
+            };
+            o.forward_policy = Some(policy);
+        }
+        _ => return Err(unknown_option(d, line)),
     }
     Ok(())
 }
@@ -1149,7 +1250,7 @@ mod tests {
         assert!(f("forward . /etc/resolv.conf 127.0.0.1").is_err());
         assert!(f("forward example.org 127.0.0.1").is_err());
         assert!(f("forward . not-an-ip").is_err());
-        assert!(f("forward . 127.0.0.1 { force_tcp }").is_err());
+        assert!(f("forward . 127.0.0.1 { tls_servername dns }").is_err());
 
         let c = |line: &str| options_of(&with(line));
         assert_eq!(c("cache 10").unwrap().cache_ttl, Some(10));
@@ -1461,6 +1562,91 @@ mod tests {
             ),
         ] {
             refused_at_its_line(line, expected);
+        }
+    }
+
+    /// CoreDNS plugin/forward/setup_test.go: TestSetup, TestSetupHealthCheck and
+    /// TestSetupMaxConcurrent (the cases of options cluster-dns takes; `tls`,
+    /// `FROM` other than `.` and several `forward`s are refused, below).
+    #[test]
+    fn forward_setup() {
+        use crate::forward::Policy;
+        let f = |block: &str| {
+            options_of(&format!(
+                ".:53 {{\n kubernetes cluster.local\n forward . 127.0.0.1 {{\n{block}\n }}\n}}"
+            ))
+        };
+        let plain = f("").unwrap();
+        assert_eq!(plain.forward_max_fails, None, "default 2, CoreDNS's");
+        assert_eq!(plain.forward_health_check_recursion, None, "default true");
+        let o = f("health_check 0.5s domain example.org").unwrap();
+        assert_eq!(o.forward_health_check_ms, Some(500));
+        assert_eq!(
+            o.forward_health_check_domain.as_deref(),
+            Some("example.org")
+        );
+        assert_eq!(o.forward_health_check_recursion, None);
+        let o = f("except miek.nl").unwrap();
+        assert_eq!(o.forward_except, Some(vec!["miek.nl".to_string()]));
+        assert_eq!(f("max_fails 3").unwrap().forward_max_fails, Some(3));
+        assert_eq!(f("force_tcp").unwrap().forward_force_tcp, Some(true));
+        assert_eq!(f("prefer_udp").unwrap().forward_force_tcp, None);
+        assert_eq!(
+            f("force_tcp\nprefer_udp").unwrap().forward_force_tcp,
+            Some(true),
+            "both: TCP wins"
+        );
+        assert_eq!(f("max_concurrent 1000").unwrap().max_concurrent, Some(1000));
+        for (line, policy) in [
+            ("policy random", Policy::Random),
+            ("policy round_robin", Policy::RoundRobin),
+            ("policy sequential", Policy::Sequential),
+        ] {
+            assert_eq!(f(line).unwrap().forward_policy, Some(policy), "{line}");
+        }
+        assert!(f("expire 10s").is_ok());
+        // TestSetupHealthCheck
+        for (line, recursion, domain) in [
+            ("health_check 0.5s", None, None),
+            ("health_check 0.5s no_rec", Some(false), None),
+            (
+                "health_check 0.5s no_rec domain example.org",
+                Some(false),
+                Some("example.org"),
+            ),
+            ("health_check 0.5s domain .", None, Some(".")),
+            (
+                "health_check 0.5s domain example.org.",
+                None,
+                Some("example.org."),
+            ),
+        ] {
+            let o = f(line).unwrap();
+            assert_eq!(o.forward_health_check_recursion, recursion, "{line}");
+            assert_eq!(o.forward_health_check_domain.as_deref(), domain, "{line}");
+        }
+        for (line, expected) in [
+            ("blaatl", "option blaatl is not supported"),
+            ("health_check 0.5s domain", "domain needs a name"),
+            ("health_check no_rec", "is not a duration"),
+            ("health_check domain example.org", "is not a duration"),
+            ("health_check 0.5s rec", "unknown argument \"rec\""),
+            (
+                "health_check 0.5s domain example..org",
+                "health_check: domain",
+            ),
+            ("max_concurrent many", "positive number"),
+            ("max_concurrent -4", "positive number"),
+            ("max_fails -1", "max_fails: expected a number"),
+            ("policy fastest", "unknown policy"),
+            ("except", "expected at least one zone"),
+            ("except a..b", "except: \"a..b\" is not a domain name"),
+            ("expire soon", "is not a duration"),
+            ("force_tcp yes", "expected 0 argument"),
+        ] {
+            let error = f(line).expect_err(line);
+            assert!(error.message.contains(expected), "{line}: {error}");
+            assert_eq!(error.line, 4, "{line}: {error}");
         }
     }
 

@@ -4,14 +4,16 @@
 
 pub mod cache;
 mod loop_probe;
+pub mod options;
 pub mod resolv_conf;
 pub mod stats;
 
 pub use loop_probe::{LoopProbe, find_loop};
+pub use options::{ForwardOptions, Policy};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -27,9 +29,8 @@ use cache::Cache;
 
 /// EDNS payload we offer upstream.
 const UPSTREAM_PAYLOAD: u16 = 1232;
-/// Consecutive failures after which an upstream is tried last for a while.
-const FAILS_BEFORE_DOWN: u32 = 2;
-const DOWN_FOR: Duration = Duration::from_secs(5);
+/// Longest a health check waits for its answer (CoreDNS's `hcReadTimeout`).
+const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long an upstream has to answer before the next one is asked as well
 /// (hedging): dead upstreams cost this much each, not a whole timeout.
 const HEDGE_AFTER: Duration = Duration::from_millis(200);
@@ -57,41 +58,44 @@ pub enum ForwardError {
 struct Upstream {
     addr: SocketAddr,
     label: String,
+    /// Failed health checks in a row (CoreDNS counts these, not failed queries).
     fails: AtomicU32,
-    /// Milliseconds since `Forwarder::epoch` until which this upstream is tried last.
-    down_until: AtomicU64,
+    /// Whether a health check loop runs for this upstream.
+    checking: AtomicBool,
 }
 
 pub struct Forwarder {
-    upstreams: Vec<Upstream>,
+    upstreams: Vec<Arc<Upstream>>,
+    options: Arc<ForwardOptions>,
     timeout: Duration,
     permits: Semaphore,
     rotation: AtomicUsize,
-    epoch: Instant,
     metrics: Arc<Metrics>,
 }
 
 impl Forwarder {
     pub fn new(
         upstreams: &[SocketAddr],
-        timeout: Duration,
-        max_concurrent: usize,
+        options: Arc<ForwardOptions>,
+        (timeout, max_concurrent): (Duration, usize),
         metrics: Arc<Metrics>,
     ) -> Self {
         Forwarder {
             upstreams: upstreams
                 .iter()
-                .map(|addr| Upstream {
-                    addr: *addr,
-                    label: format!("{addr}"),
-                    fails: AtomicU32::new(0),
-                    down_until: AtomicU64::new(0),
+                .map(|addr| {
+                    Arc::new(Upstream {
+                        addr: *addr,
+                        label: format!("{addr}"),
+                        fails: AtomicU32::new(0),
+                        checking: AtomicBool::new(false),
+                    })
                 })
                 .collect(),
+            options,
             timeout,
             permits: Semaphore::new(max_concurrent),
             rotation: AtomicUsize::new(0),
-            epoch: Instant::now(),
             metrics,
         }
     }
@@ -100,19 +104,24 @@ impl Forwarder {
         self.upstreams.iter().map(|u| u.addr)
     }
 
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    pub fn options(&self) -> &ForwardOptions {
+        &self.options
     }
 
-    /// Upstreams in the order to try: healthy ones first, rotating, then the rest.
+    /// Upstreams in the order to try: those up in the policy's order, then those down.
     fn order(&self) -> Vec<&Upstream> {
-        let now = self.now_ms();
-        let start = self.rotation.fetch_add(1, Ordering::Relaxed);
-        let n = self.upstreams.len();
-        let rotated = (0..n).map(|i| &self.upstreams[(start + i) % n]);
-        let (healthy, down): (Vec<&Upstream>, Vec<&Upstream>) =
-            rotated.partition(|u| u.down_until.load(Ordering::Relaxed) <= now);
-        healthy.into_iter().chain(down).collect()
+        let turn = self.rotation.fetch_add(1, Ordering::Relaxed);
+        let random = if self.options.policy == Policy::Random {
+            random_u64()
+        } else {
+            0
+        };
+        let order = options::order(self.options.policy, self.upstreams.len(), turn, random);
+        let (up, down): (Vec<&Upstream>, Vec<&Upstream>) = order
+            .into_iter()
+            .map(|i| &*self.upstreams[i])
+            .partition(|u| !self.options.down(u.fails.load(Ordering::Relaxed)));
+        up.into_iter().chain(down).collect()
     }
 
     /// Asks the upstreams, hedged: the first in order at once, the next one
@@ -133,12 +142,12 @@ impl Forwarder {
         };
         let order = self.order();
         let hedge_after = HEDGE_AFTER.min(self.timeout);
-        let timeout = self.timeout;
+        let how = (self.timeout, self.options.force_tcp);
         let attempt = |i: usize| {
             let addr = order[i].addr;
             async move {
                 let started = Instant::now();
-                (i, started, exchange(addr, question, timeout, zones).await)
+                (i, started, exchange(addr, question, how, zones).await)
             }
         };
         let mut attempts = FuturesUnordered::new();
@@ -170,8 +179,6 @@ impl Forwarder {
                     match result {
                         Ok(reply) => {
                             let upstream = order[i];
-                            upstream.fails.store(0, Ordering::Relaxed);
-                            upstream.down_until.store(0, Ordering::Relaxed);
                             self.metrics.observe_forward(
                                 &upstream.label,
                                 reply.metadata.response_code,
@@ -194,16 +201,64 @@ impl Forwarder {
         }
     }
 
+    /// A query to `upstream` failed: health checks start (as CoreDNS starts
+    /// them), unless `max_fails` is 0 or they already run.
     fn failed(&self, upstream: &Upstream, error: &dyn std::fmt::Display) {
         tracing::debug!(upstream = %upstream.addr, %error, "upstream failed");
-        self.metrics.forward_failure(&upstream.label);
-        let fails = upstream.fails.fetch_add(1, Ordering::Relaxed) + 1;
-        if fails >= FAILS_BEFORE_DOWN {
-            let until = self.now_ms() + u64::try_from(DOWN_FOR.as_millis()).unwrap_or(u64::MAX);
-            if upstream.down_until.swap(until, Ordering::Relaxed) == 0 {
-                tracing::warn!(upstream = %upstream.addr, %error, "upstream is failing; trying the others first");
+        if self.options.max_fails == 0 || upstream.checking.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let Some(shared) = self
+            .upstreams
+            .iter()
+            .find(|u| std::ptr::eq(&***u, upstream))
+        else {
+            return;
+        };
+        let (upstream, options) = (Arc::downgrade(shared), self.options.clone());
+        let (metrics, timeout) = (self.metrics.clone(), self.timeout.min(HEALTH_CHECK_TIMEOUT));
+        tokio::spawn(health_checks(upstream, options, metrics, timeout));
+    }
+}
+
+/// Checks `upstream` every `health_check` until it answers (any reply will do,
+/// as in CoreDNS), counting the failures in a row: more than `max_fails` and
+/// it is down. Ends when the forwarder it belongs to is gone.
+async fn health_checks(
+    upstream: std::sync::Weak<Upstream>,
+    options: Arc<ForwardOptions>,
+    metrics: Arc<Metrics>,
+    timeout: Duration,
+) {
+    let question = Question {
+        query: Query::query(options.health_check_name.clone(), RecordType::NS),
+        recursion_desired: options.health_check_recursion,
+        checking_disabled: false,
+        dnssec_ok: None,
+    };
+    loop {
+        let Some(up) = upstream.upgrade() else {
+            return;
+        };
+        let exchanged = exchange(up.addr, &question, (timeout, options.force_tcp), &[]).await;
+        match exchanged {
+            Ok(_) => {
+                if options.down(up.fails.swap(0, Ordering::Relaxed)) {
+                    tracing::info!(upstream = %up.addr, "upstream answers again");
+                }
+                up.checking.store(false, Ordering::Relaxed);
+                return;
+            }
+            Err(error) => {
+                metrics.forward_failure(&up.label);
+                let fails = up.fails.fetch_add(1, Ordering::Relaxed) + 1;
+                if options.down(fails) && !options.down(fails - 1) {
+                    tracing::warn!(upstream = %up.addr, %error, "upstream is failing; trying the others first");
+                }
             }
         }
+        drop(up);
+        tokio::time::sleep(options.health_check).await;
     }
 }
 
@@ -228,6 +283,14 @@ fn random_id() -> u16 {
         return (nanos ^ (nanos >> 16)) as u16;
     }
     u16::from_be_bytes(bytes)
+}
+
+fn random_u64() -> u64 {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() {
+        return u64::from(random_id()) << 16 | u64::from(random_id());
+    }
+    u64::from_be_bytes(bytes)
 }
 
 fn request(question: &Question) -> Message {
@@ -378,10 +441,12 @@ fn keep_in_bailiwick(reply: &mut Message, query: &Query, zones: &[Name]) {
     });
 }
 
+/// One question to one upstream: over UDP, again over TCP when the answer is
+/// truncated; or over TCP only (`force_tcp`).
 async fn exchange(
     upstream: SocketAddr,
     question: &Question,
-    timeout: Duration,
+    (timeout, force_tcp): (Duration, bool),
     zones: &[Name],
 ) -> Result<Message, ExchangeError> {
     let request = request(question);
@@ -390,6 +455,14 @@ async fn exchange(
         .map_err(|e| ExchangeError::BadReply(e.to_string()))?;
     let deadline = tokio::time::Instant::now() + timeout;
     let id = request.metadata.id;
+    if force_tcp {
+        return tokio::time::timeout_at(
+            deadline,
+            tcp_exchange(upstream, &bytes, &question.query, id, zones),
+        )
+        .await
+        .map_err(|_| ExchangeError::Timeout)?;
+    }
     let udp = tokio::time::timeout_at(
         deadline,
         udp_exchange(upstream, &bytes, &question.query, id, zones),
@@ -479,7 +552,8 @@ async fn tcp_exchange(
 impl Forwarder {
     /// One exchange with one upstream, outside the failover and the concurrency bound.
     pub async fn probe(&self, upstream: SocketAddr, question: &Question) -> Option<Message> {
-        exchange(upstream, question, self.timeout, &[]).await.ok()
+        let how = (self.timeout, self.options.force_tcp);
+        exchange(upstream, question, how, &[]).await.ok()
     }
 }
 
@@ -546,10 +620,11 @@ pub fn forwarding(
         .stub_domains
         .iter()
         .map(|(zone, addrs)| {
+            // A stub domain's block has a `forward` of its own, with CoreDNS's defaults.
             let forwarder = Forwarder::new(
                 addrs,
-                settings.forward_timeout,
-                settings.max_concurrent,
+                Arc::default(),
+                (settings.forward_timeout, settings.max_concurrent),
                 metrics.clone(),
             );
             (zone.clone(), forwarder)
@@ -563,8 +638,8 @@ pub fn forwarding(
     Some(Forwarding {
         forwarder: Forwarder::new(
             upstreams,
-            settings.forward_timeout,
-            settings.max_concurrent,
+            settings.forward.clone(),
+            (settings.forward_timeout, settings.max_concurrent),
             metrics.clone(),
         ),
         stubs,

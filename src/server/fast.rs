@@ -904,8 +904,8 @@ mod tests {
             .store(Arc::new(Some(crate::forward::Forwarding {
                 forwarder: crate::forward::Forwarder::new(
                     &["127.0.0.1:9".parse().unwrap()],
-                    std::time::Duration::from_millis(100),
-                    10,
+                    Arc::default(),
+                    (std::time::Duration::from_millis(100), 10),
                     metrics,
                 ),
                 stubs: Vec::new(),

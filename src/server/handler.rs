@@ -120,15 +120,27 @@ impl DnsHandler {
             return local(answer, None, ".");
         }
         let Some(zone_name) = zone.zone_of(qname) else {
-            return Decision::Forward { zone_label: "." };
+            return self.forward_unless_excepted(qname, ".");
         };
         let zone_label = self.zone_label(zone_name);
         let answer = answer::answer(zone, snapshot, qname, qtype);
         if answer.fallthrough && self.forwarding.load().is_some() {
-            return Decision::Forward { zone_label };
+            return self.forward_unless_excepted(qname, zone_label);
         }
         let chase = self.external_target(zone, &answer, qtype);
         local(answer, chase, zone_label)
+    }
+
+    /// Forwarded, unless it is in a zone `forward`'s `except` keeps: SERVFAIL
+    /// then, as from CoreDNS when no plugin comes after `forward`.
+    fn forward_unless_excepted(&self, qname: &Name, zone_label: &'static str) -> Decision {
+        let forwarding = self.forwarding.load();
+        match &**forwarding {
+            Some(f) if !f.forwarder_for(qname).options().forwards(qname) => {
+                local(Answer::code(ResponseCode::ServFail), None, zone_label)
+            }
+            _ => Decision::Forward { zone_label },
+        }
     }
 
     /// A template's answer: a CNAME it ends with is followed for A and AAAA, as
