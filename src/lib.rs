@@ -12,6 +12,7 @@ pub mod corefile;
 pub mod forward;
 pub mod index;
 pub mod metrics;
+pub mod querylog;
 pub mod reload;
 pub mod run;
 pub mod server;

@@ -654,3 +654,86 @@ fn forward_options_from_the_corefile() {
     let check = first.seen().into_iter().find(|s| s.name == ".").unwrap();
     assert!(!check.recursion_desired, "no_rec");
 }
+
+/// `log`: CoreDNS's Common Log Format for the cluster zone, and the combined
+/// format for the denials and errors of everything else, on standard output.
+#[test]
+fn log_writes_coredns_query_lines() {
+    let up = Upstream::start();
+    up.set(
+        "www.example.",
+        Behaviour::Addresses(vec![[192, 0, 2, 12]], 60),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let corefile = dir.path().join("Corefile");
+    std::fs::write(
+        &corefile,
+        ".:53 {\n    errors\n    log cluster.local\n    log . {combined} {\n        class denial error\n    }\n    \
+         kubernetes cluster.local in-addr.arpa ip6.arpa\n    forward . 10.0.0.1\n}\n",
+    )
+    .unwrap();
+    let server = serve_corefile(&corefile, Some(&up));
+    let name = "nginx.default.svc.cluster.local.";
+    let raw = query_udp_raw(server.addr, &message(name, RecordType::A, Some(1232)));
+    let udp = hickory_proto::op::Message::from_vec(&raw).unwrap();
+    let tcp = server.tcp(name, RecordType::A);
+    assert_eq!(udp.answers.len(), 3);
+    assert_eq!(
+        rdata(&server.udp("www.example.", RecordType::A)),
+        vec!["192.0.2.12"]
+    );
+    let missing = server.tcp("missing.example.", RecordType::A);
+    assert_eq!(missing.metadata.response_code, ResponseCode::NXDomain);
+    assert!(
+        eventually(std::time::Duration::from_secs(5), || server.stdout().len()
+            >= 3),
+        "{:?}",
+        server.stdout()
+    );
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let lines = server.stdout();
+    assert_eq!(
+        lines.len(),
+        3,
+        "www.example. is a success: not logged: {lines:?}"
+    );
+    // [INFO] 127.0.0.1:PORT - ID "A IN NAME udp SIZE false 1232" NOERROR qr,aa,rd RSIZE 0.000123s
+    // (the test client's UDP queries offer 1232 bytes in an OPT record).
+    let size = message(name, RecordType::A, Some(1232))
+        .to_vec()
+        .unwrap()
+        .len();
+    let tcp_size = message(name, RecordType::A, None).to_vec().unwrap().len();
+    let expected_udp = format!(
+        "- {} \"A IN {name} udp {size} false 1232\" NOERROR qr,aa,rd ",
+        udp.metadata.id
+    );
+    assert!(lines[0].starts_with("[INFO] 127.0.0.1:"), "{}", lines[0]);
+    assert!(
+        lines[0].contains(&expected_udp),
+        "{}\n{expected_udp}",
+        lines[0]
+    );
+    let rsize = raw.len();
+    assert!(
+        lines[0].ends_with("s") && lines[0].contains(&format!(" {rsize} ")),
+        "{} (rsize {rsize})",
+        lines[0]
+    );
+    let expected_tcp = format!(
+        "- {} \"A IN {name} tcp {tcp_size} false 65535\" NOERROR",
+        tcp.metadata.id
+    );
+    assert!(lines[1].contains(&expected_tcp), "{}", lines[1]);
+    assert!(
+        lines[2].contains("\"A IN missing.example. tcp"),
+        "{}",
+        lines[2]
+    );
+    assert!(lines[2].contains("\" NXDOMAIN qr,rd,ra "), "{}", lines[2]);
+    assert!(
+        lines[2].ends_with("s \"0\""),
+        "combined: the opcode: {}",
+        lines[2]
+    );
+}

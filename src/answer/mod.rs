@@ -92,6 +92,8 @@ pub struct ZoneConfig {
     pub rewrites: std::sync::Arc<rewrite::Rewrites>,
     /// CoreDNS `template`s (beyond the rcode-only ones), asked before `hosts`.
     pub templates: std::sync::Arc<template::Templates>,
+    /// CoreDNS `log` rules: which answered queries are written out.
+    pub query_log: std::sync::Arc<crate::querylog::QueryLog>,
     /// Whether `hosts` may answer a name of a cluster zone (it lists one, or
     /// answers every name it does not list): then the UDP fast path's direct
     /// writer, which knows only the index, stands aside.
@@ -149,6 +151,7 @@ impl ZoneConfig {
             hosts: None,
             rewrites: std::sync::Arc::default(),
             templates: std::sync::Arc::default(),
+            query_log: std::sync::Arc::default(),
             hosts_shadow_zones: false,
             ignore_empty_service: false,
             ns_ips: Vec::new(),

@@ -209,6 +209,14 @@ pub struct Options {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long = "rewrite", value_name = "RULE")]
     pub rewrites: Option<Vec<String>>,
+    /// CoreDNS `log` rules, in order: in TOML a table each (`[[query_logs]]`:
+    /// `names`, `format`, `classes`, `min_duration_ms`); as a flag, the
+    /// directive's Corefile text after `log` (`. {combined} { class denial error }`;
+    /// `;` for a line break). Each answered query the first rule's zone holds
+    /// is written to standard output, `[INFO] ` and the line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long = "log", value_name = "RULE", value_parser = crate::corefile::log_flag)]
+    pub query_logs: Option<Vec<crate::querylog::QueryLogSpec>>,
     /// A CoreDNS Corefile to serve unchanged (README: Corefile); its plugins give
     /// the keys that the config file and the flags do not.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -278,6 +286,7 @@ impl Options {
             type_rcodes,
             templates,
             rewrites,
+            query_logs,
             corefile,
         );
         (merged, from_flags)

@@ -93,6 +93,8 @@ pub struct Settings {
     pub templates: std::sync::Arc<crate::answer::template::Templates>,
     /// CoreDNS `rewrite name` rules, in order.
     pub rewrites: std::sync::Arc<crate::answer::rewrite::Rewrites>,
+    /// CoreDNS `log` rules, in order.
+    pub query_log: std::sync::Arc<crate::querylog::QueryLog>,
     /// The Corefile the keys not given otherwise come from (re-read on change).
     pub corefile: Option<PathBuf>,
 }
@@ -190,6 +192,7 @@ impl Settings {
             type_rcodes: m.type_rcodes()?,
             templates: m.templates()?,
             rewrites: m.rewrites()?,
+            query_log: m.query_log()?,
             corefile: o.corefile.clone(),
         })
     }
@@ -211,6 +214,7 @@ impl Settings {
         zone.type_rcodes = self.type_rcodes.clone();
         zone.rewrites = self.rewrites.clone();
         zone.templates = self.templates.clone();
+        zone.query_log = self.query_log.clone();
         zone
     }
 }
@@ -472,6 +476,13 @@ impl Merged<'_> {
         crate::answer::template::Templates::compile(specs)
             .map(std::sync::Arc::new)
             .map_err(|message| self.invalid("templates", message))
+    }
+
+    fn query_log(&self) -> Result<std::sync::Arc<crate::querylog::QueryLog>, ConfigError> {
+        let specs = self.options.query_logs.as_deref().unwrap_or_default();
+        crate::querylog::QueryLog::compile(specs)
+            .map(std::sync::Arc::new)
+            .map_err(|message| self.invalid("query_logs", message))
     }
 
     /// Each rule's words, parsed as CoreDNS parses a `rewrite` directive.

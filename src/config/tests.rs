@@ -129,6 +129,11 @@ const EVERY_KEY: &[(&str, &str, &[&str])] = &[
         &["name exact a.example. web.default.svc.cluster.local."],
     ),
     (
+        "query_logs",
+        r#"[{ names = ["example.org."], format = "{combined}", classes = ["denial", "error"] }]"#,
+        &["example.org. {combined} { class denial error }"],
+    ),
+    (
         "corefile",
         concat!(
             "\"",

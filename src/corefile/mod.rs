@@ -7,7 +7,7 @@ pub mod lexer;
 pub mod parse;
 pub mod plugins;
 
-pub use plugins::template_flag;
+pub use plugins::{log_flag, template_flag};
 
 use std::path::{Path, PathBuf};
 

@@ -19,6 +19,7 @@ pub const SUPPORTED: &[&str] = &[
     "debug",
     "reload",
     "errors",
+    "log",
     "health",
     "ready",
     "prometheus",
@@ -102,11 +103,23 @@ pub fn options(file: &Path, blocks: &[ServerBlock]) -> Result<Options, CorefileE
     };
     let mut options = root_block(block, port)?;
     let mut stub_domains = Vec::new();
+    let mut stub_logs = Vec::new();
     for (block, addresses) in stubs {
-        stub_domains.extend(stub_block(block, &addresses, port, &options)?);
+        stub_domains.extend(stub_block(
+            block,
+            &addresses,
+            port,
+            &options,
+            &mut stub_logs,
+        )?);
     }
     if !stub_domains.is_empty() {
         options.stub_domains = Some(stub_domains);
+    }
+    if !stub_logs.is_empty() {
+        // A stub domain's names are its block's: its rules come first.
+        stub_logs.extend(options.query_logs.take().unwrap_or_default());
+        options.query_logs = Some(stub_logs);
     }
     Ok(options)
 }
@@ -143,7 +156,7 @@ fn root_block(block: &ServerBlock, port: u16) -> Result<Options, CorefileError> 
 }
 
 /// Plugins a stub domain's block may hold.
-const STUB_PLUGINS: &[&str] = &["errors", "cache", "loop", "reload", "forward"];
+const STUB_PLUGINS: &[&str] = &["errors", "log", "cache", "loop", "reload", "forward"];
 
 /// A stub domain's `ZONE=ADDR,...` for each of the block's zones.
 fn stub_block(
@@ -151,13 +164,16 @@ fn stub_block(
     addresses: &[(String, u16, &Token)],
     port: u16,
     root: &Options,
+    logs: &mut Vec<crate::querylog::QueryLogSpec>,
 ) -> Result<Vec<String>, CorefileError> {
     let mut seen = Vec::new();
     let mut upstreams = None;
+    let zones: Vec<String> = addresses.iter().map(|(zone, ..)| zone.clone()).collect();
     for directive in &block.directives {
         supported(directive, STUB_PLUGINS, &mut seen)?;
         match directive.name.text.as_str() {
             "forward" => upstreams = Some(stub_upstreams(directive)?),
+            "log" => logs.extend(log(directive, &zones)?),
             // One cache holds every forwarded name.
             "cache" => cache(directive, &mut Options::default())?,
             _ => apply(directive, port, &mut Options::default())?,
@@ -231,8 +247,8 @@ fn supported<'a>(
         };
         return Err(error(&directive.name, message));
     }
-    // Templates and rewrites add up; every other plugin is once per block.
-    if seen.contains(&name) && !matches!(name, "template" | "rewrite") {
+    // Templates, rewrites and logs add up; every other plugin is once per block.
+    if seen.contains(&name) && !matches!(name, "template" | "rewrite" | "log") {
         return Err(error(
             &directive.name,
             format!("plugin {name} is given twice in this server block"),
@@ -358,6 +374,11 @@ fn apply(d: &Directive, port: u16, o: &mut Options) -> Result<(), CorefileError>
         "hosts" => hosts(d, o),
         "template" => template(d, o),
         "rewrite" => rewrite(d, o),
+        "log" => {
+            let specs = log(d, &[])?;
+            o.query_logs.get_or_insert_with(Vec::new).extend(specs);
+            Ok(())
+        }
         "forward" => forward(d, o),
         "cache" => cache(d, o),
         _ => Err(error(
@@ -670,21 +691,11 @@ fn template_spec(d: &Directive) -> Result<TemplateSpec, CorefileError> {
 /// `--template TEXT`: the directive's text after `template`, read as a Corefile
 /// reads it, with `;` outside quotes as a line break (one flag, one line).
 pub fn template_flag(text: &str) -> Result<TemplateSpec, String> {
-    let mut quoted = false;
-    let lines: String = text
-        .chars()
-        .map(|c| {
-            quoted ^= c == '"';
-            if c == ';' && !quoted { '\n' } else { c }
-        })
-        .collect();
+    let lines = semicolons_to_lines(text);
     let corefile = format!(". {{\ntemplate {lines}\n}}\n");
     let blocks = super::parse::parse(Path::new("--template"), &corefile, &|_| None)
         .map_err(|e| e.message)?;
-    let directive = blocks
-        .first()
-        .and_then(|b| b.directives.first())
-        .ok_or("an empty template")?;
+    let directive = only_directive(&blocks).ok_or("expected one template (options go in `{ }`)")?;
     let spec = template_spec(directive).map_err(|e| e.message)?;
     crate::answer::template::Templates::compile(std::slice::from_ref(&spec))?;
     Ok(spec)
@@ -765,6 +776,115 @@ fn rewrite(d: &Directive, o: &mut Options) -> Result<(), CorefileError> {
         .map_err(|message| error(&d.name, format!("plugin/rewrite: {message}")))?;
     o.rewrites.get_or_insert_with(Vec::new).push(rule.join(" "));
     Ok(())
+}
+
+/// `log [NAMES...] [FORMAT] { class CLASSES...; minDuration [DURATION] }`, as
+/// CoreDNS's plugin/log/setup.go reads it: one rule per name (`block_zones`,
+/// else the root, when none is given), the last argument the format if it
+/// holds a `{`.
+fn log(
+    d: &Directive,
+    block_zones: &[String],
+) -> Result<Vec<crate::querylog::QueryLogSpec>, CorefileError> {
+    let mut args: Vec<&Token> = d.args.iter().collect();
+    let mut format = None;
+    if args.len() > 1 && args.last().is_some_and(|last| last.text.contains('{')) {
+        format = args.pop().map(|last| last.text.clone());
+    }
+    let mut names: Vec<String> = args.iter().map(|name| name.text.clone()).collect();
+    for (name, token) in names.iter().zip(&args) {
+        crate::config::parse_domain(name).map_err(|m| error(token, format!("log: {m}")))?;
+    }
+    if names.is_empty() {
+        names = if block_zones.is_empty() {
+            vec![".".to_string()]
+        } else {
+            block_zones.to_vec()
+        };
+    }
+    let mut classes = Vec::new();
+    let mut min_duration_ms = None;
+    for line in &d.block {
+        match line.name.text.as_str() {
+            "class" => {
+                if line.args.is_empty() {
+                    return Err(error(
+                        &line.name,
+                        "log: class needs at least one class".into(),
+                    ));
+                }
+                for class in &line.args {
+                    if !matches!(class.text.as_str(), "all" | "success" | "denial" | "error") {
+                        return Err(error(
+                            class,
+                            format!(
+                                "log: invalid class {:?} (all, success, denial, error)",
+                                class.text
+                            ),
+                        ));
+                    }
+                    classes.push(class.text.clone());
+                }
+            }
+            "minDuration" => {
+                at_most_args(line, 1)?;
+                let ms = match line.args.first() {
+                    Some(token) => u64::try_from(duration(token)?.as_millis()).unwrap_or(u64::MAX),
+                    None => crate::querylog::DEFAULT_MIN_DURATION_MS,
+                };
+                min_duration_ms = Some(ms);
+            }
+            _ => return Err(unknown_option(d, line)),
+        }
+    }
+    Ok(names
+        .into_iter()
+        .map(|name| crate::querylog::QueryLogSpec {
+            names: vec![name],
+            format: format.clone(),
+            classes: classes.clone(),
+            min_duration_ms,
+        })
+        .collect())
+}
+
+/// `--log TEXT`: the directive's text after `log`, read as a Corefile reads it,
+/// with `;` outside quotes as a line break.
+pub fn log_flag(text: &str) -> Result<crate::querylog::QueryLogSpec, String> {
+    let directive_text = semicolons_to_lines(text);
+    let corefile = format!(". {{\nlog {directive_text}\n}}\n");
+    let blocks =
+        super::parse::parse(Path::new("--log"), &corefile, &|_| None).map_err(|e| e.message)?;
+    let directive = only_directive(&blocks).ok_or("expected one log rule (options go in `{ }`)")?;
+    let mut specs = log(directive, &[]).map_err(|e| e.message)?;
+    if specs.len() > 1 {
+        // One flag, one rule: several names share it.
+        let names = specs.iter().flat_map(|s| s.names.clone()).collect();
+        specs.truncate(1);
+        specs[0].names = names;
+    }
+    let spec = specs.pop().ok_or("an empty log rule")?;
+    crate::querylog::QueryLog::compile(std::slice::from_ref(&spec))?;
+    Ok(spec)
+}
+
+/// The one directive a flag's text made, if it made exactly one.
+fn only_directive(blocks: &[ServerBlock]) -> Option<&Directive> {
+    match blocks {
+        [block] if block.directives.len() == 1 => block.directives.first(),
+        _ => None,
+    }
+}
+
+/// `;` outside quotes as a line break: one flag holds a whole directive.
+fn semicolons_to_lines(text: &str) -> String {
+    let mut quoted = false;
+    text.chars()
+        .map(|c| {
+            quoted ^= c == '"';
+            if c == ';' && !quoted { '\n' } else { c }
+        })
+        .collect()
 }
 
 /// `forward FROM TO... { ... }`
@@ -1276,11 +1396,11 @@ mod tests {
 
     #[test]
     fn refusals_name_the_line_and_the_plugin() {
-        let error = options_of(&with("  log")).unwrap_err();
+        let error = options_of(&with("  dnstap")).unwrap_err();
         assert_eq!(error.line, 4);
         assert!(
             error.message.starts_with(
-                "plugin log is not supported (supported: timeouts, bind, debug, reload,"
+                "plugin dnstap is not supported (supported: timeouts, bind, debug, reload,"
             ),
             "{error}"
         );
@@ -1648,6 +1768,147 @@ mod tests {
             assert!(error.message.contains(expected), "{line}: {error}");
             assert_eq!(error.line, 4, "{line}: {error}");
         }
+    }
+
+    /// CoreDNS plugin/log/setup_test.go, TestLogParse: each case's rules (name
+    /// scope, format, classes, minDuration).
+    #[test]
+    fn log_setup() {
+        use crate::querylog::QueryLogSpec;
+        let parse = |text: &str| {
+            options_of(&format!(
+                ".:53 {{\n kubernetes cluster.local\n forward . 10.0.0.1\n{text}\n}}"
+            ))
+            .map(|o| o.query_logs.unwrap_or_default())
+        };
+        let rule =
+            |name: &str, format: Option<&str>, classes: &[&str], min: Option<u64>| QueryLogSpec {
+                names: vec![name.to_string()],
+                format: format.map(str::to_string),
+                classes: classes.iter().map(|c| c.to_string()).collect(),
+                min_duration_ms: min,
+            };
+        let cases: Vec<(&str, Vec<QueryLogSpec>)> = vec![
+            ("log", vec![rule(".", None, &[], None)]),
+            (
+                "log example.org",
+                vec![rule("example.org", None, &[], None)],
+            ),
+            (
+                "log example.org. {common}",
+                vec![rule("example.org.", Some("{common}"), &[], None)],
+            ),
+            (
+                "log example.org {combined}",
+                vec![rule("example.org", Some("{combined}"), &[], None)],
+            ),
+            (
+                "log example.org.\nlog example.net {combined}",
+                vec![
+                    rule("example.org.", None, &[], None),
+                    rule("example.net", Some("{combined}"), &[], None),
+                ],
+            ),
+            (
+                "log example.org {host}\nlog example.org {when}",
+                vec![
+                    rule("example.org", Some("{host}"), &[], None),
+                    rule("example.org", Some("{when}"), &[], None),
+                ],
+            ),
+            (
+                "log example.org example.net",
+                vec![
+                    rule("example.org", None, &[], None),
+                    rule("example.net", None, &[], None),
+                ],
+            ),
+            (
+                "log example.org example.net {host}",
+                vec![
+                    rule("example.org", Some("{host}"), &[], None),
+                    rule("example.net", Some("{host}"), &[], None),
+                ],
+            ),
+            (
+                "log example.org example.net {when} {\nclass denial\n}",
+                vec![
+                    rule("example.org", Some("{when}"), &["denial"], None),
+                    rule("example.net", Some("{when}"), &["denial"], None),
+                ],
+            ),
+            (
+                "log example.org {\nclass all\n}",
+                vec![rule("example.org", None, &["all"], None)],
+            ),
+            (
+                "log example.org {\nclass denial\n}",
+                vec![rule("example.org", None, &["denial"], None)],
+            ),
+            (
+                "log {\nclass denial\n}",
+                vec![rule(".", None, &["denial"], None)],
+            ),
+            (
+                "log {\nclass denial error\n}",
+                vec![rule(".", None, &["denial", "error"], None)],
+            ),
+            (
+                "log {\nclass denial\nclass error\n}",
+                vec![rule(".", None, &["denial", "error"], None)],
+            ),
+            (
+                "log {\nminDuration\n}",
+                vec![rule(".", None, &[], Some(100))],
+            ),
+            (
+                "log {\nclass error\nminDuration 1s\n}",
+                vec![rule(".", None, &["error"], Some(1000))],
+            ),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(parse(text).unwrap(), expected, "{text}");
+            // And each compiles.
+            crate::querylog::QueryLog::compile(&expected).unwrap();
+        }
+        for text in [
+            "log {\nclass abracadabra\n}",
+            "log {\nclass\n}",
+            "log {\nminDuration 123abc\n}",
+            "log {\nunknown\n}",
+        ] {
+            assert!(parse(text).is_err(), "{text}");
+        }
+        // The README's examples.
+        for text in [
+            "log . \"{proto} Request: {name} {type} {>id}\"",
+            "log . {combined} {\nclass denial error\n}",
+            "log . {\nclass denial success\n}",
+            "log . {\nclass error\nminDuration 1s\n}",
+        ] {
+            assert!(parse(text).is_ok(), "{text}");
+        }
+        // A stub domain's `log` covers its own zones, ahead of the root's rules.
+        let stub = options_of(&format!(
+            "{}consul:53 {{\n log\n forward . 10.150.0.1\n}}\n",
+            with("  log . {\n class error\n }")
+        ))
+        .unwrap();
+        let logs = stub.query_logs.unwrap();
+        assert_eq!(logs[0].names, ["consul"]);
+        assert_eq!(logs[1].names, ["."]);
+        assert_eq!(logs[1].classes, ["error"]);
+        // The flag form.
+        let flag = super::log_flag(". {combined} { class denial; class error }").unwrap();
+        assert_eq!(
+            flag,
+            rule(".", Some("{combined}"), &["denial", "error"], None)
+        );
+        assert!(super::log_flag("{ class nope }").is_err());
+        let error = super::log_flag(". {combined}; class denial").unwrap_err();
+        assert!(error.contains("expected one log rule"), "{error}");
+        let error = super::template_flag("IN A; answer \"x\"").unwrap_err();
+        assert!(error.contains("expected one template"), "{error}");
     }
 
     #[test]

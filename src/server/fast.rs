@@ -245,6 +245,10 @@ impl DnsHandler {
         };
         // Loaded once: the direct path and the general one answer from the same view.
         let zone = self.zone.load();
+        // Logged queries are the async handler's: it writes the line.
+        if !zone.query_log.is_empty() {
+            return Fast::Slow;
+        }
         let snapshot = self.snapshot.load();
         if let Some(zone_label) = self.answer_direct(&zone, &snapshot, &parsed, out) {
             self.record_metrics(

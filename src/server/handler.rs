@@ -499,6 +499,41 @@ impl RequestHandler for DnsHandler {
 }
 
 impl DnsHandler {
+    /// CoreDNS's `log`: the line for this exchange, if a rule asks for one, on
+    /// standard output.
+    fn log_query(
+        &self,
+        (raw, request): (&[u8], &Request),
+        reply: &[u8],
+        transport: Transport,
+        took: std::time::Duration,
+    ) {
+        let zone = self.zone.load();
+        if zone.query_log.is_empty() {
+            return;
+        }
+        let (Ok(asked), Ok(answered)) = (
+            hickory_proto::op::Message::from_vec(raw),
+            hickory_proto::op::Message::from_vec(reply),
+        ) else {
+            return;
+        };
+        let exchange = crate::querylog::Exchange {
+            request: &asked,
+            request_len: raw.len(),
+            reply: &answered,
+            reply_len: reply.len(),
+            remote: request.src(),
+            tcp: transport == Transport::Tcp,
+            took,
+        };
+        if let Some(line) = zone.query_log.line(&exchange) {
+            use std::io::Write;
+            // One write per line under the lock: lines never interleave.
+            let _ = writeln!(std::io::stdout().lock(), "[INFO] {line}");
+        }
+    }
+
     /// The async handler's reply to a datagram (forwarding, rare record types,
     /// protocol errors), encoded for UDP; `None` when nothing is to be sent.
     pub async fn answer_slow(&self, raw: Vec<u8>, src: SocketAddr) -> Option<Vec<u8>> {
@@ -523,10 +558,15 @@ impl DnsHandler {
                 if request.metadata.message_type == MessageType::Response {
                     return None;
                 }
+                let started = Instant::now();
                 let reply = Captured::new(transport);
                 self.handle_request::<_, TokioTime>(&request, reply.clone())
                     .await;
-                reply.take()
+                let reply = reply.take();
+                if let Some(bytes) = &reply {
+                    self.log_query((&raw, &request), bytes, transport, started.elapsed());
+                }
+                reply
             }
             Err(_) => format_error(&raw),
         }

@@ -20,6 +20,8 @@ pub struct Server {
     child: Child,
     pub addr: SocketAddr,
     log: Arc<Mutex<Vec<String>>>,
+    /// Lines the server wrote to standard output (the query log).
+    out: Arc<Mutex<Vec<String>>>,
 }
 
 /// An upstream nobody listens on: forwarding to it fails at once, and nothing
@@ -86,10 +88,18 @@ impl Server {
             .env_remove("KUBECONFIG")
             .env_remove("KUBERNETES_SERVICE_HOST")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("cluster-dns starts");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let out_sink = out.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                out_sink.lock().unwrap().push(line);
+            }
+        });
         let stderr = child.stderr.take().expect("stderr is piped");
         let log = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = mpsc::channel();
@@ -121,7 +131,12 @@ impl Server {
                 );
             }
         };
-        Server { child, addr, log }
+        Server {
+            child,
+            addr,
+            log,
+            out,
+        }
     }
 
     /// The address an HTTP endpoint (`health`, `ready`, `metrics`) was logged on.
@@ -154,6 +169,11 @@ impl Server {
     }
 
     /// Waits (bounded) until the log has a line containing `needle`.
+    /// What the server wrote to standard output so far, line by line.
+    pub fn stdout(&self) -> Vec<String> {
+        self.out.lock().unwrap().clone()
+    }
+
     pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
