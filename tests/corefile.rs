@@ -737,3 +737,74 @@ fn log_writes_coredns_query_lines() {
         lines[2]
     );
 }
+
+/// `any`, `minimal`, `bufsize` and `whoami` from a Corefile, over UDP and TCP.
+#[test]
+fn any_minimal_bufsize_and_whoami() {
+    let up = Upstream::start();
+    let many: Vec<[u8; 4]> = (1..=40).map(|i| [198, 51, 100, i]).collect();
+    up.set("big.example.", Behaviour::Addresses(many, 60));
+    let dir = tempfile::tempdir().unwrap();
+    let corefile = dir.path().join("Corefile");
+    std::fs::write(
+        &corefile,
+        ".:53 {\n    errors\n    bufsize 512\n    any\n    minimal\n    \
+         kubernetes cluster.local in-addr.arpa ip6.arpa\n    \
+         forward . 10.0.0.1 {\n        except internal.example\n    }\n    whoami\n}\n",
+    )
+    .unwrap();
+    let server = serve_corefile(&corefile, Some(&up));
+    let srv = "_web._tcp.nginx.default.svc.cluster.local.";
+    for reply in [
+        server.udp(srv, RecordType::SRV),
+        server.tcp(srv, RecordType::SRV),
+    ] {
+        assert_eq!(reply.answers.len(), 3, "{reply:?}");
+        assert!(
+            reply.additionals.is_empty(),
+            "minimal: no A records for the targets"
+        );
+    }
+    let name = "nginx.default.svc.cluster.local.";
+    for reply in [
+        server.udp(name, RecordType::ANY),
+        server.tcp(name, RecordType::ANY),
+    ] {
+        let rdata = rdata(&reply);
+        assert_eq!(rdata.len(), 1, "{reply:?}");
+        assert!(
+            rdata[0].contains("ANY obsoleted") && rdata[0].contains("See RFC 8482"),
+            "{rdata:?}"
+        );
+        assert_eq!(reply.answers[0].ttl, 8482);
+        assert_eq!(reply.answers[0].record_type(), RecordType::HINFO);
+    }
+    // 40 addresses do not fit in 512 bytes, though the client offers 4096.
+    let udp = query_udp(
+        server.addr,
+        &message("big.example.", RecordType::A, Some(4096)),
+    );
+    assert!(udp.metadata.truncation, "bufsize 512: {udp:?}");
+    assert_eq!(udp.edns.as_ref().map(|e| e.max_payload()), Some(512));
+    assert_eq!(server.tcp("big.example.", RecordType::A).answers.len(), 40);
+    // `except` leaves the name to the next plugin: whoami.
+    for (reply, proto) in [
+        (server.udp("host.internal.example.", RecordType::A), "_udp"),
+        (server.tcp("host.internal.example.", RecordType::A), "_tcp"),
+    ] {
+        assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+        assert!(reply.metadata.authoritative);
+        let extra: Vec<String> = reply
+            .additionals
+            .iter()
+            .map(|r| format!("{} {}", r.name, r.data))
+            .collect();
+        assert_eq!(extra.len(), 2, "{extra:?}");
+        assert_eq!(extra[0], "host.internal.example. 127.0.0.1");
+        assert!(
+            extra[1].starts_with(&format!("{proto}.host.internal.example. 0 0 ")),
+            "{extra:?}"
+        );
+    }
+    assert_eq!(up.count("host.internal.example."), 0);
+}

@@ -67,6 +67,12 @@ enum ZoneKind {
     ReverseV6,
 }
 
+/// The largest UDP reply by default: DNS Flag Day 2020's 1232 bytes (CoreDNS
+/// `bufsize`'s default).
+pub const DEFAULT_BUFSIZE: u16 = 1232;
+/// CoreDNS `any`'s TTL (the RFC's number).
+const ANY_TTL: u32 = 8482;
+
 /// The static part of what the answers depend on.
 #[derive(Clone, Debug)]
 pub struct ZoneConfig {
@@ -94,6 +100,15 @@ pub struct ZoneConfig {
     pub templates: std::sync::Arc<template::Templates>,
     /// CoreDNS `log` rules: which answered queries are written out.
     pub query_log: std::sync::Arc<crate::querylog::QueryLog>,
+    /// CoreDNS `any`: ANY queries get RFC 8482's HINFO.
+    pub any: bool,
+    /// CoreDNS `whoami`: what `forward` leaves (its `except` zones) is answered
+    /// with the client's address and port.
+    pub whoami: bool,
+    /// CoreDNS `minimal`: positive answers go without authority and additional records.
+    pub minimal: bool,
+    /// CoreDNS `bufsize`: the largest UDP reply, whatever the client offers.
+    pub bufsize: u16,
     /// Whether `hosts` may answer a name of a cluster zone (it lists one, or
     /// answers every name it does not list): then the UDP fast path's direct
     /// writer, which knows only the index, stands aside.
@@ -152,6 +167,10 @@ impl ZoneConfig {
             rewrites: std::sync::Arc::default(),
             templates: std::sync::Arc::default(),
             query_log: std::sync::Arc::default(),
+            any: false,
+            whoami: false,
+            minimal: false,
+            bufsize: DEFAULT_BUFSIZE,
             hosts_shadow_zones: false,
             ignore_empty_service: false,
             ns_ips: Vec::new(),
@@ -239,6 +258,51 @@ impl Answer {
 
     fn refused() -> Self {
         Answer::code(ResponseCode::Refused)
+    }
+
+    /// The sections to send: with CoreDNS's `minimal`, a positive answer
+    /// (NOERROR with records) goes without its authority and additional ones.
+    pub fn sections(&self, minimal: bool) -> [&[Record]; 3] {
+        if minimal && self.rcode == ResponseCode::NoError && !self.answers.is_empty() {
+            return [&self.answers, &[], &[]];
+        }
+        [&self.answers, &self.authority, &self.additionals]
+    }
+
+    /// CoreDNS `any`'s answer to an ANY query (RFC 8482 section 4.2).
+    pub fn any_hinfo(qname: &Name) -> Self {
+        let hinfo =
+            hickory_proto::rr::rdata::HINFO::new("ANY obsoleted".into(), "See RFC 8482".into());
+        Answer {
+            answers: vec![Record::from_rdata(
+                qname.clone(),
+                ANY_TTL,
+                RData::HINFO(hinfo),
+            )],
+            ..Answer::code(ResponseCode::NoError)
+        }
+    }
+
+    /// CoreDNS `whoami`'s answer: the client's address and, as an SRV record
+    /// under `_udp.`/`_tcp.`, its port, in the additional section.
+    pub fn whoami(qname: &Name, client: std::net::SocketAddr, tcp: bool) -> Self {
+        let address = match client.ip() {
+            IpAddr::V4(v4) => RData::A(v4.into()),
+            IpAddr::V6(v6) => RData::AAAA(v6.into()),
+        };
+        let proto = Name::from_ascii(if tcp { "_tcp" } else { "_udp" })
+            .ok()
+            .and_then(|label| label.append_domain(qname).ok())
+            .unwrap_or_else(|| qname.clone());
+        let srv = hickory_proto::rr::rdata::SRV::new(0, 0, client.port(), Name::root());
+        Answer {
+            authoritative: true,
+            additionals: vec![
+                Record::from_rdata(qname.clone(), 0, address),
+                Record::from_rdata(proto, 0, RData::SRV(srv)),
+            ],
+            ..Answer::code(ResponseCode::NoError)
+        }
     }
 
     /// What of an upstream's reply is passed on (its sections already filtered).

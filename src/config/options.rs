@@ -217,6 +217,25 @@ pub struct Options {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long = "log", value_name = "RULE", value_parser = crate::corefile::log_flag)]
     pub query_logs: Option<Vec<crate::querylog::QueryLogSpec>>,
+    /// Whether ANY queries get RFC 8482's HINFO answer (CoreDNS `any`; default false).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "BOOL")]
+    pub any: Option<bool>,
+    /// Whether names `forward` does not take (its `forward_except` zones) are
+    /// answered with the client's address and port (CoreDNS `whoami`; default false).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "BOOL")]
+    pub whoami: Option<bool>,
+    /// Whether positive answers go without authority and additional records
+    /// (CoreDNS `minimal`; default false).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "BOOL")]
+    pub minimal: Option<bool>,
+    /// The largest UDP reply, in bytes, whatever the client offers (512-4096;
+    /// default 1232, as CoreDNS's `bufsize`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "BYTES")]
+    pub bufsize: Option<u16>,
     /// A CoreDNS Corefile to serve unchanged (README: Corefile); its plugins give
     /// the keys that the config file and the flags do not.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -287,6 +306,10 @@ impl Options {
             templates,
             rewrites,
             query_logs,
+            any,
+            whoami,
+            minimal,
+            bufsize,
             corefile,
         );
         (merged, from_flags)

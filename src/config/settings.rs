@@ -34,6 +34,8 @@ pub const DEFAULT_READY_LISTEN: &str = "0.0.0.0:8181";
 pub const DEFAULT_RESOLV_CONF: &str = "/etc/resolv.conf";
 pub const DEFAULT_FORWARD_TIMEOUT_MS: u64 = 2000;
 pub const FORWARD_TIMEOUT_MS_RANGE: RangeInclusive<u64> = 50..=30_000;
+/// CoreDNS `bufsize`'s range.
+pub const BUFSIZE_RANGE: RangeInclusive<u64> = 512..=4096;
 /// Not a busy loop, and at least hourly.
 pub const HEALTH_CHECK_MS_RANGE: RangeInclusive<u64> = 10..=3_600_000;
 /// As CoreDNS's `forward ... { max_concurrent 1000 }` in kubeadm's Corefile.
@@ -95,6 +97,12 @@ pub struct Settings {
     pub rewrites: std::sync::Arc<crate::answer::rewrite::Rewrites>,
     /// CoreDNS `log` rules, in order.
     pub query_log: std::sync::Arc<crate::querylog::QueryLog>,
+    /// CoreDNS `any`, `whoami` and `minimal`.
+    pub any: bool,
+    pub whoami: bool,
+    pub minimal: bool,
+    /// CoreDNS `bufsize`: the largest UDP reply.
+    pub bufsize: u16,
     /// The Corefile the keys not given otherwise come from (re-read on change).
     pub corefile: Option<PathBuf>,
 }
@@ -193,6 +201,10 @@ impl Settings {
             templates: m.templates()?,
             rewrites: m.rewrites()?,
             query_log: m.query_log()?,
+            any: o.any.unwrap_or(false),
+            whoami: o.whoami.unwrap_or(false),
+            minimal: o.minimal.unwrap_or(false),
+            bufsize: m.bufsize()?,
             corefile: o.corefile.clone(),
         })
     }
@@ -215,6 +227,10 @@ impl Settings {
         zone.rewrites = self.rewrites.clone();
         zone.templates = self.templates.clone();
         zone.query_log = self.query_log.clone();
+        zone.any = self.any;
+        zone.whoami = self.whoami;
+        zone.minimal = self.minimal;
+        zone.bufsize = self.bufsize;
         zone
     }
 }
@@ -476,6 +492,15 @@ impl Merged<'_> {
         crate::answer::template::Templates::compile(specs)
             .map(std::sync::Arc::new)
             .map_err(|message| self.invalid("templates", message))
+    }
+
+    fn bufsize(&self) -> Result<u16, ConfigError> {
+        let size = self
+            .options
+            .bufsize
+            .unwrap_or(crate::answer::DEFAULT_BUFSIZE);
+        let size = self.within("bufsize", u64::from(size), BUFSIZE_RANGE)?;
+        Ok(u16::try_from(size).unwrap_or(crate::answer::DEFAULT_BUFSIZE))
     }
 
     fn query_log(&self) -> Result<std::sync::Arc<crate::querylog::QueryLog>, ConfigError> {

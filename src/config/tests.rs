@@ -133,6 +133,10 @@ const EVERY_KEY: &[(&str, &str, &[&str])] = &[
         r#"[{ names = ["example.org."], format = "{combined}", classes = ["denial", "error"] }]"#,
         &["example.org. {combined} { class denial error }"],
     ),
+    ("any", "true", &["true"]),
+    ("whoami", "true", &["true"]),
+    ("minimal", "true", &["true"]),
+    ("bufsize", "4096", &["4096"]),
     (
         "corefile",
         concat!(

@@ -21,6 +21,10 @@ pub const SUPPORTED: &[&str] = &[
     "errors",
     "log",
     "health",
+    "bufsize",
+    "any",
+    "minimal",
+    "whoami",
     "ready",
     "prometheus",
     "loadbalance",
@@ -374,6 +378,35 @@ fn apply(d: &Directive, port: u16, o: &mut Options) -> Result<(), CorefileError>
         "hosts" => hosts(d, o),
         "template" => template(d, o),
         "rewrite" => rewrite(d, o),
+        "any" | "minimal" | "whoami" => {
+            exactly_args(d, 0)?;
+            no_block(d)?;
+            let key = match d.name.text.as_str() {
+                "any" => &mut o.any,
+                "minimal" => &mut o.minimal,
+                _ => &mut o.whoami,
+            };
+            *key = Some(true);
+            Ok(())
+        }
+        "bufsize" => {
+            at_most_args(d, 1)?;
+            no_block(d)?;
+            // CoreDNS plugin/bufsize/setup.go: 512 to 4096, 1232 when not given.
+            let size = match d.args.first() {
+                None => crate::answer::DEFAULT_BUFSIZE,
+                Some(token) => token
+                    .text
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|n| (512..=4096).contains(n))
+                    .ok_or_else(|| {
+                        error(token, "bufsize: expected a size from 512 to 4096".into())
+                    })?,
+            };
+            o.bufsize = Some(size);
+            Ok(())
+        }
         "log" => {
             let specs = log(d, &[])?;
             o.query_logs.get_or_insert_with(Vec::new).extend(specs);
@@ -1909,6 +1942,43 @@ mod tests {
         assert!(error.contains("expected one log rule"), "{error}");
         let error = super::template_flag("IN A; answer \"x\"").unwrap_err();
         assert!(error.contains("expected one template"), "{error}");
+    }
+
+    /// CoreDNS plugin/bufsize/setup_test.go, and `any`, `minimal` and `whoami`
+    /// (plugin/whoami/setup_test.go: no arguments).
+    #[test]
+    fn bufsize_any_minimal_whoami_setup() {
+        let o = |line: &str| options_of(&with(line));
+        for (line, size) in [
+            ("bufsize", 1232),
+            ("bufsize \"1220\"", 1220),
+            ("bufsize 4096", 4096),
+        ] {
+            assert_eq!(o(line).unwrap().bufsize, Some(size), "{line}");
+        }
+        for line in [
+            "bufsize \"5000\"",
+            "bufsize \"512 512\"",
+            "bufsize \"511\"",
+            "bufsize \"abc123\"",
+            "bufsize 512 1024",
+        ] {
+            let error = o(line).expect_err(line);
+            assert_eq!(error.line, 4, "{line}: {error}");
+        }
+        let set = o("any\nminimal\nwhoami").unwrap();
+        assert_eq!(
+            (set.any, set.minimal, set.whoami),
+            (Some(true), Some(true), Some(true))
+        );
+        let unset = o("").unwrap();
+        assert_eq!(
+            (unset.any, unset.minimal, unset.whoami, unset.bufsize),
+            (None, None, None, None)
+        );
+        for line in ["whoami example.org", "any x", "minimal {\n foo\n }"] {
+            assert!(o(line).is_err(), "{line}");
+        }
     }
 
     #[test]

@@ -11,7 +11,6 @@ use hickory_proto::op::{Edns, MessageType, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
-use super::MAX_UDP_PAYLOAD;
 use super::handler::{Decision, DnsHandler};
 use super::precheck::{self, Verdict, format_error, options_fit};
 use super::reply::Transport;
@@ -205,10 +204,10 @@ fn response_metadata(parsed: &Parsed<'_>, answer: &Answer) -> Metadata {
 
 /// The reply's EDNS (payload clamped) and the size limit: the client's over
 /// UDP, a whole message over TCP.
-fn response_edns(parsed: &Parsed<'_>) -> (Option<Edns>, u16) {
+fn response_edns(parsed: &Parsed<'_>, bufsize: u16) -> (Option<Edns>, u16) {
     let edns = parsed.edns.map(|(payload, dnssec_ok)| {
         let mut edns = Edns::new();
-        edns.set_max_payload(payload.clamp(512, MAX_UDP_PAYLOAD));
+        edns.set_max_payload(payload.clamp(512, bufsize));
         edns.set_version(0);
         edns.set_dnssec_ok(dnssec_ok);
         edns
@@ -332,7 +331,7 @@ impl DnsHandler {
             ..Answer::code(ResponseCode::NoError)
         };
         let metadata = response_metadata(parsed, &positive);
-        let (edns, limit) = response_edns(parsed);
+        let (edns, limit) = response_edns(parsed, zone.bufsize);
         let counts = [1, count, 0, u16::from(edns.is_some())];
         let mut writer =
             Writer::new(out, limit, &metadata, counts, labels, parsed.question).ok()?;
@@ -374,7 +373,7 @@ impl DnsHandler {
             zone,
             snapshot,
             (&qname, parsed.qtype, DNSClass::IN),
-            src.ip(),
+            (src, parsed.transport),
         ) {
             Decision::Local {
                 answer,
@@ -382,7 +381,8 @@ impl DnsHandler {
                 zone_label,
             } => (answer, zone_label),
             Decision::Forward { zone_label } => {
-                return self.answer_cached(&qname, parsed, src, out, started, zone_label);
+                let counted = (started, zone_label);
+                return self.answer_cached(zone, &qname, parsed, (src, out), counted);
             }
             // The async handler counts the loop probe, and resolves a chase upstream.
             Decision::Local { chase: Some(_), .. } | Decision::LoopProbe | Decision::Refused => {
@@ -399,12 +399,8 @@ impl DnsHandler {
             answer.answers[start..start + run].rotate_left(by);
         }
         let mut metadata = response_metadata(parsed, &answer);
-        let (edns, limit) = response_edns(parsed);
-        let sections = [
-            &answer.answers[..],
-            &answer.authority[..],
-            &answer.additionals[..],
-        ];
+        let (edns, limit) = response_edns(parsed, zone.bufsize);
+        let sections = answer.sections(zone.minimal);
         match write_fast(out, &metadata, parsed, sections, edns.as_ref(), limit) {
             Ok(()) => {}
             // A record type the small writer does not know: the async handler encodes it.
@@ -436,12 +432,11 @@ impl DnsHandler {
     /// answer too big for the client) is the async handler's.
     fn answer_cached(
         &self,
+        zone: &ZoneConfig,
         qname: &Name,
         parsed: &Parsed<'_>,
-        src: SocketAddr,
-        out: &mut Vec<u8>,
-        started: Instant,
-        zone_label: &'static str,
+        (src, out): (SocketAddr, &mut Vec<u8>),
+        (started, zone_label): (Instant, &'static str),
     ) -> Fast {
         let forwarding = self.forwarding.load();
         let Some(cache) = forwarding.as_ref().as_ref().and_then(|f| f.cache.as_ref()) else {
@@ -458,9 +453,16 @@ impl DnsHandler {
         };
         let reply = hit.reply();
         let metadata = response_metadata(parsed, reply);
-        let (edns, limit) = response_edns(parsed);
+        let (edns, limit) = response_edns(parsed, zone.bufsize);
         let rotation = self.rotation_of(&reply.answers);
-        if write_cached(out, &metadata, parsed, &hit, rotation, edns.as_ref(), limit).is_err() {
+        let written = write_cached(
+            out,
+            (&metadata, parsed),
+            (&hit, zone.minimal, rotation),
+            edns.as_ref(),
+            limit,
+        );
+        if written.is_err() {
             return Fast::Slow;
         }
         if rotation.is_some() {
@@ -477,20 +479,23 @@ impl DnsHandler {
 /// turn) gives them, each TTL as the hit counts it.
 fn write_cached(
     out: &mut Vec<u8>,
-    metadata: &Metadata,
-    parsed: &Parsed<'_>,
-    hit: &crate::forward::cache::Hit,
-    rotation: Option<(usize, usize, usize)>,
+    (metadata, parsed): (&Metadata, &Parsed<'_>),
+    (hit, minimal, rotation): (
+        &crate::forward::cache::Hit,
+        bool,
+        Option<(usize, usize, usize)>,
+    ),
     edns: Option<&Edns>,
     limit: u16,
 ) -> Result<(), WireError> {
     let reply = hit.reply();
+    let [_, authority, additionals] = reply.sections(minimal);
     let count = |n: usize| u16::try_from(n).map_err(|_| WireError::Full);
     let counts = [
         1,
         count(reply.answers.len())?,
-        count(reply.authority.len())?,
-        count(reply.additionals.len() + usize::from(edns.is_some()))?,
+        count(authority.len())?,
+        count(additionals.len() + usize::from(edns.is_some()))?,
     ];
     let labels = parsed.labels;
     let mut writer = Writer::new(out, limit, metadata, counts, labels, parsed.question)?;
@@ -504,7 +509,7 @@ fn write_cached(
         let record = &reply.answers[at];
         writer.record_with_ttl(record, hit.ttl(record))?;
     }
-    for record in reply.authority.iter().chain(&reply.additionals) {
+    for record in authority.iter().chain(additionals) {
         writer.record_with_ttl(record, hit.ttl(record))?;
     }
     if let Some(edns) = edns {

@@ -2,7 +2,7 @@
 //! on by both transports. This is the hickory-server side (TCP, and the UDP
 //! datagrams the fast path passes on); [`super::fast`] is the other.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -17,7 +17,6 @@ use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
 
-use super::MAX_UDP_PAYLOAD;
 use super::precheck::format_error;
 use super::reply::{Captured, Transport};
 use super::stats::Labels;
@@ -84,7 +83,7 @@ impl DnsHandler {
         zone: &ZoneConfig,
         snapshot: &Snapshot,
         question: (&Name, RecordType, DNSClass),
-        remote: IpAddr,
+        client: (SocketAddr, Transport),
     ) -> Decision {
         let (qname, qtype, qclass) = question;
         if !qname.is_fqdn() {
@@ -95,6 +94,11 @@ impl DnsHandler {
         {
             return Decision::LoopProbe;
         }
+        // CoreDNS's `any` comes before every plugin that answers.
+        if zone.any && qtype == RecordType::ANY {
+            return local(Answer::any_hinfo(qname), None, ".");
+        }
+        let remote = client.0.ip();
         let transfer = matches!(qtype, RecordType::AXFR | RecordType::IXFR);
         // CoreDNS's `template` comes before `hosts`, `kubernetes` and `forward`;
         // it may answer other classes (`template CH TXT`).
@@ -120,24 +124,36 @@ impl DnsHandler {
             return local(answer, None, ".");
         }
         let Some(zone_name) = zone.zone_of(qname) else {
-            return self.forward_unless_excepted(qname, ".");
+            return self.forward_unless_excepted(zone, qname, client, ".");
         };
         let zone_label = self.zone_label(zone_name);
         let answer = answer::answer(zone, snapshot, qname, qtype);
         if answer.fallthrough && self.forwarding.load().is_some() {
-            return self.forward_unless_excepted(qname, zone_label);
+            return self.forward_unless_excepted(zone, qname, client, zone_label);
         }
         let chase = self.external_target(zone, &answer, qtype);
         local(answer, chase, zone_label)
     }
 
-    /// Forwarded, unless it is in a zone `forward`'s `except` keeps: SERVFAIL
-    /// then, as from CoreDNS when no plugin comes after `forward`.
-    fn forward_unless_excepted(&self, qname: &Name, zone_label: &'static str) -> Decision {
+    /// Forwarded, unless it is in a zone `forward`'s `except` keeps: then the
+    /// next plugin's, `whoami` if set, else SERVFAIL (CoreDNS with no plugin
+    /// after `forward`).
+    fn forward_unless_excepted(
+        &self,
+        zone: &ZoneConfig,
+        qname: &Name,
+        (client, transport): (SocketAddr, Transport),
+        zone_label: &'static str,
+    ) -> Decision {
         let forwarding = self.forwarding.load();
         match &**forwarding {
             Some(f) if !f.forwarder_for(qname).options().forwards(qname) => {
-                local(Answer::code(ResponseCode::ServFail), None, zone_label)
+                let answer = if zone.whoami {
+                    Answer::whoami(qname, client, transport == Transport::Tcp)
+                } else {
+                    Answer::code(ResponseCode::ServFail)
+                };
+                local(answer, None, zone_label)
             }
             _ => Decision::Forward { zone_label },
         }
@@ -315,10 +331,10 @@ fn protocol_error(request: &Request) -> Option<ResponseCode> {
 
 /// The response's EDNS: the payload clamped, version 0, the DO bit copied
 /// (RFC 3225).
-fn response_edns(request: &Request) -> Option<Edns> {
+fn response_edns(request: &Request, bufsize: u16) -> Option<Edns> {
     request.edns.as_ref().map(|client| {
         let mut edns = Edns::new();
-        edns.set_max_payload(client.max_payload().clamp(512, MAX_UDP_PAYLOAD));
+        edns.set_max_payload(client.max_payload().clamp(512, bufsize));
         edns.set_version(0);
         edns.set_dnssec_ok(client.flags().dnssec_ok);
         edns
@@ -356,7 +372,11 @@ impl DnsHandler {
         let decision = {
             let (zone, snapshot) = (self.zone.load(), self.snapshot.load());
             let question = (qname, qtype, query.query_class());
-            self.decide(&zone, &snapshot, question, request.src().ip())
+            let transport = match request.protocol() {
+                Protocol::Udp => Transport::Udp,
+                _ => Transport::Tcp,
+            };
+            self.decide(&zone, &snapshot, question, (request.src(), transport))
         };
         match decision {
             Decision::Refused => {
@@ -439,7 +459,11 @@ impl RequestHandler for DnsHandler {
     ) -> ResponseInfo {
         let started = Instant::now();
         let _in_flight = self.in_flight_guard();
-        let edns = response_edns(request);
+        let (bufsize, minimal) = {
+            let zone = self.zone.load();
+            (zone.bufsize, zone.minimal)
+        };
+        let edns = response_edns(request, bufsize);
         let mut builder = MessageResponseBuilder::from_message_request(request);
         if let Some(edns) = &edns {
             builder.edns(edns);
@@ -458,12 +482,13 @@ impl RequestHandler for DnsHandler {
             request.metadata.authentic_data,
             edns.as_ref().is_some_and(|e| e.flags().dnssec_ok),
         );
+        let [answers, authority, additionals] = answer.sections(minimal);
         let message = builder.build(
             metadata,
-            answer.answers.iter(),
-            answer.authority.iter(),
+            answers.iter(),
+            authority.iter(),
             std::iter::empty(),
-            answer.additionals.iter(),
+            additionals.iter(),
         );
         let info = match response_handle.send_response(message).await {
             Ok(info) => info,

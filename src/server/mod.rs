@@ -23,8 +23,6 @@ pub use handler::{DnsHandler, HandlerParts};
 pub use lifecycle::{Listener, Running, TcpSettings, bind, bind_or_inherit, start, udp_workers};
 pub use reply::Transport;
 
-/// Largest UDP reply we send, whatever the client offers (DNS flag day 2020).
-pub const MAX_UDP_PAYLOAD: u16 = 1232;
 /// A TCP connection that sends nothing for this long is closed.
 pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// UDP queries on their way through the async handler (forwarding) at once;
