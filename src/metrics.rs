@@ -126,6 +126,8 @@ pub struct Metrics {
     pub request_duration: Family<DurationLabels, Histogram>,
     pub cache_hits: Family<CacheLabels, Counter>,
     pub cache_misses: Family<CacheMissLabels, Counter>,
+    pub cache_served_stale: Family<CacheMissLabels, Counter>,
+    pub cache_prefetch: Family<CacheMissLabels, Counter>,
     pub cache_entries: Family<CacheLabels, Gauge<i64, AtomicI64>>,
     pub forward_requests: Family<ToLabel, Counter>,
     pub forward_responses: Family<ToRcodeLabels, Counter>,
@@ -192,6 +194,18 @@ impl Metrics {
             "The count of cache misses",
             cache_misses.clone(),
         );
+        let cache_served_stale = Family::<CacheMissLabels, Counter>::default();
+        registry.register(
+            "coredns_cache_served_stale",
+            "The number of requests served from stale cache entries",
+            cache_served_stale.clone(),
+        );
+        let cache_prefetch = Family::<CacheMissLabels, Counter>::default();
+        registry.register(
+            "coredns_cache_prefetch",
+            "The number of times the cache has prefetched a cached item",
+            cache_prefetch.clone(),
+        );
         let cache_entries = Family::<CacheLabels, Gauge<i64, AtomicI64>>::default();
         registry.register(
             "coredns_cache_entries",
@@ -255,6 +269,8 @@ impl Metrics {
             request_duration,
             cache_hits,
             cache_misses,
+            cache_served_stale,
+            cache_prefetch,
             cache_entries,
             forward_requests,
             forward_responses,

@@ -167,8 +167,7 @@ fn apply(state: &Reloadable, new: &Settings, upstreams: &[SocketAddr], config_ch
         || old.forward_timeout != new.forward_timeout
         || old.max_concurrent != new.max_concurrent
         || old.forward != new.forward
-        || old.cache_ttl != new.cache_ttl
-        || old.cache_size != new.cache_size
+        || old.cache != new.cache
         || old.stub_domains != new.stub_domains;
     if forwarding_changed {
         state.forwarding.store(Arc::new(crate::forward::forwarding(

@@ -789,3 +789,93 @@ fn a_failing_upstream_is_health_checked_until_it_answers() {
         "first in order again"
     );
 }
+
+/// `serve_stale`: once an answer expires, it is still given (TTL 0) while the
+/// upstreams are down, at once, or (`verify`) after they failed to answer.
+#[test]
+fn stale_answers_cover_an_upstream_outage() {
+    for verify in ["false", "true"] {
+        let up = Upstream::start();
+        up.set(
+            "www.example.",
+            Behaviour::Addresses(vec![[192, 0, 2, 20]], 1),
+        );
+        let server = with_upstreams(
+            &[&up],
+            &[
+                "--cache-serve-stale",
+                "60",
+                "--cache-serve-stale-verify",
+                verify,
+                "--forward-timeout-ms",
+                "200",
+            ],
+        );
+        let fresh = server.udp("www.example.", RecordType::A);
+        assert_eq!(fresh.answers[0].ttl, 1);
+        std::thread::sleep(Duration::from_millis(1200));
+        up.set_silent(true);
+        for reply in [
+            server.udp("www.example.", RecordType::A),
+            server.tcp("www.example.", RecordType::A),
+        ] {
+            assert_eq!(
+                reply.metadata.response_code,
+                ResponseCode::NoError,
+                "verify {verify}"
+            );
+            assert_eq!(rdata(&reply), vec!["192.0.2.20"], "verify {verify}");
+            assert_eq!(reply.answers[0].ttl, 0, "stale: TTL 0");
+        }
+        assert!(
+            eventually(Duration::from_secs(3), || up.count("www.example.") >= 2),
+            "a fresh answer was asked for (verify {verify})"
+        );
+        let (_, metrics) = server.http_get("metrics", "/metrics");
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with("coredns_cache_served_stale_total{") && !l.ends_with(" 0")),
+            "{metrics}"
+        );
+        // Back up: the next query after a refresh gets a live answer again.
+        up.set_silent(false);
+        assert!(eventually(Duration::from_secs(3), || {
+            server.udp("www.example.", RecordType::A).answers[0].ttl == 1
+        }));
+    }
+}
+
+/// `prefetch`: a popular answer is fetched again before it expires.
+#[test]
+fn popular_answers_are_prefetched() {
+    let up = Upstream::start();
+    up.set(
+        "www.example.",
+        Behaviour::Addresses(vec![[192, 0, 2, 21]], 10),
+    );
+    let server = with_upstreams(
+        &[&up],
+        &["--cache-prefetch", "2", "--cache-prefetch-percent", "90"],
+    );
+    assert_eq!(
+        rdata(&server.udp("www.example.", RecordType::A)),
+        vec!["192.0.2.21"]
+    );
+    assert_eq!(up.count("www.example."), 1);
+    std::thread::sleep(Duration::from_millis(1100));
+    // Two hits in a row with 9 s of 10 left: the second starts a prefetch.
+    for _ in 0..2 {
+        let reply = server.udp("www.example.", RecordType::A);
+        assert_eq!(rdata(&reply), vec!["192.0.2.21"]);
+    }
+    assert!(
+        eventually(Duration::from_secs(3), || up.count("www.example.") == 2),
+        "prefetched: {}",
+        up.count("www.example.")
+    );
+    // The prefetched copy is fresh: a full TTL again.
+    assert!(eventually(Duration::from_secs(3), || {
+        server.udp("www.example.", RecordType::A).answers[0].ttl == 10
+    }));
+}

@@ -271,7 +271,7 @@ fn the_deploy_configmap_holds_a_valid_config() {
         vec!["0.0.0.0:53".parse().unwrap(), "[::]:53".parse().unwrap()],
         "both families, for dual-stack clusters"
     );
-    assert_eq!(settings.cache_ttl, 30);
+    assert_eq!(settings.cache.success_ttl, 30);
     assert_eq!(settings.lameduck, Duration::from_secs(5));
     assert!(
         settings.manifests.is_none(),

@@ -116,7 +116,10 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     // Stored half a second ago: both askings below see the same whole-second age.
     let stored = Instant::now() - Duration::from_millis(500);
     if cache.insert_at(&question, &accepted, stored) {
-        let (cached, _) = cache.get(&question).expect("just inserted, TTL > 0");
+        let cached = cache
+            .get(&question)
+            .expect("just inserted, TTL > 0")
+            .answer();
         assert_eq!(cached.rcode, accepted.metadata.response_code);
         assert_eq!(cached.answers.len(), accepted.answers.len());
         assert_eq!(cached.authority.len(), accepted.authorities.len());

@@ -138,6 +138,34 @@ pub struct Options {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "N")]
     pub cache_size: Option<usize>,
+    /// Longest time a denial (NXDOMAIN, NODATA) is cached, in seconds (default:
+    /// cache_ttl; CoreDNS `denial CAPACITY TTL`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "SECONDS")]
+    pub cache_denial_ttl: Option<u32>,
+    /// How long after expiry a cached answer is still given, with TTL 0, while
+    /// a fresh one is fetched, in seconds (default 0: never; CoreDNS `serve_stale`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "SECONDS")]
+    pub cache_serve_stale: Option<u64>,
+    /// Whether a stale answer is given only once the upstreams fail (default
+    /// false: at once; CoreDNS `serve_stale DURATION verify`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "BOOL")]
+    pub cache_serve_stale_verify: Option<bool>,
+    /// Hits in a row after which a cached answer is fetched again before it
+    /// expires (default 0: never; CoreDNS `prefetch AMOUNT`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "N")]
+    pub cache_prefetch: Option<u32>,
+    /// Longest gap between those hits, in seconds (default 60).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "SECONDS")]
+    pub cache_prefetch_window: Option<u64>,
+    /// The share of its TTL left when an answer is prefetched, in percent (default 10).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "PERCENT")]
+    pub cache_prefetch_percent: Option<u8>,
     /// Seconds to keep answering after SIGTERM while reporting not ready (default 5).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "SECONDS")]
@@ -291,6 +319,12 @@ impl Options {
             forward_except,
             cache_ttl,
             cache_size,
+            cache_denial_ttl,
+            cache_serve_stale,
+            cache_serve_stale_verify,
+            cache_prefetch,
+            cache_prefetch_window,
+            cache_prefetch_percent,
             lameduck,
             loadbalance,
             tcp_max_connections,

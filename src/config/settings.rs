@@ -43,6 +43,8 @@ pub const DEFAULT_MAX_CONCURRENT: usize = 1000;
 pub const DEFAULT_CACHE_TTL: u32 = 30;
 pub const MAX_CACHE_TTL: u32 = 86_400;
 pub const DEFAULT_CACHE_SIZE: usize = 10_000;
+/// A week of outage covered by stale answers is plenty.
+pub const MAX_SERVE_STALE: u64 = 7 * 86_400;
 pub const DEFAULT_LAMEDUCK_SECONDS: u64 = 5;
 pub const MAX_LAMEDUCK_SECONDS: u64 = 600;
 /// kubeadm's Corefile has `loadbalance`.
@@ -69,9 +71,8 @@ pub struct Settings {
     pub max_concurrent: usize,
     /// How the upstreams are picked, asked and checked.
     pub forward: std::sync::Arc<crate::forward::ForwardOptions>,
-    /// Longest time a forwarded answer is cached; 0 disables the cache.
-    pub cache_ttl: u32,
-    pub cache_size: usize,
+    /// The forwarded answers' cache; a success TTL of 0 disables it.
+    pub cache: crate::forward::cache::CacheOptions,
     pub lameduck: Duration,
     pub loadbalance: bool,
     /// DNS-over-TCP connections at once (the server also keeps it under a
@@ -188,8 +189,7 @@ impl Settings {
             forward_timeout: m.forward_timeout()?,
             max_concurrent: m.max_concurrent()?,
             forward: m.forward()?,
-            cache_ttl: m.cache_ttl()?,
-            cache_size: m.cache_size()?,
+            cache: m.cache()?,
             lameduck: m.lameduck()?,
             loadbalance: o.loadbalance.unwrap_or(DEFAULT_LOADBALANCE),
             tcp_max_connections: m.tcp_max_connections()?,
@@ -653,6 +653,44 @@ impl Merged<'_> {
             force_tcp: o.forward_force_tcp.unwrap_or(defaults.force_tcp),
             except,
         }))
+    }
+
+    fn cache(&self) -> Result<crate::forward::cache::CacheOptions, ConfigError> {
+        use crate::forward::cache::{
+            CacheOptions, DEFAULT_PREFETCH_PERCENT, DEFAULT_PREFETCH_WINDOW,
+        };
+        let o = &self.options;
+        let success_ttl = self.cache_ttl()?;
+        let denial_ttl = match o.cache_denial_ttl {
+            Some(ttl) => self.seconds_at_most("cache_denial_ttl", ttl, MAX_CACHE_TTL)?,
+            None => success_ttl,
+        };
+        let serve_stale = o.cache_serve_stale.unwrap_or(0);
+        let serve_stale =
+            self.seconds_at_most("cache_serve_stale", serve_stale, MAX_SERVE_STALE)?;
+        let window = match o.cache_prefetch_window {
+            Some(seconds) => {
+                Duration::from_secs(self.within("cache_prefetch_window", seconds, 1..=86_400)?)
+            }
+            None => DEFAULT_PREFETCH_WINDOW,
+        };
+        let percent = match o.cache_prefetch_percent {
+            Some(p) => {
+                u8::try_from(self.within("cache_prefetch_percent", u64::from(p), 1..=100)?)
+                    .unwrap_or(DEFAULT_PREFETCH_PERCENT)
+            }
+            None => DEFAULT_PREFETCH_PERCENT,
+        };
+        Ok(CacheOptions {
+            success_ttl,
+            denial_ttl,
+            size: self.cache_size()?,
+            serve_stale: Duration::from_secs(serve_stale),
+            verify_stale: o.cache_serve_stale_verify.unwrap_or(false),
+            prefetch: o.cache_prefetch.unwrap_or(0),
+            prefetch_window: window,
+            prefetch_percent: percent,
+        })
     }
 
     fn cache_ttl(&self) -> Result<u32, ConfigError> {

@@ -88,6 +88,12 @@ const EVERY_KEY: &[(&str, &str, &[&str])] = &[
     ),
     ("cache_ttl", "60", &["60"]),
     ("cache_size", "100", &["100"]),
+    ("cache_denial_ttl", "5", &["5"]),
+    ("cache_serve_stale", "3600", &["3600"]),
+    ("cache_serve_stale_verify", "true", &["true"]),
+    ("cache_prefetch", "10", &["10"]),
+    ("cache_prefetch_window", "30", &["30"]),
+    ("cache_prefetch_percent", "20", &["20"]),
     ("lameduck", "10", &["10"]),
     ("loadbalance", "false", &["false"]),
     ("tcp_max_connections", "50", &["50"]),
@@ -271,7 +277,7 @@ fn defaults() {
     assert_eq!(s.ttl, 5);
     assert_eq!(s.pods, PodsMode::Insecure);
     assert_eq!(s.manifests, None);
-    assert_eq!(s.cache_size, DEFAULT_CACHE_SIZE);
+    assert_eq!(s.cache.size, DEFAULT_CACHE_SIZE);
     assert!(s.loadbalance);
 }
 
@@ -364,7 +370,7 @@ fn flags_override_keys_once_only_in_the_file() {
         "c",
     ]);
     let s = Settings::resolve(Some((path, file)), given).unwrap();
-    assert_eq!(s.cache_size, 7);
+    assert_eq!(s.cache.size, 7);
     assert_eq!(s.forward_timeout, std::time::Duration::from_millis(300));
     assert!(!s.loadbalance);
     assert_eq!(s.kube.namespaces, ["b", "c"]);

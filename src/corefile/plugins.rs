@@ -39,6 +39,10 @@ pub const SUPPORTED: &[&str] = &[
 
 /// CoreDNS's `cache` TTL cap when none is given (`plugin/cache`: `maxTTL`).
 const CACHE_DEFAULT_TTL: u32 = 3600;
+/// CoreDNS's cap on denials when `cache` has no TTL (`maxNTTL`).
+const CACHE_DEFAULT_DENIAL_TTL: u32 = 1800;
+/// CoreDNS's capacity of each kind (`defaultCap`).
+const CACHE_DEFAULT_CAPACITY: usize = 9984;
 /// CoreDNS's `kubernetes` TTL range (`plugin/kubernetes/setup.go`).
 const MAX_KUBERNETES_TTL: u32 = 3600;
 /// CoreDNS's default ports of the HTTP plugins.
@@ -1113,6 +1117,18 @@ fn cache(d: &Directive, o: &mut Options) -> Result<(), CorefileError> {
         }
     }
     let cluster_zones: Vec<String> = o.zones.clone().unwrap_or_default();
+    // `cache TTL` caps both kinds; without it CoreDNS caps denials at 30 minutes.
+    let max_denial = if d
+        .args
+        .first()
+        .is_some_and(|a| a.text.parse::<u32>().is_ok())
+    {
+        ttl
+    } else {
+        CACHE_DEFAULT_DENIAL_TTL
+    };
+    let (mut success_ttl, mut denial_ttl) = (None, None);
+    let mut capacities = Vec::new();
     for line in &d.block {
         match line.name.text.as_str() {
             "disable" => {
@@ -1141,36 +1157,132 @@ fn cache(d: &Directive, o: &mut Options) -> Result<(), CorefileError> {
                     }
                 }
             }
-            "success" => {
-                if line.args.is_empty() || line.args.len() > 3 {
-                    return Err(error(
-                        &line.name,
-                        "success: expected CAPACITY [TTL [MINTTL]]".into(),
-                    ));
+            "success" | "denial" => {
+                let (capacity, kind_ttl) = cache_kind(line)?;
+                capacities.push(capacity);
+                if line.name.text == "success" {
+                    success_ttl = kind_ttl.or(success_ttl);
+                } else {
+                    denial_ttl = kind_ttl.or(denial_ttl);
                 }
-                if line.args.len() > 1 {
-                    return Err(error(
-                        &line.args[1],
-                        "success: a TTL of its own is not supported (use the cache TTL)".into(),
-                    ));
+            }
+            "prefetch" => cache_prefetch(line, o)?,
+            "serve_stale" => {
+                at_most_args(line, 2)?;
+                let stale = match line.args.first() {
+                    Some(token) => duration(token)?,
+                    None => crate::forward::cache::DEFAULT_SERVE_STALE,
+                };
+                o.cache_serve_stale = Some(stale.as_secs());
+                match line.args.get(1).map(|t| t.text.as_str()) {
+                    None | Some("immediate") => {}
+                    Some("verify") => o.cache_serve_stale_verify = Some(true),
+                    Some(other) => {
+                        return Err(error(
+                            &line.args[1],
+                            format!(
+                                "serve_stale: invalid refresh mode {other:?} (immediate, verify)"
+                            ),
+                        ));
+                    }
                 }
-                let capacity = line.args[0]
-                    .text
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| {
-                        error(
-                            &line.args[0],
-                            "success: expected a positive capacity".into(),
-                        )
-                    })?;
-                o.cache_size = Some(capacity);
             }
             _ => return Err(unknown_option(d, line)),
         }
     }
-    o.cache_ttl = Some(ttl);
+    if !capacities.is_empty() {
+        // One cache holds both kinds: room for what each was given.
+        let other = if capacities.len() == 1 {
+            CACHE_DEFAULT_CAPACITY
+        } else {
+            0
+        };
+        o.cache_size = Some(capacities.iter().sum::<usize>() + other);
+    }
+    o.cache_ttl = Some(success_ttl.unwrap_or(ttl));
+    o.cache_denial_ttl = Some(denial_ttl.unwrap_or(ttl.min(max_denial)));
+    Ok(())
+}
+
+/// `success|denial CAPACITY [TTL [MINTTL]]`: the capacity, and the TTL cap if given.
+fn cache_kind(line: &Directive) -> Result<(usize, Option<u32>), CorefileError> {
+    let name = &line.name.text;
+    if line.args.is_empty() || line.args.len() > 3 {
+        return Err(error(
+            &line.name,
+            format!("{name}: expected CAPACITY [TTL [MINTTL]]"),
+        ));
+    }
+    if let Some(min) = line.args.get(2) {
+        return Err(error(
+            min,
+            format!(
+                "{name}: a minimum TTL is not supported (answers are cached for their own TTL, up to the cap)"
+            ),
+        ));
+    }
+    let capacity = line.args[0]
+        .text
+        .parse::<usize>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| {
+            error(
+                &line.args[0],
+                format!("{name}: expected a positive capacity"),
+            )
+        })?;
+    let ttl = match line.args.get(1) {
+        Some(token) => Some(
+            token
+                .text
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| error(token, format!("{name}: expected a positive TTL")))?,
+        ),
+        None => None,
+    };
+    Ok((capacity, ttl))
+}
+
+/// `prefetch AMOUNT [[DURATION] [PERCENTAGE%]]`, as plugin/cache/setup.go reads it.
+fn cache_prefetch(line: &Directive, o: &mut Options) -> Result<(), CorefileError> {
+    let Some(amount) = line.args.first() else {
+        return Err(error(
+            &line.name,
+            "prefetch: expected AMOUNT [DURATION] [PERCENTAGE%]".into(),
+        ));
+    };
+    let amount = amount
+        .text
+        .parse::<u32>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| error(amount, "prefetch: AMOUNT must be a positive number".into()))?;
+    o.cache_prefetch = Some(amount);
+    for arg in &line.args[1..] {
+        if let Some(percent) = arg.text.strip_suffix('%') {
+            let percent = percent
+                .parse::<u8>()
+                .ok()
+                .filter(|p| (1..=100).contains(p))
+                .ok_or_else(|| error(arg, "prefetch: PERCENTAGE must be 1% to 100%".into()))?;
+            o.cache_prefetch_percent = Some(percent);
+        } else {
+            let window = duration(arg)?;
+            if window.as_secs() == 0 {
+                return Err(error(arg, "prefetch: DURATION must be at least 1s".into()));
+            }
+            o.cache_prefetch_window = Some(window.as_secs());
+        }
+    }
+    if line.args.len() > 3 {
+        return Err(error(
+            &line.args[3],
+            "prefetch: expected AMOUNT [DURATION] [PERCENTAGE%]".into(),
+        ));
+    }
     Ok(())
 }
 
@@ -1409,9 +1521,14 @@ mod tests {
         assert_eq!(c("cache 10").unwrap().cache_ttl, Some(10));
         assert_eq!(c("cache 10 .").unwrap().cache_ttl, Some(10));
         assert!(c("cache 10 example.org").is_err());
-        assert_eq!(c("cache { success 2000 }").unwrap().cache_size, Some(2000));
+        // One cache for both kinds: the success capacity plus CoreDNS's default
+        // denial capacity (9984).
+        assert_eq!(c("cache { success 2000 }").unwrap().cache_size, Some(11984));
+        assert_eq!(
+            c("cache { success 2000\n denial 500 }").unwrap().cache_size,
+            Some(2500)
+        );
         assert!(c("cache { success 0 }").is_err());
-        assert!(c("cache { prefetch 10 }").is_err());
         assert!(c("cache 30 { disable success cluster.local }").is_ok());
         assert!(c("cache 30 { disable success example.org }").is_err());
 
@@ -1978,6 +2095,73 @@ mod tests {
         );
         for line in ["whoami example.org", "any x", "minimal {\n foo\n }"] {
             assert!(o(line).is_err(), "{line}");
+        }
+    }
+
+    /// CoreDNS plugin/cache/setup_test.go, TestSetup (the cases of the options
+    /// cluster-dns takes: TTLs, capacities, prefetch, serve_stale).
+    #[test]
+    fn cache_setup() {
+        let c = |block: &str| options_of(&with(block));
+        let o = c("cache").unwrap();
+        assert_eq!((o.cache_ttl, o.cache_denial_ttl), (Some(3600), Some(1800)));
+        let o = c("cache 80").unwrap();
+        assert_eq!((o.cache_ttl, o.cache_denial_ttl), (Some(80), Some(80)));
+        let o = c("cache {\nsuccess 10\n}").unwrap();
+        assert_eq!(o.cache_ttl, Some(3600));
+        let o = c("cache {\nsuccess 10 1800\ndenial 10 16\n}").unwrap();
+        assert_eq!((o.cache_ttl, o.cache_denial_ttl), (Some(1800), Some(16)));
+        assert_eq!(o.cache_size, Some(20));
+        let o = c("cache {\nprefetch 10\n}").unwrap();
+        assert_eq!(
+            (
+                o.cache_prefetch,
+                o.cache_prefetch_window,
+                o.cache_prefetch_percent
+            ),
+            (Some(10), None, None)
+        );
+        let o = c("cache {\nprefetch 2 10m 10%\n}").unwrap();
+        assert_eq!(
+            (
+                o.cache_prefetch,
+                o.cache_prefetch_window,
+                o.cache_prefetch_percent
+            ),
+            (Some(2), Some(600), Some(10))
+        );
+        let o = c("cache {\nprefetch 2 10%\n}").unwrap();
+        assert_eq!(
+            (o.cache_prefetch_window, o.cache_prefetch_percent),
+            (None, Some(10))
+        );
+        let o = c("cache {\nserve_stale\n}").unwrap();
+        assert_eq!(
+            (o.cache_serve_stale, o.cache_serve_stale_verify),
+            (Some(3600), None)
+        );
+        let o = c("cache {\nserve_stale 20m\n}").unwrap();
+        assert_eq!(o.cache_serve_stale, Some(1200));
+        let o = c("cache {\nserve_stale 1h immediate\n}").unwrap();
+        assert_eq!(
+            (o.cache_serve_stale, o.cache_serve_stale_verify),
+            (Some(3600), None)
+        );
+        let o = c("cache {\nserve_stale 1h verify\n}").unwrap();
+        assert_eq!(o.cache_serve_stale_verify, Some(true));
+        for block in [
+            "cache {\nsuccess\n}",
+            "cache {\nsuccess 15 1800 5 extra\n}",
+            "cache {\nprefetch\n}",
+            "cache {\nprefetch 0\n}",
+            "cache {\nprefetch 2 10\n}",
+            "cache {\nprefetch 2 10m 150%\n}",
+            "cache {\nprefetch 2 10m 10% extra\n}",
+            "cache {\nserve_stale 20\n}",
+            "cache {\nserve_stale 1h foo\n}",
+            "cache {\nserve_stale 1h immediate extra\n}",
+        ] {
+            assert!(c(block).is_err(), "{block}");
         }
     }
 

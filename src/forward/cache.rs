@@ -8,8 +8,8 @@
 //! by the cache's own eviction hook.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
@@ -71,7 +71,58 @@ struct Entry {
     ttl: u32,
     kind: EntryKind,
     reply: Answer,
+    /// Hits in a row, each within the prefetch window of the one before.
+    hits: AtomicU32,
+    /// Milliseconds after `stored` of the last hit.
+    last_hit_ms: AtomicU64,
+    /// A refresh of this entry (prefetch or stale) is on its way.
+    refreshing: AtomicBool,
 }
+
+/// How the cache keeps and hands out answers: CoreDNS `cache`'s options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheOptions {
+    /// Longest a positive answer is kept (`cache TTL`, `success CAPACITY TTL`).
+    pub success_ttl: u32,
+    /// Longest a denial (NXDOMAIN, NODATA) is kept (`denial CAPACITY TTL`).
+    pub denial_ttl: u32,
+    pub size: usize,
+    /// How long after expiry an entry still answers, with TTL 0, while a fresh
+    /// answer is fetched (`serve_stale`); zero: never.
+    pub serve_stale: Duration,
+    /// Ask the upstreams first and answer stale only when they fail
+    /// (`serve_stale DURATION verify`); else answer stale at once.
+    pub verify_stale: bool,
+    /// `prefetch AMOUNT [DURATION] [PERCENTAGE%]`: an entry asked AMOUNT times,
+    /// each within DURATION of the last, is fetched again once PERCENTAGE of its
+    /// TTL is left. 0: no prefetch.
+    pub prefetch: u32,
+    pub prefetch_window: Duration,
+    pub prefetch_percent: u8,
+}
+
+impl CacheOptions {
+    /// What `cache TTL` alone means in CoreDNS: both kinds capped at TTL, no
+    /// stale answers, no prefetch.
+    pub fn with_ttl(ttl: u32, size: usize) -> Self {
+        CacheOptions {
+            success_ttl: ttl,
+            denial_ttl: ttl,
+            size,
+            serve_stale: Duration::ZERO,
+            verify_stale: false,
+            prefetch: 0,
+            prefetch_window: DEFAULT_PREFETCH_WINDOW,
+            prefetch_percent: DEFAULT_PREFETCH_PERCENT,
+        }
+    }
+}
+
+/// CoreDNS's `prefetch` defaults: hits within a minute, 10% of the TTL left.
+pub const DEFAULT_PREFETCH_WINDOW: Duration = Duration::from_secs(60);
+pub const DEFAULT_PREFETCH_PERCENT: u8 = 10;
+/// CoreDNS's `serve_stale` without a duration.
+pub const DEFAULT_SERVE_STALE: Duration = Duration::from_secs(3600);
 
 /// Entries of each kind, counted as they come and go so reading them costs nothing.
 #[derive(Default)]
@@ -109,11 +160,14 @@ type Entries = quick_cache::sync::Cache<
     Counting,
 >;
 
-/// A live cache entry and how old it is.
+/// A cache entry and how old it is: live, or stale (past its TTL, within
+/// `serve_stale`).
 pub struct Hit {
     entry: Arc<Entry>,
     age: u32,
     max_ttl: u32,
+    stale: bool,
+    prefetch_due: bool,
 }
 
 impl Hit {
@@ -126,20 +180,54 @@ impl Hit {
         &self.entry.reply
     }
 
-    /// A record's TTL now: capped, and counted down by the entry's age.
+    /// A record's TTL now: capped, and counted down by the entry's age; 0 once stale.
     pub fn ttl(&self, record: &Record) -> u32 {
+        if self.stale {
+            return 0;
+        }
         record.ttl.min(self.max_ttl).saturating_sub(self.age)
+    }
+
+    /// The reply with its TTLs as they are now.
+    pub fn answer(&self) -> Answer {
+        let mut reply = self.reply().clone();
+        for record in reply.records_mut() {
+            record.ttl = self.ttl(record);
+        }
+        reply
+    }
+
+    /// Past its TTL: answered only under `serve_stale`.
+    pub fn is_stale(&self) -> bool {
+        self.stale
+    }
+
+    /// Asked often enough, and near enough its end, to be fetched again now
+    /// (`prefetch`).
+    pub fn prefetch_due(&self) -> bool {
+        self.prefetch_due
+    }
+
+    /// Takes the right to refresh this entry: true for one caller until the
+    /// entry is replaced, or the refresh fails ([`Self::release_refresh`]).
+    pub fn claim_refresh(&self) -> bool {
+        !self.entry.refreshing.swap(true, Ordering::Relaxed)
+    }
+
+    /// A refresh failed: the next query may try again.
+    pub fn release_refresh(&self) {
+        self.entry.refreshing.store(false, Ordering::Relaxed);
     }
 }
 
 pub struct Cache {
-    max_ttl: u32,
+    options: CacheOptions,
     entries: Entries,
     counts: Arc<Counts>,
 }
 
 /// How long a reply may be cached, and as what; `None` for replies not to cache.
-fn lifetime(reply: &Message, max_ttl: u32) -> Option<(u32, EntryKind)> {
+fn lifetime(reply: &Message, (success_ttl, denial_ttl): (u32, u32)) -> Option<(u32, EntryKind)> {
     if reply.metadata.truncation {
         return None;
     }
@@ -158,13 +246,22 @@ fn lifetime(reply: &Message, max_ttl: u32) -> Option<(u32, EntryKind)> {
         }
         _ => return None,
     };
-    let ttl = ttl_and_kind.0.min(max_ttl);
+    let cap = match ttl_and_kind.1 {
+        EntryKind::Success => success_ttl,
+        EntryKind::Denial => denial_ttl,
+    };
+    let ttl = ttl_and_kind.0.min(cap);
     (ttl > 0).then_some((ttl, ttl_and_kind.1))
 }
 
 impl Cache {
+    /// `cache TTL` with room for `max_entries`.
     pub fn new(max_ttl: u32, max_entries: usize) -> Self {
-        let max_entries = max_entries.max(1);
+        Cache::with_options(CacheOptions::with_ttl(max_ttl, max_entries))
+    }
+
+    pub fn with_options(options: CacheOptions) -> Self {
+        let max_entries = options.size.max(1);
         let counting = Counting::default();
         let counts = counting.0.clone();
         let entries = Entries::with(
@@ -175,29 +272,40 @@ impl Cache {
             counting,
         );
         Cache {
-            max_ttl,
+            options,
             entries,
             counts,
         }
     }
 
-    /// The longest TTL handed out; fresh answers are capped to it as well.
-    pub fn max_ttl(&self) -> u32 {
-        self.max_ttl
+    pub fn options(&self) -> &CacheOptions {
+        &self.options
+    }
+
+    /// The longest TTL handed out for `kind`; fresh answers are capped to it as well.
+    pub fn max_ttl(&self, kind: EntryKind) -> u32 {
+        match kind {
+            EntryKind::Success => self.options.success_ttl,
+            EntryKind::Denial => self.options.denial_ttl,
+        }
+    }
+
+    /// The longest TTL a fresh upstream reply may show: as the copy cached.
+    pub fn cap_of(&self, reply: &Message) -> u32 {
+        lifetime(reply, (self.options.success_ttl, self.options.denial_ttl))
+            .map_or(self.options.success_ttl, |(_, kind)| self.max_ttl(kind))
+    }
+
+    /// The entry for a question, live or stale.
+    pub fn get(&self, question: &Question) -> Option<Hit> {
+        self.lookup_at(&Key::of(question), Instant::now())
     }
 
     /// The cached reply with its TTLs counted down, if still alive.
-    pub fn get(&self, question: &Question) -> Option<(Answer, EntryKind)> {
-        self.get_at(question, Instant::now())
-    }
-
+    #[cfg(test)]
     pub(crate) fn get_at(&self, question: &Question, now: Instant) -> Option<(Answer, EntryKind)> {
         let hit = self.lookup_at(&Key::of(question), now)?;
-        let mut reply = hit.reply().clone();
-        for record in reply.records_mut() {
-            record.ttl = hit.ttl(record);
-        }
-        Some((reply, hit.kind()))
+        Some((hit.answer(), hit.kind()))
     }
 
     /// The live entry for a question of class IN, shared rather than copied (the
@@ -224,9 +332,11 @@ impl Cache {
         Q: std::hash::Hash + quick_cache::Equivalent<Key> + ?Sized,
     {
         let entry = self.entries.get(key)?;
-        let age = now.saturating_duration_since(entry.stored).as_secs();
-        let age = u32::try_from(age).unwrap_or(u32::MAX);
-        if age >= entry.ttl {
+        let since = now.saturating_duration_since(entry.stored);
+        let age = u32::try_from(since.as_secs()).unwrap_or(u32::MAX);
+        let stale = age >= entry.ttl;
+        let stale_for = since.saturating_sub(Duration::from_secs(u64::from(entry.ttl)));
+        if stale && stale_for >= self.options.serve_stale {
             // Only this entry: another query may have stored a fresh one meanwhile.
             if let Some((_, gone)) = self
                 .entries
@@ -236,11 +346,37 @@ impl Cache {
             }
             return None;
         }
+        let prefetch_due = !stale && self.counts_hit(&entry, since, age);
+        let max_ttl = self.max_ttl(entry.kind);
         Some(Hit {
             entry,
             age,
-            max_ttl: self.max_ttl,
+            max_ttl,
+            stale,
+            prefetch_due,
         })
+    }
+
+    /// Counts a hit on a live entry (CoreDNS's `Freq.Update`: a hit more than
+    /// the window after the last starts the count again) and says whether it is
+    /// time to prefetch it.
+    fn counts_hit(&self, entry: &Entry, since: Duration, age: u32) -> bool {
+        if self.options.prefetch == 0 {
+            return false;
+        }
+        let now_ms = u64::try_from(since.as_millis()).unwrap_or(u64::MAX);
+        let last = entry.last_hit_ms.swap(now_ms, Ordering::Relaxed);
+        let window = u64::try_from(self.options.prefetch_window.as_millis()).unwrap_or(u64::MAX);
+        let hits = if now_ms.saturating_sub(last) > window {
+            entry.hits.store(1, Ordering::Relaxed);
+            1
+        } else {
+            entry.hits.fetch_add(1, Ordering::Relaxed) + 1
+        };
+        // CoreDNS: ceil(percentage / 100 * original TTL).
+        let threshold =
+            (u64::from(self.options.prefetch_percent) * u64::from(entry.ttl)).div_ceil(100);
+        hits >= self.options.prefetch && u64::from(entry.ttl - age) <= threshold
     }
 
     /// Keeps a reply from upstream if it may be cached.
@@ -250,7 +386,8 @@ impl Cache {
 
     #[doc(hidden)]
     pub fn insert_at(&self, question: &Question, reply: &Message, now: Instant) -> bool {
-        let Some((ttl, kind)) = lifetime(reply, self.max_ttl) else {
+        let caps = (self.options.success_ttl, self.options.denial_ttl);
+        let Some((ttl, kind)) = lifetime(reply, caps) else {
             return false;
         };
         let entry = Entry {
@@ -258,6 +395,9 @@ impl Cache {
             ttl,
             kind,
             reply: Answer::from_upstream(reply.clone()),
+            hits: AtomicU32::new(0),
+            last_hit_ms: AtomicU64::new(0),
+            refreshing: AtomicBool::new(false),
         };
         // Counted in before it goes in: the entry it replaces, or one evicted to
         // make room, is counted out by the eviction hook.
@@ -430,6 +570,109 @@ mod tests {
         assert_eq!(success, actual_success);
         assert_eq!(success + denial, cache.entries.len());
         assert!(cache.entries.len() <= 64);
+    }
+
+    /// `serve_stale`: an expired entry answers with TTL 0 for the window, then
+    /// goes; one caller at a time may refresh it.
+    #[test]
+    fn stale_entries_answer_within_the_window() {
+        let cache = Cache::with_options(CacheOptions {
+            serve_stale: Duration::from_secs(60),
+            ..CacheOptions::with_ttl(30, 100)
+        });
+        let q = question("example.com.");
+        let t0 = Instant::now();
+        cache.insert_at(&q, &reply(ResponseCode::NoError, Some(10), None), t0);
+        let fresh = cache
+            .lookup_at(&Key::of(&q), t0 + Duration::from_secs(5))
+            .unwrap();
+        assert!(!fresh.is_stale());
+        let stale = cache
+            .lookup_at(&Key::of(&q), t0 + Duration::from_secs(20))
+            .unwrap();
+        assert!(stale.is_stale());
+        assert_eq!(stale.answer().answers[0].ttl, 0);
+        assert!(stale.claim_refresh());
+        assert!(!stale.claim_refresh(), "one refresh at a time");
+        stale.release_refresh();
+        assert!(stale.claim_refresh(), "again after a failed one");
+        assert!(
+            cache
+                .lookup_at(&Key::of(&q), t0 + Duration::from_secs(69))
+                .is_some()
+        );
+        assert!(
+            cache
+                .lookup_at(&Key::of(&q), t0 + Duration::from_secs(70))
+                .is_none()
+        );
+        // Without serve_stale, expired is gone.
+        let plain = Cache::new(30, 100);
+        plain.insert_at(&q, &reply(ResponseCode::NoError, Some(10), None), t0);
+        assert!(
+            plain
+                .lookup_at(&Key::of(&q), t0 + Duration::from_secs(10))
+                .is_none()
+        );
+    }
+
+    /// `prefetch 3 10s 50%`: the third hit in a row (each within 10 s of the
+    /// last) with at most half the TTL left asks for a prefetch.
+    #[test]
+    fn prefetch_is_due_after_enough_hits_near_the_end() {
+        let cache = Cache::with_options(CacheOptions {
+            prefetch: 3,
+            prefetch_window: Duration::from_secs(10),
+            prefetch_percent: 50,
+            ..CacheOptions::with_ttl(100, 100)
+        });
+        let q = question("example.com.");
+        let t0 = Instant::now();
+        cache.insert_at(&q, &reply(ResponseCode::NoError, Some(20), None), t0);
+        let due = |secs: u64| {
+            cache
+                .lookup_at(&Key::of(&q), t0 + Duration::from_secs(secs))
+                .unwrap()
+                .prefetch_due()
+        };
+        assert!(!due(1) && !due(2), "two hits");
+        assert!(!due(3), "three hits, but 17 s of 20 left");
+        assert!(!due(9), "10 s left: the run of hits goes on");
+        assert!(due(10), "10 s of 20 left, 5 hits in a row");
+        // A gap longer than the window starts the count again.
+        let other = question("other.example.com.");
+        cache.insert_at(&other, &reply(ResponseCode::NoError, Some(20), None), t0);
+        let hit = |secs: u64| {
+            cache
+                .lookup_at(&Key::of(&other), t0 + Duration::from_secs(secs))
+                .unwrap()
+                .prefetch_due()
+        };
+        assert!(!hit(1), "one hit");
+        assert!(!hit(12), "11 s later: one again");
+        assert!(!hit(13), "two");
+        assert!(hit(14), "three in a row, 6 s left");
+    }
+
+    /// `denial CAPACITY TTL`: denials have a cap of their own.
+    #[test]
+    fn denials_have_their_own_cap() {
+        let cache = Cache::with_options(CacheOptions {
+            denial_ttl: 5,
+            ..CacheOptions::with_ttl(300, 100)
+        });
+        let t0 = Instant::now();
+        let q = question("nope.example.com.");
+        cache.insert_at(
+            &q,
+            &reply(ResponseCode::NXDomain, None, Some((3600, 3600))),
+            t0,
+        );
+        assert!(cache.get_at(&q, t0 + Duration::from_secs(4)).is_some());
+        assert!(cache.get_at(&q, t0 + Duration::from_secs(5)).is_none());
+        let yes = question("yes.example.com.");
+        cache.insert_at(&yes, &reply(ResponseCode::NoError, Some(3600), None), t0);
+        assert!(cache.get_at(&yes, t0 + Duration::from_secs(299)).is_some());
     }
 
     #[test]

@@ -584,6 +584,24 @@ impl Forwarding {
             .find(|(zone, _)| zone.zone_of(name))
             .map_or(&self.forwarder, |(_, forwarder)| forwarder)
     }
+
+    /// Asks the upstreams for `question` and caches their reply; the bool says
+    /// whether it went into the cache.
+    pub async fn fetch(
+        &self,
+        question: &Question,
+        zones: &[Name],
+    ) -> Result<(Message, bool), ForwardError> {
+        let reply = self
+            .forwarder_for(question.query.name())
+            .forward(question, zones)
+            .await?;
+        let inserted = self
+            .cache
+            .as_ref()
+            .is_some_and(|cache| cache.insert(question, &reply));
+        Ok((reply, inserted))
+    }
 }
 
 /// The resolv.conf's bytes (when the upstreams come from one) and the upstreams,
@@ -615,7 +633,7 @@ pub fn forwarding(
         return None;
     }
     let listed: Vec<String> = upstreams.iter().map(ToString::to_string).collect();
-    tracing::info!(upstreams = %listed.join(" "), cache_ttl = settings.cache_ttl, "forwarding");
+    tracing::info!(upstreams = %listed.join(" "), cache_ttl = settings.cache.success_ttl, "forwarding");
     let mut stubs: Vec<(Name, Forwarder)> = settings
         .stub_domains
         .iter()
@@ -643,8 +661,8 @@ pub fn forwarding(
             metrics.clone(),
         ),
         stubs,
-        cache: (settings.cache_ttl > 0)
-            .then(|| Cache::new(settings.cache_ttl, settings.cache_size)),
+        cache: (settings.cache.success_ttl > 0)
+            .then(|| Cache::with_options(settings.cache.clone())),
     })
 }
 

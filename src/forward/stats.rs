@@ -77,16 +77,30 @@ impl<'a> CacheStats<'a> {
         });
     }
 
+    fn zone_labels(&self) -> CacheMissLabels {
+        CacheMissLabels {
+            server: self.server,
+            view: "",
+            zones: ".",
+        }
+    }
+
+    /// Counts an answer from an expired entry (`serve_stale`).
+    pub fn served_stale(&self) {
+        let labels = self.zone_labels();
+        self.metrics.cache_served_stale.get_or_create(&labels).inc();
+    }
+
+    /// Counts a refresh of an entry before it expires (`prefetch`).
+    pub fn prefetched(&self) {
+        let labels = self.zone_labels();
+        self.metrics.cache_prefetch.get_or_create(&labels).inc();
+    }
+
     /// Counts a query the cache could not answer.
     pub fn miss(&self, cache: &Cache) {
-        self.metrics
-            .cache_misses
-            .get_or_create(&CacheMissLabels {
-                server: self.server,
-                view: "",
-                zones: ".",
-            })
-            .inc();
+        let labels = self.zone_labels();
+        self.metrics.cache_misses.get_or_create(&labels).inc();
         // A lookup may have dropped an expired entry.
         self.entries(cache);
     }

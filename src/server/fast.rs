@@ -451,6 +451,10 @@ impl DnsHandler {
         ) else {
             return Fast::Slow;
         };
+        // A stale answer or a prefetch starts a fetch: the async handler's.
+        if hit.is_stale() || hit.prefetch_due() {
+            return Fast::Slow;
+        }
         let reply = hit.reply();
         let metadata = response_metadata(parsed, reply);
         let (edns, limit) = response_edns(parsed, zone.bufsize);

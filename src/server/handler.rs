@@ -250,42 +250,86 @@ impl DnsHandler {
     /// A forwarded question's reply: from the cache, else from the upstreams
     /// (and then cached).
     async fn forward(&self, question: &Question) -> Result<Answer, ResponseCode> {
-        let forwarding = self.forwarding.load_full();
-        let Some(forwarding) = forwarding.as_ref() else {
+        let shared = self.forwarding.load_full();
+        let Some(forwarding) = shared.as_ref() else {
             return Err(ResponseCode::Refused);
         };
-        if let Some(cache) = &forwarding.cache {
-            if let Some((cached, kind)) = cache.get(question) {
-                self.cache_stats().hit(kind);
-                return Ok(cached);
-            }
-            self.cache_stats().miss(cache);
-        }
         // Upstreams may not speak for our zones: their records there are dropped.
         let zones: Vec<Name> = self.zone.load().cluster_zones().cloned().collect();
-        let forwarder = forwarding.forwarder_for(question.query.name());
-        match forwarder.forward(question, &zones).await {
-            Ok(reply) => {
-                let Some(cache) = &forwarding.cache else {
-                    return Ok(Answer::from_upstream(reply));
-                };
-                if cache.insert(question, &reply) {
-                    self.cache_stats().entries(cache);
+        let mut stale = None;
+        if let Some(cache) = &forwarding.cache {
+            if let Some(hit) = cache.get(question) {
+                let stats = self.cache_stats();
+                if !hit.is_stale() || !cache.options().verify_stale {
+                    stats.hit(hit.kind());
+                    if hit.is_stale() {
+                        stats.served_stale();
+                    } else if hit.prefetch_due() {
+                        stats.prefetched();
+                    }
+                    // `serve_stale` (immediate) and `prefetch`: answer now, fetch anew behind.
+                    let answer = hit.answer();
+                    if (hit.is_stale() || hit.prefetch_due()) && hit.claim_refresh() {
+                        refresh_later(shared.clone(), question.clone(), zones, hit);
+                    }
+                    return Ok(answer);
                 }
-                let mut answer = Answer::from_upstream(reply);
+                // `serve_stale ... verify`: the upstreams first, the stale answer if they fail.
+                stale = Some(hit);
+            } else {
+                self.cache_stats().miss(cache);
+            }
+        }
+        match forwarding.fetch(question, &zones).await {
+            Ok((reply, inserted)) => {
                 // The same TTLs as the cached copies will show.
-                let cap = cache.max_ttl();
-                for record in answer.records_mut() {
-                    record.ttl = record.ttl.min(cap);
+                let cap = forwarding.cache.as_ref().map(|cache| {
+                    if inserted {
+                        self.cache_stats().entries(cache);
+                    }
+                    cache.cap_of(&reply)
+                });
+                let mut answer = Answer::from_upstream(reply);
+                if let Some(cap) = cap {
+                    for record in answer.records_mut() {
+                        record.ttl = record.ttl.min(cap);
+                    }
                 }
                 Ok(answer)
             }
             Err(error) => {
                 tracing::debug!(%error, name = %question.query.name(), "forwarding failed");
-                Err(forward::failure_rcode(&error))
+                match stale {
+                    Some(hit) => {
+                        let stats = self.cache_stats();
+                        stats.hit(hit.kind());
+                        stats.served_stale();
+                        Ok(hit.answer())
+                    }
+                    None => Err(forward::failure_rcode(&error)),
+                }
             }
         }
     }
+}
+
+/// Fetches `question` anew in the background and caches the reply (`prefetch`,
+/// `serve_stale`); a failure lets the next query try again.
+fn refresh_later(
+    forwarding: Arc<Option<forward::Forwarding>>,
+    question: Question,
+    zones: Vec<Name>,
+    hit: forward::cache::Hit,
+) {
+    tokio::spawn(async move {
+        let Some(forwarding) = forwarding.as_ref() else {
+            return;
+        };
+        if let Err(error) = forwarding.fetch(&question, &zones).await {
+            tracing::debug!(%error, name = %question.query.name(), "refreshing a cached answer failed");
+            hit.release_refresh();
+        }
+    });
 }
 
 fn local(answer: Answer, chase: Option<Name>, zone_label: &'static str) -> Decision {
