@@ -879,3 +879,82 @@ fn popular_answers_are_prefetched() {
         server.udp("www.example.", RecordType::A).answers[0].ttl == 10
     }));
 }
+
+/// `tls://` upstreams: queries go over TLS, the certificate checked against
+/// `forward_tls_servername` with the CA given; a name it does not carry fails.
+#[test]
+fn tls_upstreams_are_asked_over_tls_and_checked() {
+    let (up, ca_pem) = Upstream::start_tls();
+    up.set(
+        "www.example.",
+        Behaviour::Addresses(vec![[192, 0, 2, 30]], 60),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &ca_pem).unwrap();
+    let upstream = format!("tls://{}", up.addr);
+    let example = example_dir();
+    let manifests = example.to_str().unwrap();
+    for name in ["dns.test.example", "127.0.0.1"] {
+        let mut args = vec![
+            "--manifests",
+            manifests,
+            "--upstream",
+            upstream.as_str(),
+            "--forward-tls-ca",
+            ca.to_str().unwrap(),
+        ];
+        if name != "127.0.0.1" {
+            args.extend(["--forward-tls-servername", name]);
+        }
+        let server = Server::start(&args);
+        for reply in [
+            server.udp("www.example.", RecordType::A),
+            server.tcp("www.example.", RecordType::A),
+        ] {
+            assert_eq!(rdata(&reply), vec!["192.0.2.30"], "checked against {name}");
+        }
+    }
+    assert!(up.seen().iter().all(|s| s.tcp), "all over the TLS listener");
+    // A name the certificate does not carry: no answer from this upstream.
+    let wrong = Server::start(&[
+        "--manifests",
+        manifests,
+        "--upstream",
+        upstream.as_str(),
+        "--forward-tls-ca",
+        ca.to_str().unwrap(),
+        "--forward-tls-servername",
+        "other.example",
+        "--forward-timeout-ms",
+        "500",
+    ]);
+    let before = up.count("refused.example.");
+    let reply = wrong.udp("refused.example.", RecordType::A);
+    assert_eq!(reply.metadata.response_code, ResponseCode::ServFail);
+    assert_eq!(
+        up.count("refused.example."),
+        before,
+        "no query after a failed handshake"
+    );
+    // A CA file that is not one stops the start, naming the key.
+    let bad = dir.path().join("bad.pem");
+    std::fs::write(&bad, "not a certificate").unwrap();
+    let output = run_binary(&[
+        "serve",
+        "--manifests",
+        manifests,
+        "--upstream",
+        upstream.as_str(),
+        "--forward-tls-ca",
+        bad.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("upstream") && stderr.contains("bad.pem"),
+        "{stderr}"
+    );
+}

@@ -78,9 +78,10 @@ pub struct Options {
     #[arg(long, value_name = "ADDR:PORT")]
     pub ready_listen: Option<String>,
     /// Upstream resolver for names outside the cluster zones (repeatable; default:
-    /// the nameservers of --resolv-conf).
+    /// the nameservers of --resolv-conf); `tls://ADDR[:PORT]` for DNS over TLS
+    /// (port 853), all of them or none.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[arg(long, value_name = "ADDR[:PORT]")]
+    #[arg(long, value_name = "[tls://]ADDR[:PORT]")]
     pub upstream: Option<Vec<String>>,
     /// resolv.conf whose nameservers are the upstreams (default /etc/resolv.conf);
     /// re-read when it changes.
@@ -130,6 +131,23 @@ pub struct Options {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "ZONE")]
     pub forward_except: Option<Vec<String>>,
+    /// The name the upstreams' certificate must carry (CoreDNS `tls_servername`;
+    /// default: each upstream's IP address).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "NAME")]
+    pub forward_tls_servername: Option<String>,
+    /// CA certificates (PEM) that verify the upstreams (default: the system's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "FILE")]
+    pub forward_tls_ca: Option<PathBuf>,
+    /// A client certificate (PEM) for upstreams that ask for one; with forward_tls_key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "FILE")]
+    pub forward_tls_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "FILE")]
+    pub forward_tls_key: Option<PathBuf>,
     /// Longest time a forwarded answer is cached, in seconds (default 30; 0 disables).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "SECONDS")]
@@ -317,6 +335,10 @@ impl Options {
             forward_health_check_recursion,
             forward_force_tcp,
             forward_except,
+            forward_tls_servername,
+            forward_tls_ca,
+            forward_tls_cert,
+            forward_tls_key,
             cache_ttl,
             cache_size,
             cache_denial_ttl,
@@ -360,6 +382,9 @@ impl Options {
             &mut self.handover,
             &mut self.corefile,
             &mut self.hosts_file,
+            &mut self.forward_tls_ca,
+            &mut self.forward_tls_cert,
+            &mut self.forward_tls_key,
         ];
         for path in paths.into_iter().flatten() {
             if path.is_relative() {

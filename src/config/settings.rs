@@ -453,7 +453,11 @@ impl Merged<'_> {
             Some(texts) => texts
                 .iter()
                 .map(|text| {
-                    parse_upstream(text).map_err(|message| self.invalid("upstream", message))
+                    let parsed = match text.strip_prefix("tls://") {
+                        Some(address) => crate::forward::tls::parse_tls_upstream(address),
+                        None => parse_upstream(text),
+                    };
+                    parsed.map_err(|message| self.invalid("upstream", message))
                 })
                 .collect::<Result<_, _>>()
                 .map(Upstreams::Listed),
@@ -642,6 +646,7 @@ impl Merged<'_> {
                 parse_domain(zone).map_err(|message| self.invalid("forward_except", message))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let (tls_files, tls) = self.forward_tls()?;
         Ok(std::sync::Arc::new(ForwardOptions {
             policy: o.forward_policy.unwrap_or(defaults.policy),
             max_fails: o.forward_max_fails.unwrap_or(defaults.max_fails),
@@ -652,7 +657,60 @@ impl Merged<'_> {
                 .unwrap_or(defaults.health_check_recursion),
             force_tcp: o.forward_force_tcp.unwrap_or(defaults.force_tcp),
             except,
+            tls_files,
+            tls,
         }))
+    }
+
+    /// The TLS keys, and with `tls://` upstreams the client made of them: the
+    /// CA and client files are read now, so a bad one stops the start, not
+    /// the first query.
+    fn forward_tls(
+        &self,
+    ) -> Result<
+        (
+            crate::forward::tls::TlsFiles,
+            Option<crate::forward::tls::UpstreamTls>,
+        ),
+        ConfigError,
+    > {
+        let o = &self.options;
+        let client = match (&o.forward_tls_cert, &o.forward_tls_key) {
+            (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
+            (None, None) => None,
+            (Some(cert), None) => Some((cert.clone(), PathBuf::new())),
+            (None, Some(key)) => Some((PathBuf::new(), key.clone())),
+        };
+        let files = crate::forward::tls::TlsFiles {
+            server_name: o.forward_tls_servername.clone(),
+            ca: o.forward_tls_ca.clone(),
+            client,
+        };
+        if !self.upstreams_use_tls()? {
+            return Ok((files, None));
+        }
+        if let Some((cert, key)) = &files.client {
+            let missing = [("forward_tls_cert", cert), ("forward_tls_key", key)];
+            if let Some((key_name, _)) = missing.iter().find(|(_, p)| p.as_os_str().is_empty()) {
+                let message =
+                    "a client certificate needs both forward_tls_cert and forward_tls_key";
+                return Err(self.invalid(key_name, message.into()));
+            }
+        }
+        let tls = crate::forward::tls::UpstreamTls::new(&files)
+            .map_err(|message| self.invalid("upstream", format!("tls://: {message}")))?;
+        Ok((files, Some(tls)))
+    }
+
+    /// Whether the listed upstreams are `tls://` ones: all or none.
+    fn upstreams_use_tls(&self) -> Result<bool, ConfigError> {
+        let texts = self.options.upstream.as_deref().unwrap_or_default();
+        let tls = texts.iter().filter(|t| t.starts_with("tls://")).count();
+        if tls > 0 && tls < texts.len() {
+            let message = "either every upstream is tls:// or none is".to_string();
+            return Err(self.invalid("upstream", message));
+        }
+        Ok(tls > 0)
     }
 
     fn cache(&self) -> Result<crate::forward::cache::CacheOptions, ConfigError> {

@@ -86,6 +86,26 @@ const EVERY_KEY: &[(&str, &str, &[&str])] = &[
         r#"["corp.example", "lan"]"#,
         &["corp.example", "lan"],
     ),
+    (
+        "forward_tls_servername",
+        r#""dns.quad9.net""#,
+        &["dns.quad9.net"],
+    ),
+    (
+        "forward_tls_ca",
+        r#""/etc/ssl/ca.pem""#,
+        &["/etc/ssl/ca.pem"],
+    ),
+    (
+        "forward_tls_cert",
+        r#""/etc/ssl/client.pem""#,
+        &["/etc/ssl/client.pem"],
+    ),
+    (
+        "forward_tls_key",
+        r#""/etc/ssl/client.key""#,
+        &["/etc/ssl/client.key"],
+    ),
     ("cache_ttl", "60", &["60"]),
     ("cache_size", "100", &["100"]),
     ("cache_denial_ttl", "5", &["5"]),

@@ -946,13 +946,20 @@ fn forward(d: &Directive, o: &mut Options) -> Result<(), CorefileError> {
         ));
     }
     let mut upstreams = Vec::new();
+    let tls = to.iter().filter(|t| t.text.starts_with("tls://")).count();
+    if tls > 0 && tls < to.len() {
+        return Err(error(
+            &d.name,
+            "forward: every upstream is tls:// or none is (one transport per forward)".into(),
+        ));
+    }
     for target in to {
         let text = target.text.as_str();
-        if text.starts_with("tls://") {
-            return Err(error(
-                target,
-                "forward: DNS over TLS upstreams are not supported yet".into(),
-            ));
+        if let Some(address) = text.strip_prefix("tls://") {
+            crate::forward::tls::parse_tls_upstream(address)
+                .map_err(|m| error(target, format!("forward: {m}")))?;
+            upstreams.push(text.to_string());
+            continue;
         }
         let text = text.strip_prefix("dns://").unwrap_or(text);
         if text.contains('/') {
@@ -1072,6 +1079,28 @@ fn forward_option(d: &Directive, line: &Directive, o: &mut Options) -> Result<()
         "expire" => {
             exactly_args(line, 1)?;
             duration(&line.args[0])?;
+        }
+        "tls_servername" => {
+            exactly_args(line, 1)?;
+            o.forward_tls_servername = Some(line.args[0].text.clone());
+        }
+        // `tls [CERT KEY CA]`: none, the CA, the client's pair, or all three.
+        "tls" => {
+            let path = |i: usize| std::path::PathBuf::from(&line.args[i].text);
+            match line.args.len() {
+                0 => {}
+                1 => o.forward_tls_ca = Some(path(0)),
+                2 | 3 => {
+                    o.forward_tls_cert = Some(path(0));
+                    o.forward_tls_key = Some(path(1));
+                    if line.args.len() == 3 {
+                        o.forward_tls_ca = Some(path(2));
+                    }
+                }
+                _ => {
+                    return Err(error(&line.args[3], "tls: expected [CERT KEY] [CA]".into()));
+                }
+            }
         }
         "policy" => {
             exactly_args(line, 1)?;
@@ -1511,11 +1540,25 @@ mod tests {
         );
         assert!(f("forward . 127.0.0.1 { max_concurrent -3 }").is_err());
         assert!(f("forward .").is_err());
-        assert!(f("forward . tls://9.9.9.9").is_err());
+        let dot =
+            f("forward . tls://9.9.9.9 tls://[2620:fe::fe]:8853 { tls_servername dns.quad9.net }")
+                .unwrap();
+        assert_eq!(
+            dot.upstream,
+            Some(vec![
+                "tls://9.9.9.9".to_string(),
+                "tls://[2620:fe::fe]:8853".into()
+            ])
+        );
+        assert_eq!(dot.forward_tls_servername.as_deref(), Some("dns.quad9.net"));
+        assert!(
+            f("forward . tls://9.9.9.9 8.8.8.8").is_err(),
+            "one transport"
+        );
         assert!(f("forward . /etc/resolv.conf 127.0.0.1").is_err());
         assert!(f("forward example.org 127.0.0.1").is_err());
         assert!(f("forward . not-an-ip").is_err());
-        assert!(f("forward . 127.0.0.1 { tls_servername dns }").is_err());
+        assert!(f("forward . 127.0.0.1 { next NXDOMAIN }").is_err());
 
         let c = |line: &str| options_of(&with(line));
         assert_eq!(c("cache 10").unwrap().cache_ttl, Some(10));

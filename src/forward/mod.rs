@@ -7,6 +7,7 @@ mod loop_probe;
 pub mod options;
 pub mod resolv_conf;
 pub mod stats;
+pub mod tls;
 
 pub use loop_probe::{LoopProbe, find_loop};
 pub use options::{ForwardOptions, Policy};
@@ -142,7 +143,7 @@ impl Forwarder {
         };
         let order = self.order();
         let hedge_after = HEDGE_AFTER.min(self.timeout);
-        let how = (self.timeout, self.options.force_tcp);
+        let how = (self.timeout, &*self.options);
         let attempt = |i: usize| {
             let addr = order[i].addr;
             async move {
@@ -240,7 +241,7 @@ async fn health_checks(
         let Some(up) = upstream.upgrade() else {
             return;
         };
-        let exchanged = exchange(up.addr, &question, (timeout, options.force_tcp), &[]).await;
+        let exchanged = exchange(up.addr, &question, (timeout, &options), &[]).await;
         match exchanged {
             Ok(_) => {
                 if options.down(up.fails.swap(0, Ordering::Relaxed)) {
@@ -442,11 +443,11 @@ fn keep_in_bailiwick(reply: &mut Message, query: &Query, zones: &[Name]) {
 }
 
 /// One question to one upstream: over UDP, again over TCP when the answer is
-/// truncated; or over TCP only (`force_tcp`).
+/// truncated; or over TCP only (`force_tcp`), or TLS (`tls://`).
 async fn exchange(
     upstream: SocketAddr,
     question: &Question,
-    (timeout, force_tcp): (Duration, bool),
+    (timeout, options): (Duration, &ForwardOptions),
     zones: &[Name],
 ) -> Result<Message, ExchangeError> {
     let request = request(question);
@@ -455,7 +456,15 @@ async fn exchange(
         .map_err(|e| ExchangeError::BadReply(e.to_string()))?;
     let deadline = tokio::time::Instant::now() + timeout;
     let id = request.metadata.id;
-    if force_tcp {
+    if let Some(tls) = &options.tls {
+        return tokio::time::timeout_at(
+            deadline,
+            tls_exchange(upstream, tls, &bytes, (&question.query, id, zones)),
+        )
+        .await
+        .map_err(|_| ExchangeError::Timeout)?;
+    }
+    if options.force_tcp {
         return tokio::time::timeout_at(
             deadline,
             tcp_exchange(upstream, &bytes, &question.query, id, zones),
@@ -529,8 +538,34 @@ async fn tcp_exchange(
     id: u16,
     zones: &[Name],
 ) -> Result<Message, ExchangeError> {
-    let mut stream = TcpStream::connect(upstream).await?;
+    let stream = TcpStream::connect(upstream).await?;
     stream.set_nodelay(true)?;
+    framed_exchange(stream, bytes, (query, id, zones)).await
+}
+
+/// [`tcp_exchange`] inside a TLS session with the upstream, its certificate
+/// checked against the configured name (or its address).
+async fn tls_exchange(
+    upstream: SocketAddr,
+    tls: &tls::UpstreamTls,
+    bytes: &[u8],
+    asked: (&Query, u16, &[Name]),
+) -> Result<Message, ExchangeError> {
+    let stream = TcpStream::connect(upstream).await?;
+    stream.set_nodelay(true)?;
+    let session = tls
+        .connector()
+        .connect(tls.name_for(upstream), stream)
+        .await?;
+    framed_exchange(session, bytes, asked).await
+}
+
+/// Sends one length-prefixed query on `stream` and reads replies until ours.
+async fn framed_exchange<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut stream: S,
+    bytes: &[u8],
+    (query, id, zones): (&Query, u16, &[Name]),
+) -> Result<Message, ExchangeError> {
     let len =
         u16::try_from(bytes.len()).map_err(|_| ExchangeError::BadReply("query too long".into()))?;
     let mut framed = Vec::with_capacity(bytes.len() + 2);
@@ -552,8 +587,9 @@ async fn tcp_exchange(
 impl Forwarder {
     /// One exchange with one upstream, outside the failover and the concurrency bound.
     pub async fn probe(&self, upstream: SocketAddr, question: &Question) -> Option<Message> {
-        let how = (self.timeout, self.options.force_tcp);
-        exchange(upstream, question, how, &[]).await.ok()
+        exchange(upstream, question, (self.timeout, &self.options), &[])
+            .await
+            .ok()
     }
 }
 

@@ -52,6 +52,10 @@ pub struct ForwardOptions {
     /// Zones never forwarded: their names get SERVFAIL, as from CoreDNS with no
     /// plugin after `forward`.
     pub except: Vec<Name>,
+    /// The TLS keys as given (used when the upstreams are `tls://`).
+    pub tls_files: super::tls::TlsFiles,
+    /// DNS over TLS to every upstream (`tls://`); else plain DNS.
+    pub tls: Option<super::tls::UpstreamTls>,
 }
 
 impl Default for ForwardOptions {
@@ -64,6 +68,8 @@ impl Default for ForwardOptions {
             health_check_recursion: true,
             force_tcp: false,
             except: Vec::new(),
+            tls_files: super::tls::TlsFiles::default(),
+            tls: None,
         }
     }
 }

@@ -164,6 +164,74 @@ impl Upstream {
         upstream
     }
 
+    /// An upstream that speaks only DNS over TLS (RFC 7858), with a fresh
+    /// self-signed certificate for `dns.test.example` and 127.0.0.1; returns it
+    /// and the certificate in PEM, to trust as the CA.
+    pub fn start_tls() -> (Self, String) {
+        let tcp = TcpListener::bind("127.0.0.1:0").expect("bind the TLS upstream");
+        let upstream = Upstream {
+            addr: tcp.local_addr().unwrap(),
+            table: Arc::new(Mutex::new(HashMap::new())),
+            seen: Arc::new(Mutex::new(Vec::new())),
+            silent: Arc::new(AtomicBool::new(false)),
+            stop: Arc::new(AtomicBool::new(false)),
+        };
+        let certified =
+            rcgen::generate_simple_self_signed(vec!["dns.test.example".into(), "127.0.0.1".into()])
+                .expect("a self-signed certificate");
+        let key =
+            rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![certified.cert.der().clone()], key)
+            .expect("the server's certificate");
+        let config = Arc::new(config);
+        let (table, seen, silent, stop) = upstream.shared();
+        tcp.set_nonblocking(true).unwrap();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let Ok((stream, _)) = tcp.accept() else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                let _ = stream.set_nonblocking(false);
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                let Ok(session) = rustls::ServerConnection::new(config.clone()) else {
+                    continue;
+                };
+                let (table, seen, silent) = (table.clone(), seen.clone(), silent.clone());
+                std::thread::spawn(move || {
+                    let mut stream = rustls::StreamOwned::new(session, stream);
+                    let mut len = [0u8; 2];
+                    while stream.read_exact(&mut len).is_ok() {
+                        let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                        if stream.read_exact(&mut body).is_err() {
+                            return;
+                        }
+                        for out in respond(&body, true, &table, &seen, &silent)
+                            .into_iter()
+                            .filter(|out| !out.other_port)
+                        {
+                            let mut framed = (out.bytes.len() as u16).to_be_bytes().to_vec();
+                            framed.extend_from_slice(&out.bytes);
+                            if stream
+                                .write_all(&framed)
+                                .and_then(|()| stream.flush())
+                                .is_err()
+                            {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (upstream, certified.cert.pem())
+    }
+
     #[allow(clippy::type_complexity)]
     fn shared(
         &self,
