@@ -808,3 +808,69 @@ fn any_minimal_bufsize_and_whoami() {
     }
     assert_eq!(up.count("host.internal.example."), 0);
 }
+
+/// `k8s_external`: Services' external IPs and load balancer addresses under a
+/// zone of their own, over UDP and TCP, from manifests with `status`.
+#[test]
+fn k8s_external_serves_external_and_load_balancer_addresses() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir(&manifests).unwrap();
+    std::fs::write(
+        manifests.join("services.yaml"),
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\n\
+         apiVersion: v1\nkind: Service\nmetadata: {name: front, namespace: shop}\n\
+         spec:\n  type: LoadBalancer\n  clusterIP: 10.96.5.5\n  externalIPs: [192.0.2.50]\n  \
+         ports: [{name: https, protocol: TCP, port: 443}]\n\
+         status:\n  loadBalancer:\n    ingress: [{ip: 198.51.100.7}, {ip: \"2001:db8::7\"}]\n---\n\
+         apiVersion: v1\nkind: Service\nmetadata: {name: internal, namespace: shop}\n\
+         spec:\n  clusterIP: 10.96.5.6\n  ports: [{name: http, protocol: TCP, port: 80}]\n",
+    )
+    .unwrap();
+    let corefile = dir.path().join("Corefile");
+    std::fs::write(
+        &corefile,
+        ".:53 {\n    kubernetes cluster.local\n    k8s_external shop.example {\n        ttl 30\n    }\n    \
+         forward . 10.0.0.1\n}\n",
+    )
+    .unwrap();
+    let server = Server::start(&[
+        "--corefile",
+        corefile.to_str().unwrap(),
+        "--manifests",
+        manifests.to_str().unwrap(),
+    ]);
+    let name = "front.shop.shop.example.";
+    for reply in [
+        server.udp(name, RecordType::A),
+        server.tcp(name, RecordType::A),
+    ] {
+        assert!(reply.metadata.authoritative);
+        assert_eq!(sorted_rdata(&reply), vec!["192.0.2.50", "198.51.100.7"]);
+        assert!(reply.answers.iter().all(|r| r.ttl == 30));
+    }
+    assert_eq!(
+        rdata(&server.udp(name, RecordType::AAAA)),
+        vec!["2001:db8::7"]
+    );
+    let srv = server.tcp("_https._tcp.front.shop.shop.example.", RecordType::SRV);
+    assert_eq!(srv.answers.len(), 1, "one target, one port: {srv:?}");
+    assert_eq!(srv.additionals.len(), 3, "its three addresses");
+    // In the cluster zone the same Service keeps its cluster IP.
+    let inside = server.udp("front.shop.svc.cluster.local.", RecordType::A);
+    assert_eq!(rdata(&inside), vec!["10.96.5.5"]);
+    // A Service without external addresses, and a name that is not there.
+    for missing in ["internal.shop.shop.example.", "nope.shop.shop.example."] {
+        let reply = server.udp(missing, RecordType::A);
+        assert_eq!(
+            reply.metadata.response_code,
+            ResponseCode::NXDomain,
+            "{missing}"
+        );
+        assert_eq!(reply.authorities[0].record_type(), RecordType::SOA);
+    }
+    let soa = server.udp("shop.example.", RecordType::SOA);
+    assert_eq!(soa.answers[0].record_type(), RecordType::SOA);
+    let ns = server.udp("shop.example.", RecordType::NS);
+    assert_eq!(rdata(&ns), vec!["ns1.dns.shop.example."]);
+}

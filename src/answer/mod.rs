@@ -12,6 +12,7 @@ use hickory_proto::op::{Message, Metadata, ResponseCode};
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
+pub mod external;
 pub mod hosts;
 pub mod rewrite;
 pub mod template;
@@ -100,6 +101,8 @@ pub struct ZoneConfig {
     pub templates: std::sync::Arc<template::Templates>,
     /// CoreDNS `log` rules: which answered queries are written out.
     pub query_log: std::sync::Arc<crate::querylog::QueryLog>,
+    /// CoreDNS `k8s_external`: zones for the Services' external addresses.
+    pub external: std::sync::Arc<external::ExternalZones>,
     /// CoreDNS `any`: ANY queries get RFC 8482's HINFO.
     pub any: bool,
     /// CoreDNS `whoami`: what `forward` leaves (its `except` zones) is answered
@@ -167,6 +170,7 @@ impl ZoneConfig {
             rewrites: std::sync::Arc::default(),
             templates: std::sync::Arc::default(),
             query_log: std::sync::Arc::default(),
+            external: std::sync::Arc::default(),
             any: false,
             whoami: false,
             minimal: false,

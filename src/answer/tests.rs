@@ -22,6 +22,7 @@ fn service(ns: &str, name: &str, kind: ServiceKind, ports: Vec<PortInfo>) -> Ser
         name: name.into(),
         kind,
         ports,
+        external: Vec::new(),
     }
 }
 

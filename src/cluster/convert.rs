@@ -173,12 +173,66 @@ pub fn service_info_noting(
             )),
         }
     }
+    let external = external_addresses(service, &spec, notes);
     Ok(ServiceInfo {
         namespace,
         name,
         kind,
         ports,
+        external,
     })
+}
+
+/// `spec.externalIPs`, then each `status.loadBalancer.ingress` (its IP, else
+/// its hostname), without repeats.
+fn external_addresses(
+    service: &Service,
+    spec: &k8s_openapi::api::core::v1::ServiceSpec,
+    notes: &mut Vec<String>,
+) -> Vec<super::ExternalAddress> {
+    use super::ExternalAddress;
+    let mut out: Vec<ExternalAddress> = parse_ips(
+        "spec.externalIPs",
+        spec.external_ips.iter().flatten(),
+        notes,
+    )
+    .into_iter()
+    .map(ExternalAddress::Ip)
+    .collect();
+    let ingress = service
+        .status
+        .as_ref()
+        .and_then(|status| status.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref());
+    for (index, entry) in ingress.into_iter().flatten().enumerate() {
+        let address = if let Some(ip) = entry.ip.as_deref().filter(|ip| !ip.is_empty()) {
+            match ip.trim().parse::<IpAddr>() {
+                Ok(ip) => ExternalAddress::Ip(ip),
+                Err(_) => {
+                    notes.push(format!(
+                        "status.loadBalancer.ingress[{index}].ip {ip:?} is not an IP address; ignored"
+                    ));
+                    continue;
+                }
+            }
+        } else if let Some(hostname) = entry.hostname.as_deref().filter(|h| !h.is_empty()) {
+            match external_target(hostname) {
+                Some(name) => ExternalAddress::Hostname(name),
+                None => {
+                    notes.push(format!(
+                        "status.loadBalancer.ingress[{index}].hostname {hostname:?} is not a domain name; ignored"
+                    ));
+                    continue;
+                }
+            }
+        } else {
+            continue;
+        };
+        if !out.contains(&address) {
+            out.push(address);
+        }
+    }
+    out
 }
 
 pub fn endpoint_slice_info(slice: &EndpointSlice) -> Result<EndpointSliceInfo, ConvertError> {

@@ -45,6 +45,18 @@ pub struct ServiceInfo {
     pub name: Arc<str>,
     pub kind: ServiceKind,
     pub ports: Vec<PortInfo>,
+    /// Where it is reached from outside the cluster (`k8s_external`).
+    pub external: Vec<ExternalAddress>,
+}
+
+/// An address a Service is reached at from outside the cluster:
+/// `spec.externalIPs`, then `status.loadBalancer.ingress` (its `ip`, else its
+/// `hostname`), as CoreDNS reads them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExternalAddress {
+    Ip(IpAddr),
+    /// A load balancer known by name (lower case): a CNAME.
+    Hostname(Box<str>),
 }
 
 /// One ready address of an EndpointSlice.

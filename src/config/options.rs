@@ -263,6 +263,24 @@ pub struct Options {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long = "log", value_name = "RULE", value_parser = crate::corefile::log_flag)]
     pub query_logs: Option<Vec<crate::querylog::QueryLogSpec>>,
+    /// A zone the Services' external addresses (externalIPs, load balancer
+    /// ingress) are served under, `<svc>.<ns>.<zone>` (repeatable; CoreDNS `k8s_external`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long = "external-zone", value_name = "ZONE")]
+    pub external_zones: Option<Vec<String>>,
+    /// The label of those zones' name server subdomain (default `dns`; CoreDNS `apex`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "LABEL")]
+    pub external_apex: Option<String>,
+    /// TTL of those records, in seconds (0-3600; default 5).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "N")]
+    pub external_ttl: Option<u32>,
+    /// Whether headless Services without external addresses answer there with
+    /// their endpoints (default false; CoreDNS `headless`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "BOOL")]
+    pub external_headless: Option<bool>,
     /// Whether ANY queries get RFC 8482's HINFO answer (CoreDNS `any`; default false).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "BOOL")]
@@ -362,6 +380,10 @@ impl Options {
             templates,
             rewrites,
             query_logs,
+            external_zones,
+            external_apex,
+            external_ttl,
+            external_headless,
             any,
             whoami,
             minimal,

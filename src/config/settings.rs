@@ -98,6 +98,8 @@ pub struct Settings {
     pub rewrites: std::sync::Arc<crate::answer::rewrite::Rewrites>,
     /// CoreDNS `log` rules, in order.
     pub query_log: std::sync::Arc<crate::querylog::QueryLog>,
+    /// CoreDNS `k8s_external`.
+    pub external: std::sync::Arc<crate::answer::external::ExternalZones>,
     /// CoreDNS `any`, `whoami` and `minimal`.
     pub any: bool,
     pub whoami: bool,
@@ -201,6 +203,7 @@ impl Settings {
             templates: m.templates()?,
             rewrites: m.rewrites()?,
             query_log: m.query_log()?,
+            external: m.external()?,
             any: o.any.unwrap_or(false),
             whoami: o.whoami.unwrap_or(false),
             minimal: o.minimal.unwrap_or(false),
@@ -227,6 +230,7 @@ impl Settings {
         zone.rewrites = self.rewrites.clone();
         zone.templates = self.templates.clone();
         zone.query_log = self.query_log.clone();
+        zone.external = self.external.clone();
         zone.any = self.any;
         zone.whoami = self.whoami;
         zone.minimal = self.minimal;
@@ -496,6 +500,50 @@ impl Merged<'_> {
         crate::answer::template::Templates::compile(specs)
             .map(std::sync::Arc::new)
             .map_err(|message| self.invalid("templates", message))
+    }
+
+    /// The `k8s_external` zones: not a cluster zone, nor inside one.
+    fn external(
+        &self,
+    ) -> Result<std::sync::Arc<crate::answer::external::ExternalZones>, ConfigError> {
+        use crate::answer::external::ExternalZones;
+        let o = &self.options;
+        let key = "external_zones";
+        let cluster = self.zones()?;
+        let mut zones = Vec::new();
+        for text in o.external_zones.iter().flatten() {
+            let zone = parse_zone(text).map_err(|message| self.invalid(key, message))?;
+            if cluster.iter().any(|c| c.zone_of(&zone) || zone.zone_of(c)) {
+                return Err(self.invalid(key, format!("{zone} overlaps a cluster zone")));
+            }
+            zones.push(zone);
+        }
+        zones.sort_by_key(|z| std::cmp::Reverse(z.num_labels()));
+        let defaults = ExternalZones::default();
+        let apex = match &o.external_apex {
+            Some(label) => {
+                let valid = !label.is_empty()
+                    && label.len() <= 63
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+                if !valid {
+                    return Err(
+                        self.invalid("external_apex", format!("{label:?} is not a DNS label"))
+                    );
+                }
+                label.to_ascii_lowercase()
+            }
+            None => defaults.apex,
+        };
+        let ttl = o.external_ttl.unwrap_or(defaults.ttl);
+        let ttl = self.seconds_at_most("external_ttl", ttl, MAX_TTL)?;
+        Ok(std::sync::Arc::new(ExternalZones {
+            zones,
+            apex,
+            ttl,
+            headless: o.external_headless.unwrap_or(false),
+        }))
     }
 
     fn bufsize(&self) -> Result<u16, ConfigError> {

@@ -32,6 +32,7 @@ pub const SUPPORTED: &[&str] = &[
     "rewrite",
     "template",
     "hosts",
+    "k8s_external",
     "kubernetes",
     "loop",
     "forward",
@@ -379,6 +380,7 @@ fn apply(d: &Directive, port: u16, o: &mut Options) -> Result<(), CorefileError>
             Ok(())
         }
         "kubernetes" => kubernetes(d, o),
+        "k8s_external" => k8s_external(d, o),
         "hosts" => hosts(d, o),
         "template" => template(d, o),
         "rewrite" => rewrite(d, o),
@@ -423,6 +425,55 @@ fn apply(d: &Directive, port: u16, o: &mut Options) -> Result<(), CorefileError>
             format!("plugin {} is not supported", d.name.text),
         )),
     }
+}
+
+/// `k8s_external ZONES... { apex APEX; ttl TTL; headless }`, as CoreDNS's
+/// plugin/k8s_external/setup.go reads it. Without zones it would take the
+/// block's (the root: every name), which is refused.
+fn k8s_external(d: &Directive, o: &mut Options) -> Result<(), CorefileError> {
+    if d.args.is_empty() {
+        return Err(error(
+            &d.name,
+            "k8s_external: name its zones (in the root block it would take every name)".into(),
+        ));
+    }
+    let mut zones = Vec::new();
+    for zone in &d.args {
+        if zone.text.contains('/') {
+            return Err(error(
+                zone,
+                "k8s_external: reverse zones (CIDRs) are not supported".into(),
+            ));
+        }
+        crate::config::parse_zone(&zone.text)
+            .map_err(|m| error(zone, format!("k8s_external: {m}")))?;
+        zones.push(zone.text.clone());
+    }
+    o.external_zones = Some(zones);
+    for line in &d.block {
+        match line.name.text.as_str() {
+            "apex" => {
+                exactly_args(line, 1)?;
+                o.external_apex = Some(line.args[0].text.clone());
+            }
+            "ttl" => {
+                exactly_args(line, 1)?;
+                let ttl = line.args[0]
+                    .text
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|t| *t <= MAX_KUBERNETES_TTL)
+                    .ok_or_else(|| error(&line.args[0], "ttl: expected 0 to 3600".into()))?;
+                o.external_ttl = Some(ttl);
+            }
+            "headless" => {
+                exactly_args(line, 0)?;
+                o.external_headless = Some(true);
+            }
+            _ => return Err(unknown_option(d, line)),
+        }
+    }
+    Ok(())
 }
 
 /// `kubernetes [ZONES...] { ... }`
@@ -2205,6 +2256,34 @@ mod tests {
             "cache {\nserve_stale 1h immediate extra\n}",
         ] {
             assert!(c(block).is_err(), "{block}");
+        }
+    }
+
+    /// CoreDNS plugin/k8s_external/setup_test.go (the zone-less form and CIDRs
+    /// are refused here), and its README's `ttl` and `headless`.
+    #[test]
+    fn k8s_external_setup() {
+        let k = |line: &str| options_of(&with(line));
+        let o = k("k8s_external example.org").unwrap();
+        assert_eq!(o.external_zones, Some(vec!["example.org".to_string()]));
+        assert_eq!(o.external_apex, None, "dns");
+        let o = k("k8s_external example.org {\napex testdns\n}").unwrap();
+        assert_eq!(o.external_apex.as_deref(), Some("testdns"));
+        let o = k("k8s_external example.org example.net {\nttl 30\nheadless\n}").unwrap();
+        assert_eq!(o.external_zones.as_ref().map(Vec::len), Some(2));
+        assert_eq!(
+            (o.external_ttl, o.external_headless),
+            (Some(30), Some(true))
+        );
+        for line in [
+            "k8s_external",
+            "k8s_external 10.0.0.0/31",
+            "k8s_external example.org {\nttl 4000\n}",
+            "k8s_external example.org {\nfoo\n}",
+            "k8s_external example.org {\napex\n}",
+        ] {
+            let error = k(line).expect_err(line);
+            assert!(matches!(error.line, 4 | 5), "{line}: {error}");
         }
     }
 

@@ -61,6 +61,8 @@ pub struct ServiceRecords {
     pub name: Arc<str>,
     pub kind: ServiceKind,
     pub ports: Vec<PortInfo>,
+    /// Where it is reached from outside the cluster (`k8s_external`).
+    pub external: Box<[crate::cluster::ExternalAddress]>,
     /// Ready endpoints of all slices, in slice-name order, without duplicates.
     pub endpoints: Box<[Endpoint]>,
     /// What `<svc>.<ns>.svc` answers: the cluster IPs, or (headless) every distinct
@@ -130,6 +132,7 @@ impl ServiceRecords {
             name: service.name.clone(),
             kind: service.kind.clone(),
             ports: service.ports.clone(),
+            external: service.external.clone().into_boxed_slice(),
             endpoints: endpoints.into_boxed_slice(),
             addresses: addresses.into_boxed_slice(),
             by_hostname: by_hostname.into_boxed_slice(),

@@ -19,6 +19,7 @@ fn service(ns: &str, name: &str, kind: ServiceKind) -> ServiceInfo {
         name: name.into(),
         kind,
         ports: vec![port(Some("http"), 80)],
+        external: Vec::new(),
     }
 }
 

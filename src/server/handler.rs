@@ -123,6 +123,15 @@ impl DnsHandler {
         {
             return local(answer, None, ".");
         }
+        // Then `k8s_external`; a load balancer's hostname is followed for A/AAAA.
+        if let Some(external_zone) = zone.external.zone_of(qname) {
+            let question = (qname, qtype);
+            let (answer, chase) =
+                zone.external
+                    .answer(external_zone, snapshot, question, &zone.ns_ips);
+            let chase = chase.filter(|_| matches!(qtype, RecordType::A | RecordType::AAAA));
+            return local(answer, chase, ".");
+        }
         let Some(zone_name) = zone.zone_of(qname) else {
             return self.forward_unless_excepted(zone, qname, client, ".");
         };
