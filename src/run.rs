@@ -66,8 +66,11 @@ pub fn settings(args: &CommonArgs) -> Result<Settings, ConfigError> {
     Settings::resolve(file, args.options.clone())
 }
 
-fn load_snapshot(dir: &std::path::Path) -> Result<Snapshot, RunError> {
-    manifests::snapshot(dir)
+fn load_snapshot(
+    dir: &std::path::Path,
+    endpoints: crate::cluster::EndpointOptions,
+) -> Result<Snapshot, RunError> {
+    manifests::snapshot(dir, endpoints)
         .map(|(snapshot, _)| snapshot)
         .map_err(RunError::Manifests)
 }
@@ -76,7 +79,7 @@ fn load_snapshot(dir: &std::path::Path) -> Result<Snapshot, RunError> {
 pub fn zone(args: &CommonArgs) -> Result<String, RunError> {
     let settings = settings(args)?;
     let dir = settings.manifests.clone().ok_or(RunError::NoSource)?;
-    let snapshot = load_snapshot(&dir)?;
+    let snapshot = load_snapshot(&dir, settings.kube.endpoints)?;
     Ok(crate::zonefile::render(&settings.zone_config(), &snapshot))
 }
 
@@ -161,13 +164,14 @@ struct Source {
 async fn start_source(settings: &Settings, metrics: &Arc<Metrics>) -> Result<Source, RunError> {
     if let Some(dir) = &settings.manifests {
         let loaded = manifests::fingerprint(dir);
-        let snapshot = load_snapshot(dir)?;
+        let snapshot = load_snapshot(dir, settings.kube.endpoints)?;
         let services = snapshot.service_count();
         tracing::info!(dir = %dir.display(), services, "loaded manifests");
         metrics.synced.set(1);
         let shared: SharedSnapshot = Arc::new(ArcSwap::from_pointee(snapshot));
         let interval = settings.manifests_poll_interval;
-        let watcher = manifests::watch(dir.clone(), interval, shared.clone(), loaded);
+        let watching = (interval, settings.kube.endpoints);
+        let watcher = manifests::watch(dir.clone(), watching, shared.clone(), loaded);
         let tasks = vec![tokio::spawn(watcher)];
         return Ok(Source {
             shared,

@@ -680,3 +680,74 @@ fn a_successor_whose_predecessor_dies_while_it_syncs_serves_at_once() {
     wait_synced(&second);
     assert_eq!(addrs(&second, WEB0), ["10.9.0.10"]);
 }
+
+/// CoreDNS `endpoint_pod_names`: an endpoint without a hostname is named after
+/// its Pod; `noendpoints`: no EndpointSlice is read, yet the index syncs and
+/// ClusterIP Services answer.
+#[test]
+fn endpoint_pod_names_and_noendpoints() {
+    let api = FakeApiServer::start();
+    api.apply(namespace("default"));
+    api.apply(headless("db"));
+    api.apply(cluster_ip("front", "10.96.0.40"));
+    api.apply(
+        json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "db-1", "namespace": "default",
+                     "labels": {"kubernetes.io/service-name": "db"}},
+        "addressType": "IPv4", "ports": [{"name": "web", "port": 8080, "protocol": "TCP"}],
+        "endpoints": [
+            {"addresses": ["10.244.1.21"], "conditions": {"ready": true},
+             "targetRef": {"kind": "Pod", "name": "db-7f9c-x2x", "namespace": "default"}},
+            {"addresses": ["10.244.1.22"], "hostname": "primary", "conditions": {"ready": true},
+             "targetRef": {"kind": "Pod", "name": "db-7f9c-abc", "namespace": "default"}}
+        ]}),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let named = start(&api, &dir, &["--endpoint-pod-names", "true"]);
+    wait_synced(&named);
+    assert_eq!(
+        addrs(&named, "db-7f9c-x2x.db.default.svc.cluster.local."),
+        ["10.244.1.21"]
+    );
+    assert_eq!(
+        addrs(&named, "primary.db.default.svc.cluster.local."),
+        ["10.244.1.22"],
+        "a hostname wins"
+    );
+    assert_eq!(
+        rcode(&named, "10-244-1-21.db.default.svc.cluster.local."),
+        ResponseCode::NXDomain
+    );
+    let ptr = named.tcp("21.1.244.10.in-addr.arpa.", RecordType::PTR);
+    assert_eq!(rdata(&ptr), ["db-7f9c-x2x.db.default.svc.cluster.local."]);
+    let plain = start(&api, &dir, &[]);
+    wait_synced(&plain);
+    assert_eq!(
+        addrs(&plain, "10-244-1-21.db.default.svc.cluster.local."),
+        ["10.244.1.21"]
+    );
+
+    let none = start(&api, &dir, &["--endpoints", "false"]);
+    wait_synced(&none);
+    assert_eq!(
+        addrs(&none, "front.default.svc.cluster.local."),
+        ["10.96.0.40"]
+    );
+    assert_eq!(
+        rcode(&none, "db.default.svc.cluster.local."),
+        ResponseCode::NXDomain
+    );
+    assert_eq!(
+        rcode(&none, "primary.db.default.svc.cluster.local."),
+        ResponseCode::NXDomain
+    );
+    let srv = none.udp(
+        "_http._tcp.front.default.svc.cluster.local.",
+        RecordType::SRV,
+    );
+    assert_eq!(
+        srv.answers.len(),
+        1,
+        "a ClusterIP Service's SRV needs no endpoint"
+    );
+}

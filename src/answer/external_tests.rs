@@ -57,6 +57,7 @@ fn snapshot() -> Snapshot {
             .map(|(addr, host)| EndpointInfo {
                 hostname: Some((*host).into()),
                 ip: addr.parse().unwrap(),
+                pod: None,
             })
             .collect(),
         ports: http().into(),

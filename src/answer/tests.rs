@@ -42,6 +42,7 @@ fn slice(
             .map(|(addr, host)| EndpointInfo {
                 hostname: host.map(Into::into),
                 ip: ip(addr),
+                pod: None,
             })
             .collect(),
         ports: ports.into(),

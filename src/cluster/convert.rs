@@ -270,11 +270,21 @@ pub fn endpoint_slice_info_noting(
                 .as_deref()
                 .filter(|h| !h.is_empty())
                 .map(|h| h.to_ascii_lowercase().into_boxed_str());
+            // CoreDNS `endpoint_pod_names` uses a Pod's name only as one label.
+            let pod = endpoint
+                .target_ref
+                .as_ref()
+                .filter(|target| target.kind.as_deref() == Some("Pod"))
+                .and_then(|target| target.name.as_deref())
+                .map(str::to_ascii_lowercase)
+                .filter(|name| dns_label_problem(name).is_none())
+                .map(String::into_boxed_str);
             let field = format!("endpoints[{index}].addresses");
             for ip in parse_ips(&field, &endpoint.addresses, notes) {
                 endpoints.push(EndpointInfo {
                     hostname: hostname.clone(),
                     ip,
+                    pod: pod.clone(),
                 });
             }
         }
@@ -421,7 +431,8 @@ mod tests {
             "addressType": "IPv4",
             "endpoints": [
                 {"addresses": ["10.1.0.1"], "hostname": "Web-0", "conditions": {"ready": true}},
-                {"addresses": ["10.1.0.2"], "conditions": {}},
+                {"addresses": ["10.1.0.2"], "conditions": {},
+                 "targetRef": {"kind": "Pod", "name": "Web-7c9f", "namespace": "default"}},
                 {"addresses": ["10.1.0.3"], "conditions": {"ready": false, "serving": true, "terminating": true}},
                 {"addresses": ["not-an-ip"]}
             ],
@@ -433,11 +444,13 @@ mod tests {
             vec![
                 EndpointInfo {
                     hostname: Some("web-0".into()),
-                    ip: "10.1.0.1".parse().unwrap()
+                    ip: "10.1.0.1".parse().unwrap(),
+                    pod: None,
                 },
                 EndpointInfo {
                     hostname: None,
-                    ip: "10.1.0.2".parse().unwrap()
+                    ip: "10.1.0.2".parse().unwrap(),
+                    pod: Some("web-7c9f".into()),
                 },
             ]
         );

@@ -65,6 +65,20 @@ pub struct EndpointInfo {
     /// The endpoint's `hostname`, lower-cased, when it has one.
     pub hostname: Option<Box<str>>,
     pub ip: IpAddr,
+    /// The name of the Pod it points at (`targetRef`), lower-cased, when that
+    /// is one DNS label (CoreDNS `endpoint_pod_names`).
+    pub pod: Option<Box<str>>,
+}
+
+/// What is served from EndpointSlices (CoreDNS `kubernetes` options).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EndpointOptions {
+    /// An endpoint without a hostname is named after its Pod, not its address
+    /// (`endpoint_pod_names`).
+    pub pod_names: bool,
+    /// EndpointSlices are not read at all (`noendpoints`): headless Services
+    /// and endpoint names do not resolve.
+    pub disabled: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -60,6 +60,18 @@ pub struct Options {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "SELECTOR")]
     pub labels: Option<String>,
+    /// Whether an endpoint without a hostname is named after its Pod
+    /// (`<pod>.<svc>.<ns>.svc`) rather than its address (default false; CoreDNS
+    /// `endpoint_pod_names`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "BOOL")]
+    pub endpoint_pod_names: Option<bool>,
+    /// Whether EndpointSlices are read: false serves no headless Service and no
+    /// endpoint name, and saves their memory (default true; false is CoreDNS
+    /// `noendpoints`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "BOOL")]
+    pub endpoints: Option<bool>,
     /// Whether the first list arrives as a watch stream (default auto: on API servers
     /// 1.32 or later, falling back to list+watch if refused).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -338,6 +350,8 @@ impl Options {
             context,
             namespaces,
             labels,
+            endpoint_pod_names,
+            endpoints,
             streaming_lists,
             metrics_listen,
             health_listen,

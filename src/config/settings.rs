@@ -395,6 +395,10 @@ impl Merged<'_> {
             namespaces: self.namespaces()?,
             labels: self.labels()?,
             streaming_lists: o.streaming_lists.unwrap_or_default(),
+            endpoints: crate::cluster::EndpointOptions {
+                pod_names: o.endpoint_pod_names.unwrap_or(false),
+                disabled: !o.endpoints.unwrap_or(true),
+            },
         })
     }
 

@@ -55,6 +55,8 @@ const EVERY_KEY: &[(&str, &str, &[&str])] = &[
         &["kube-system", "Apps"],
     ),
     ("labels", r#""app=web""#, &["app=web"]),
+    ("endpoint_pod_names", "true", &["true"]),
+    ("endpoints", "false", &["false"]),
     ("streaming_lists", r#""never""#, &["never"]),
     ("metrics_listen", r#"":9154""#, &[":9154"]),
     ("health_listen", r#""127.0.0.1:8081""#, &["127.0.0.1:8081"]),

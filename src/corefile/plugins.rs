@@ -591,6 +591,14 @@ fn kubernetes(d: &Directive, o: &mut Options) -> Result<(), CorefileError> {
                 }
                 o.ignore_empty_service = Some(true);
             }
+            "endpoint_pod_names" => {
+                exactly_args(line, 0)?;
+                o.endpoint_pod_names = Some(true);
+            }
+            "noendpoints" => {
+                exactly_args(line, 0)?;
+                o.endpoints = Some(false);
+            }
             _ => return Err(unknown_option(d, line)),
         }
     }
@@ -1572,6 +1580,9 @@ mod tests {
             k("endpoint http://localhost:8080").is_err(),
             "not supported yet"
         );
+        assert_eq!(k("endpoint_pod_names").unwrap().endpoint_pod_names, Some(true));
+        assert_eq!(k("noendpoints").unwrap().endpoints, Some(false));
+        assert!(k("noendpoints please").is_err());
 
         let f =
             |line: &str| options_of(&format!(".:53 {{\n kubernetes cluster.local\n {line}\n}}"));

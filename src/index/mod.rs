@@ -9,6 +9,7 @@
 pub mod feed;
 pub mod names;
 
+use crate::cluster::EndpointOptions;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -75,9 +76,12 @@ pub struct ServiceRecords {
 }
 
 impl ServiceRecords {
+    /// `pod_names`: an endpoint without a hostname takes its Pod's name
+    /// (CoreDNS `endpoint_pod_names`).
     pub fn build<'a>(
         service: &ServiceInfo,
         slices: impl IntoIterator<Item = &'a EndpointSliceInfo>,
+        pod_names: bool,
     ) -> Self {
         let mut endpoints: Vec<Endpoint> = Vec::new();
         let mut seen: HashSet<(IpAddr, Option<&str>)> = HashSet::new();
@@ -85,15 +89,18 @@ impl ServiceRecords {
             for endpoint in &slice.endpoints {
                 // The same address may sit in two slices while the controller moves it.
                 // A hostname that spells the address names it as no hostname would.
-                let hostname = endpoint
-                    .hostname
-                    .as_deref()
+                let named = match (&endpoint.hostname, &endpoint.pod) {
+                    (None, Some(pod)) if pod_names => Some(pod),
+                    (hostname, _) => hostname.as_ref(),
+                };
+                let hostname = named
+                    .map(|h| &**h)
                     .filter(|h| !names::dashed_ip_is(endpoint.ip, h));
                 if !seen.insert((endpoint.ip, hostname)) {
                     continue;
                 }
                 endpoints.push(Endpoint {
-                    hostname: endpoint.hostname.clone(),
+                    hostname: named.cloned(),
                     ip: endpoint.ip,
                     ports: slice.ports.clone(),
                 });
@@ -291,6 +298,7 @@ fn key(name: &str, namespace: &str) -> Arc<str> {
 /// Owns the cluster state and keeps a snapshot in step with it.
 #[derive(Default)]
 pub struct IndexWriter {
+    endpoints: EndpointOptions,
     services: HashMap<Arc<str>, ServiceInfo>,
     slices: HashMap<Arc<str>, EndpointSliceInfo>,
     slices_by_service: HashMap<Arc<str>, BTreeSet<Arc<str>>>,
@@ -409,11 +417,25 @@ impl IndexWriter {
 
     /// Builds a writer holding all these objects.
     pub fn from_objects(objects: impl IntoIterator<Item = ClusterObject>) -> Self {
-        let mut writer = Self::new();
+        Self::from_objects_with(objects, EndpointOptions::default())
+    }
+
+    /// [`Self::from_objects`] with the EndpointSlice options.
+    pub fn from_objects_with(
+        objects: impl IntoIterator<Item = ClusterObject>,
+        endpoints: EndpointOptions,
+    ) -> Self {
+        let mut writer = Self::new().with_endpoints(endpoints);
         for object in objects {
             writer.apply(object);
         }
         writer
+    }
+
+    /// How EndpointSlices are served; set before any object is applied.
+    pub fn with_endpoints(mut self, endpoints: EndpointOptions) -> Self {
+        self.endpoints = endpoints;
+        self
     }
 
     pub fn apply(&mut self, object: ClusterObject) {
@@ -453,6 +475,9 @@ impl IndexWriter {
     }
 
     pub fn upsert_slice(&mut self, slice: EndpointSliceInfo) {
+        if self.endpoints.disabled {
+            return;
+        }
         let slice_key = key(&slice.name, &slice.namespace);
         let new_owner = slice.service.as_ref().map(|s| key(s, &slice.namespace));
         let namespace = slice.namespace.clone();
@@ -560,7 +585,11 @@ impl IndexWriter {
                 .flatten()
                 .filter_map(|k| self.slices.get(k).map(|s| (&*s.name, s)))
                 .collect();
-            Arc::new(ServiceRecords::build(service, slices.into_values()))
+            Arc::new(ServiceRecords::build(
+                service,
+                slices.into_values(),
+                self.endpoints.pod_names,
+            ))
         });
         let old = match &new {
             Some(records) => self.snapshot.services.insert(key.clone(), records.clone()),

@@ -38,6 +38,7 @@ fn slice(
             .map(|(addr, host)| EndpointInfo {
                 hostname: host.map(Into::into),
                 ip: ip(addr),
+                pod: None,
             })
             .collect(),
         ports: vec![port(Some("http"), 8080)].into(),

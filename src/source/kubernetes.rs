@@ -30,6 +30,8 @@ pub struct KubeSettings {
     /// Label selector for Services and EndpointSlices.
     pub labels: Option<String>,
     pub streaming_lists: StreamingLists,
+    /// What is served from EndpointSlices; with `disabled` they are not watched.
+    pub endpoints: crate::cluster::EndpointOptions,
 }
 
 /// Whether the first list arrives as a watch stream (`sendInitialEvents`).
@@ -101,8 +103,11 @@ pub async fn client(settings: &KubeSettings) -> Result<Client, KubeError> {
 }
 
 /// Which kinds the index waits for before it is synced.
-pub fn required_kinds(watch_pods: bool) -> Vec<Kind> {
-    let mut kinds = vec![Kind::Service, Kind::EndpointSlice, Kind::Namespace];
+pub fn required_kinds(watch_pods: bool, watch_slices: bool) -> Vec<Kind> {
+    let mut kinds = vec![Kind::Service, Kind::Namespace];
+    if watch_slices {
+        kinds.push(Kind::EndpointSlice);
+    }
     if watch_pods {
         kinds.push(Kind::Pod);
     }
@@ -143,18 +148,21 @@ pub async fn spawn_watchers(
             |s| cluster::service_info(s).map(ClusterObject::Service),
         )),
         tokio::spawn(watch(
-            Api::<EndpointSlice>::all(client.clone()),
-            selected,
-            feed(Kind::EndpointSlice),
-            |s| cluster::endpoint_slice_info(s).map(ClusterObject::EndpointSlice),
-        )),
-        tokio::spawn(watch(
             Api::<Namespace>::all(client.clone()),
             base.clone(),
             feed(Kind::Namespace),
             |n| cluster::namespace_name(n).map(ClusterObject::Namespace),
         )),
     ];
+    // `noendpoints`: the slices are not even listed (the memory they would take).
+    if !settings.endpoints.disabled {
+        tasks.push(tokio::spawn(watch(
+            Api::<EndpointSlice>::all(client.clone()),
+            selected,
+            feed(Kind::EndpointSlice),
+            |s| cluster::endpoint_slice_info(s).map(ClusterObject::EndpointSlice),
+        )));
+    }
     if watch_pods {
         tasks.push(tokio::spawn(watch(
             Api::<Pod>::all(client),

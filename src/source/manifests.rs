@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde_json::Value;
 
+use crate::cluster::EndpointOptions;
 use crate::cluster::{self, ClusterObject, Kind, ObjectRef};
 use crate::index::{IndexWriter, SharedSnapshot, Snapshot};
 
@@ -688,8 +689,9 @@ pub fn reload(
     dir: &Path,
     shared: &SharedSnapshot,
     previous_serial: u32,
+    endpoints: EndpointOptions,
 ) -> Result<usize, Vec<ManifestError>> {
-    let (mut snapshot, count) = snapshot(dir)?;
+    let (mut snapshot, count) = snapshot(dir, endpoints)?;
     snapshot.serial = snapshot.serial.max(previous_serial.wrapping_add(1));
     tracing::info!(
         dir = %dir.display(),
@@ -703,11 +705,14 @@ pub fn reload(
 
 /// The records of every manifest under `dir`, and how many objects they came
 /// from. What was skipped is logged (once; see [`log_new_warnings`]).
-pub fn snapshot(dir: &Path) -> Result<(Snapshot, usize), Vec<ManifestError>> {
+pub fn snapshot(
+    dir: &Path,
+    endpoints: EndpointOptions,
+) -> Result<(Snapshot, usize), Vec<ManifestError>> {
     let loaded = load_dir(dir)?;
     log_new_warnings(&loaded.warnings);
     let count = loaded.objects.len();
-    let snapshot = IndexWriter::from_objects(loaded.objects).snapshot();
+    let snapshot = IndexWriter::from_objects_with(loaded.objects, endpoints).snapshot();
     crate::index::release_freed_memory();
     Ok((snapshot, count))
 }
@@ -715,7 +720,12 @@ pub fn snapshot(dir: &Path) -> Result<(Snapshot, usize), Vec<ManifestError>> {
 /// Polls the directory and reloads it whenever a manifest is added, changed or removed.
 /// Polling (rather than inotify) also sees a ConfigMap volume's symlink swap.
 /// `loaded` is the fingerprint taken just before the records being served were read.
-pub async fn watch(dir: PathBuf, interval: Duration, shared: SharedSnapshot, loaded: Fingerprint) {
+pub async fn watch(
+    dir: PathBuf,
+    (interval, endpoints): (Duration, EndpointOptions),
+    shared: SharedSnapshot,
+    loaded: Fingerprint,
+) {
     let mut seen = loaded;
     // Problems already logged: an unrelated edit elsewhere does not repeat them.
     let mut reported: HashSet<String> = HashSet::new();
@@ -737,7 +747,8 @@ pub async fn watch(dir: PathBuf, interval: Duration, shared: SharedSnapshot, loa
         let shared = shared.clone();
         let serial = shared.load().serial;
         let result =
-            tokio::task::spawn_blocking(move || reload(&dir_for_load, &shared, serial)).await;
+            tokio::task::spawn_blocking(move || reload(&dir_for_load, &shared, serial, endpoints))
+                .await;
         match result {
             Ok(Ok(_)) => reported.clear(),
             Ok(Err(errors)) => {

@@ -107,7 +107,9 @@ fn run_once(
         if let Some(started) = started.take() {
             let _ = started.send(Ok(()));
         }
-        let writer = IndexWriter::awaiting(kubernetes::required_kinds(watch_pods));
+        let endpoints = kube_settings.endpoints;
+        let kinds = kubernetes::required_kinds(watch_pods, !endpoints.disabled);
+        let writer = IndexWriter::awaiting(kinds).with_endpoints(endpoints);
         let (changes, incoming) = tokio::sync::mpsc::channel(8192);
         let mut feed = tokio::spawn(feed::run(incoming, writer, shared.clone(), metrics.clone()));
         let watchers = kubernetes::spawn_watchers(client, kube_settings, watch_pods, changes).await;
