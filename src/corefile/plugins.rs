@@ -1580,7 +1580,10 @@ mod tests {
             k("endpoint http://localhost:8080").is_err(),
             "not supported yet"
         );
-        assert_eq!(k("endpoint_pod_names").unwrap().endpoint_pod_names, Some(true));
+        assert_eq!(
+            k("endpoint_pod_names").unwrap().endpoint_pod_names,
+            Some(true)
+        );
         assert_eq!(k("noendpoints").unwrap().endpoints, Some(false));
         assert!(k("noendpoints please").is_err());
 
