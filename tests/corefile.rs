@@ -874,3 +874,49 @@ fn k8s_external_serves_external_and_load_balancer_addresses() {
     let ns = server.udp("shop.example.", RecordType::NS);
     assert_eq!(rdata(&ns), vec!["ns1.dns.shop.example."]);
 }
+
+/// `kubernetes { fallthrough ZONES }`: a cluster name that does not exist goes
+/// to `forward` (CoreDNS passes an NXDOMAIN to the next plugin), over UDP and
+/// TCP; names that exist, and zones not listed, stay ours.
+#[test]
+fn kubernetes_fallthrough_sends_missing_names_upstream() {
+    let up = Upstream::start();
+    up.set(
+        "legacy.default.svc.cluster.local.",
+        Behaviour::Addresses(vec![[10, 1, 2, 3]], 60),
+    );
+    up.set(
+        "legacy.default.svc.other.local.",
+        Behaviour::Addresses(vec![[10, 1, 2, 4]], 60),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let corefile = dir.path().join("Corefile");
+    std::fs::write(
+        &corefile,
+        ".:53 {\n    kubernetes cluster.local other.local in-addr.arpa ip6.arpa {\n        \
+         fallthrough cluster.local in-addr.arpa ip6.arpa\n    }\n    forward . 10.0.0.1\n}\n",
+    )
+    .unwrap();
+    let server = serve_corefile(&corefile, Some(&up));
+    for reply in [
+        server.udp("legacy.default.svc.cluster.local.", RecordType::A),
+        server.tcp("legacy.default.svc.cluster.local.", RecordType::A),
+    ] {
+        assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(rdata(&reply), vec!["10.1.2.3"]);
+        assert!(!reply.metadata.authoritative, "the upstream's answer");
+    }
+    assert_eq!(up.count("legacy.default.svc.cluster.local."), 2);
+    assert_eq!(
+        rdata(&server.udp("nginx.default.svc.cluster.local.", RecordType::A)).len(),
+        3
+    );
+    let other = server.udp("legacy.default.svc.other.local.", RecordType::A);
+    assert_eq!(other.metadata.response_code, ResponseCode::NXDomain);
+    assert!(other.metadata.authoritative);
+    assert_eq!(up.count("legacy.default.svc.other.local."), 0);
+    // NODATA is an answer, not a miss: it never falls through.
+    let nodata = server.udp("nginx.default.svc.cluster.local.", RecordType::MX);
+    assert_eq!(nodata.metadata.response_code, ResponseCode::NoError);
+    assert!(nodata.metadata.authoritative);
+}

@@ -751,3 +751,50 @@ fn endpoint_pod_names_and_noendpoints() {
         "a ClusterIP Service's SRV needs no endpoint"
     );
 }
+
+/// CoreDNS's `kubernetes { endpoint URL }` (from a Corefile) and `--api-server`:
+/// the API server reached at that URL without credentials (no kubeconfig, no
+/// service account), as behind `kubectl proxy`.
+#[test]
+fn the_api_server_at_an_endpoint_url() {
+    let api = FakeApiServer::start();
+    web_cluster(&api);
+    let dir = tempfile::tempdir().unwrap();
+    let corefile = dir.path().join("Corefile");
+    std::fs::write(
+        &corefile,
+        format!(
+            ".:53 {{\n    kubernetes cluster.local in-addr.arpa ip6.arpa {{\n        endpoint {}\n    }}\n    forward . 127.0.0.1:9\n}}\n",
+            api.url()
+        ),
+    )
+    .unwrap();
+    let server = Server::start(&["--corefile", corefile.to_str().unwrap()]);
+    wait_synced(&server);
+    assert_eq!(
+        addrs(&server, NGINX),
+        vec!["10.244.1.10", "10.244.2.11", "10.244.3.12"]
+    );
+    let by_flag = Server::start(&["--api-server", &api.url()]);
+    wait_synced(&by_flag);
+    assert_eq!(
+        addrs(&by_flag, "web-2.nginx.default.svc.cluster.local."),
+        vec!["10.244.3.12"]
+    );
+    // Not a URL: refused at start, naming the Corefile's line.
+    std::fs::write(
+        &corefile,
+        ".:53 {\n    kubernetes cluster.local {\n        endpoint localhost:8080\n    }\n}\n",
+    )
+    .unwrap();
+    let output = std::process::Command::new(BIN)
+        .args(["corefile", "check", corefile.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("Corefile:3: endpoint: \"localhost:8080\""),
+        "{stderr}"
+    );
+}

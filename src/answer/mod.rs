@@ -88,6 +88,9 @@ pub struct ZoneConfig {
     pub ttl: u32,
     pub pods: PodsMode,
     pub ignore_empty_service: bool,
+    /// CoreDNS `kubernetes { fallthrough ZONES }`: a cluster name under one of
+    /// these that does not exist goes to the upstreams (the root: every name).
+    pub fallthrough: Vec<Name>,
     /// Addresses `ns.dns.<zone>` answers with.
     pub ns_ips: Vec<IpAddr>,
     /// CoreDNS `template TYPE { rcode RCODE }`: types answered with an rcode
@@ -177,6 +180,7 @@ impl ZoneConfig {
             bufsize: DEFAULT_BUFSIZE,
             hosts_shadow_zones: false,
             ignore_empty_service: false,
+            fallthrough: Vec::new(),
             ns_ips: Vec::new(),
         }
     }
@@ -225,6 +229,11 @@ impl ZoneConfig {
         self.find_zone(qname).map(|(zone, _)| zone)
     }
 
+    /// Whether a missing cluster name goes to the upstreams (`fallthrough`).
+    pub fn falls_through(&self, name: &Name) -> bool {
+        self.fallthrough.iter().any(|zone| zone.zone_of(name))
+    }
+
     /// Whether a name falls in one of the served zones.
     pub fn is_authoritative_for(&self, qname: &Name) -> bool {
         self.find_zone(qname).is_some()
@@ -246,8 +255,9 @@ pub struct Answer {
     pub answers: Vec<Record>,
     pub authority: Vec<Record>,
     pub additionals: Vec<Record>,
-    /// A reverse name no cluster object owns: the upstream may know it
-    /// (kubeadm's `fallthrough in-addr.arpa ip6.arpa`).
+    /// A name we have nothing for that the upstreams may know: a reverse name
+    /// no cluster object owns (kubeadm's `fallthrough in-addr.arpa ip6.arpa`),
+    /// or a missing cluster name under a `fallthrough` zone.
     pub fallthrough: bool,
 }
 
@@ -417,14 +427,20 @@ pub fn answer(config: &ZoneConfig, snapshot: &Snapshot, qname: &Name, qtype: Rec
                 answer.additionals.extend(additionals);
                 return answer;
             }
-            Found::NxDomain if !snapshot.synced => {
-                // Not every object is known yet: a denial could be cached downstream.
-                return Answer::code(ResponseCode::ServFail);
-            }
             Found::NxDomain => {
+                // CoreDNS: fallthrough first, then "SERVFAIL until synced".
+                let fallthrough = answer.answers.is_empty()
+                    && (kind != ZoneKind::Cluster || config.falls_through(&name));
+                if !snapshot.synced {
+                    // Not every object is known yet: a denial could be cached downstream.
+                    return Answer {
+                        fallthrough,
+                        ..Answer::code(ResponseCode::ServFail)
+                    };
+                }
                 answer.rcode = ResponseCode::NXDomain;
                 answer.authority.push(lookup.soa());
-                answer.fallthrough = kind != ZoneKind::Cluster && answer.answers.is_empty();
+                answer.fallthrough = fallthrough;
                 return answer;
             }
             Found::ServFail => {

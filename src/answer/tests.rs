@@ -733,3 +733,41 @@ fn c19_before_sync_denials_are_servfail_and_positive_answers_stand() {
     );
     assert_nxdomain(&a);
 }
+
+/// CoreDNS `kubernetes { fallthrough [ZONES] }`: a missing cluster name under a
+/// listed zone (the root: every name) is marked for the next plugin, before
+/// and after sync; existing names and NODATA never fall through, and a zone not
+/// listed keeps its NXDOMAIN (plugin/kubernetes/handler.go: `k.Fall.Through`
+/// before "SERVFAIL until synced").
+#[test]
+fn fallthrough_zones_mark_missing_cluster_names() {
+    let mut c = config();
+    c.fallthrough = vec![Name::from_ascii("example.internal.").unwrap()];
+    let a = ask_with(&c, "nope.default.svc.example.internal.", RecordType::A);
+    assert_nxdomain(&a);
+    assert!(a.fallthrough);
+    let a = ask_with(&c, "NOPE.Default.svc.Example.Internal.", RecordType::A);
+    assert!(a.fallthrough, "zones match without regard to case");
+    let a = ask_with(&c, "nope.default.svc.cluster.local.", RecordType::A);
+    assert_nxdomain(&a);
+    assert!(!a.fallthrough, "cluster.local is not listed");
+    let a = ask_with(&c, "nginx.default.svc.example.internal.", RecordType::A);
+    assert!(!a.fallthrough && !a.answers.is_empty());
+    let a = ask_with(&c, "nginx.default.svc.example.internal.", RecordType::MX);
+    assert_nodata(&a);
+    assert!(!a.fallthrough, "NODATA stays");
+
+    c.fallthrough = vec![Name::root()];
+    assert!(ask_with(&c, "a.b.c.d.e.svc.cluster.local.", RecordType::A).fallthrough);
+
+    let mut w = IndexWriter::awaiting([crate::cluster::Kind::Service]);
+    let snap = w.snapshot();
+    let before = answer(
+        &c,
+        &snap,
+        &Name::from_ascii("late.default.svc.cluster.local.").unwrap(),
+        RecordType::A,
+    );
+    assert_eq!(before.rcode, ResponseCode::ServFail);
+    assert!(before.fallthrough, "falls through before sync too");
+}

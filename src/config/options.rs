@@ -35,6 +35,12 @@ pub struct Options {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "BOOL")]
     pub ignore_empty_service: Option<bool>,
+    /// A zone whose cluster names that do not exist go to the upstreams instead
+    /// of NXDOMAIN (repeatable; `.` for every name; CoreDNS `kubernetes {
+    /// fallthrough }`; default: none, reverse names always fall through).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "ZONE")]
+    pub fallthrough: Option<Vec<String>>,
     /// Read Services, EndpointSlices, Pods and Namespaces from the manifests under DIR.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "DIR")]
@@ -48,6 +54,11 @@ pub struct Options {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
+    /// The API server's URL, reached without credentials, e.g. `kubectl proxy`'s
+    /// (CoreDNS `endpoint`; default: none). A kubeconfig wins over it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "URL")]
+    pub api_server: Option<String>,
     /// Kubeconfig context to use (default: its current context).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "NAME")]
@@ -344,9 +355,11 @@ impl Options {
             ttl,
             pods,
             ignore_empty_service,
+            fallthrough,
             manifests,
             manifests_poll_interval_ms,
             kubeconfig,
+            api_server,
             context,
             namespaces,
             labels,

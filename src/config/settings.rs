@@ -59,6 +59,8 @@ pub struct Settings {
     pub ttl: u32,
     pub pods: PodsMode,
     pub ignore_empty_service: bool,
+    /// Zones whose missing cluster names go to the upstreams (`.`: every name).
+    pub fallthrough: Vec<Name>,
     pub manifests: Option<PathBuf>,
     pub manifests_poll_interval: Duration,
     /// Used when there is no `manifests` directory.
@@ -181,6 +183,7 @@ impl Settings {
             ttl: m.ttl()?,
             pods: o.pods.unwrap_or_default(),
             ignore_empty_service: m.ignore_empty_service(),
+            fallthrough: m.fallthrough()?,
             manifests: o.manifests.clone(),
             manifests_poll_interval: m.manifests_poll_interval()?,
             kube: m.kube()?,
@@ -216,6 +219,7 @@ impl Settings {
     pub fn zone_config(&self) -> crate::answer::ZoneConfig {
         let mut zone = crate::answer::ZoneConfig::new(&self.zones, self.ttl, self.pods);
         zone.ignore_empty_service = self.ignore_empty_service;
+        zone.fallthrough = self.fallthrough.clone();
         zone.ns_ips = self
             .listen
             .iter()
@@ -371,6 +375,13 @@ impl Merged<'_> {
         self.seconds_at_most("ttl", ttl, MAX_TTL)
     }
 
+    fn fallthrough(&self) -> Result<Vec<Name>, ConfigError> {
+        let zones = self.options.fallthrough.iter().flatten();
+        zones
+            .map(|zone| parse_domain(zone).map_err(|message| self.invalid("fallthrough", message)))
+            .collect()
+    }
+
     fn ignore_empty_service(&self) -> bool {
         let ignore = self.options.ignore_empty_service;
         ignore.unwrap_or(DEFAULT_IGNORE_EMPTY_SERVICE)
@@ -391,6 +402,7 @@ impl Merged<'_> {
         let o = &self.options;
         Ok(KubeSettings {
             kubeconfig: o.kubeconfig.clone(),
+            api_server: self.api_server()?,
             context: o.context.clone(),
             namespaces: self.namespaces()?,
             labels: self.labels()?,
@@ -416,6 +428,15 @@ impl Merged<'_> {
             namespaces.push(name.to_ascii_lowercase());
         }
         Ok(namespaces)
+    }
+
+    fn api_server(&self) -> Result<Option<http::Uri>, ConfigError> {
+        let Some(text) = self.options.api_server.as_deref() else {
+            return Ok(None);
+        };
+        parse_api_server(text)
+            .map(Some)
+            .map_err(|message| self.invalid("api_server", message))
     }
 
     fn labels(&self) -> Result<Option<String>, ConfigError> {
@@ -830,4 +851,17 @@ impl Merged<'_> {
             "",
         )
     }
+}
+
+/// An API server URL: `http://` or `https://` and a host.
+pub fn parse_api_server(text: &str) -> Result<http::Uri, String> {
+    let uri: http::Uri = text
+        .parse()
+        .map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+        return Err(format!(
+            "{text:?}: expected http://HOST[:PORT] or https://HOST[:PORT]"
+        ));
+    }
+    Ok(uri)
 }

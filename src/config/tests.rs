@@ -45,9 +45,19 @@ const EVERY_KEY: &[(&str, &str, &[&str])] = &[
     ("ttl", "30", &["30"]),
     ("pods", r#""verified""#, &["verified"]),
     ("ignore_empty_service", "true", &["true"]),
+    (
+        "fallthrough",
+        r#"["example.org", "cluster.local"]"#,
+        &["example.org", "cluster.local"],
+    ),
     ("manifests", r#""/srv/manifests""#, &["/srv/manifests"]),
     ("manifests_poll_interval_ms", "250", &["250"]),
     ("kubeconfig", r#""/etc/kubeconfig""#, &["/etc/kubeconfig"]),
+    (
+        "api_server",
+        r#""http://127.0.0.1:8001""#,
+        &["http://127.0.0.1:8001"],
+    ),
     ("context", r#""staging""#, &["staging"]),
     (
         "namespaces",

@@ -556,26 +556,38 @@ fn kubernetes(d: &Directive, o: &mut Options) -> Result<(), CorefileError> {
                 o.kubeconfig = Some(args[0].text.clone().into());
                 o.context = args.get(1).map(|a| a.text.clone());
             }
+            "endpoint" => {
+                // CoreDNS takes several (deprecated) and uses the first.
+                let Some(url) = args.first() else {
+                    return Err(error(&line.name, "endpoint: expected a URL".into()));
+                };
+                if args.len() > 1 {
+                    tracing::warn!(
+                        "{}:{}: several endpoints are deprecated; only {} is used",
+                        line.name.file.display(),
+                        line.name.line,
+                        url.text
+                    );
+                }
+                crate::config::parse_api_server(&url.text)
+                    .map_err(|message| error(url, format!("endpoint: {message}")))?;
+                o.api_server = Some(url.text.clone());
+            }
             "fallthrough" => {
-                // cluster-dns passes reverse names it does not own to the upstreams
-                // always; other zones falling through are not supported yet.
+                // Reverse names no cluster object owns always fall through.
+                let mut zones = Vec::new();
                 for zone in args {
+                    crate::config::parse_domain(&zone.text)
+                        .map_err(|message| error(zone, format!("fallthrough: {message}")))?;
                     if !is_reverse(&zone.text.trim_end_matches('.').to_ascii_lowercase()) {
-                        return Err(error(
-                            zone,
-                            format!(
-                                "fallthrough {:?}: only reverse zones (in-addr.arpa, ip6.arpa) fall through",
-                                zone.text
-                            ),
-                        ));
+                        zones.push(zone.text.clone());
                     }
                 }
                 if args.is_empty() {
-                    return Err(error(
-                        &line.name,
-                        "fallthrough of every zone is not supported: list in-addr.arpa ip6.arpa"
-                            .into(),
-                    ));
+                    zones.push(".".into());
+                }
+                if !zones.is_empty() {
+                    o.fallthrough = Some(zones);
                 }
             }
             "ignore" => {
@@ -1574,12 +1586,39 @@ mod tests {
         let kc = k("kubeconfig /etc/kube/config dev").unwrap();
         assert_eq!(kc.kubeconfig, Some("/etc/kube/config".into()));
         assert_eq!(kc.context.as_deref(), Some("dev"));
-        assert!(k("fallthrough in-addr.arpa ip6.arpa").is_ok());
-        assert!(k("fallthrough example.org").is_err());
-        assert!(
-            k("endpoint http://localhost:8080").is_err(),
-            "not supported yet"
+        assert_eq!(
+            k("fallthrough in-addr.arpa ip6.arpa").unwrap().fallthrough,
+            None
         );
+        assert_eq!(
+            k("fallthrough").unwrap().fallthrough,
+            Some(vec![".".to_string()]),
+            "every name"
+        );
+        assert_eq!(
+            k("fallthrough example.org in-addr.arpa")
+                .unwrap()
+                .fallthrough,
+            Some(vec!["example.org".to_string()])
+        );
+        assert!(k("fallthrough bad..name").is_err());
+        assert_eq!(
+            k("endpoint http://localhost:8080")
+                .unwrap()
+                .api_server
+                .as_deref(),
+            Some("http://localhost:8080")
+        );
+        assert_eq!(
+            k("endpoint http://a:8080 http://b:8080")
+                .unwrap()
+                .api_server
+                .as_deref(),
+            Some("http://a:8080"),
+            "the first of several"
+        );
+        assert!(k("endpoint").is_err());
+        assert!(k("endpoint localhost:8080").is_err(), "a URL");
         assert_eq!(
             k("endpoint_pod_names").unwrap().endpoint_pod_names,
             Some(true)

@@ -263,8 +263,16 @@ impl DnsHandler {
         let Some(forwarding) = shared.as_ref() else {
             return Err(ResponseCode::Refused);
         };
-        // Upstreams may not speak for our zones: their records there are dropped.
-        let zones: Vec<Name> = self.zone.load().cluster_zones().cloned().collect();
+        // Upstreams may not speak for our zones: their records there are dropped;
+        // except for the zone of a name that fell through to them (`fallthrough`).
+        let config = self.zone.load();
+        let qname = question.query.name();
+        let fell_through = config.falls_through(qname);
+        let zones: Vec<Name> = config
+            .cluster_zones()
+            .filter(|zone| !(fell_through && zone.zone_of(qname)))
+            .cloned()
+            .collect();
         let mut stale = None;
         if let Some(cache) = &forwarding.cache {
             if let Some(hit) = cache.get(question) {

@@ -24,6 +24,9 @@ use crate::index::feed::Change;
 pub struct KubeSettings {
     /// A kubeconfig file; without it `KUBECONFIG`, then the in-cluster service account.
     pub kubeconfig: Option<PathBuf>,
+    /// The API server reached without credentials (CoreDNS `endpoint`), when no
+    /// kubeconfig is given.
+    pub api_server: Option<http::Uri>,
     pub context: Option<String>,
     /// Only these namespaces are visible (empty: all).
     pub namespaces: Vec<String>,
@@ -92,6 +95,8 @@ pub async fn client(settings: &KubeSettings) -> Result<Client, KubeError> {
                 path: path.clone(),
                 source,
             })?
+    } else if let Some(url) = &settings.api_server {
+        kube::Config::new(url.clone())
     } else if std::env::var_os("KUBECONFIG").is_some() {
         kube::Config::from_kubeconfig(&options)
             .await
