@@ -130,7 +130,7 @@ fn apply(state: &Reloadable, new: &Settings, upstreams: &[SocketAddr], config_ch
         ("listen", old.listen != new.listen),
         ("manifests", old.manifests != new.manifests),
         (
-            "kubeconfig/context/namespaces/labels",
+            "the API source (kubeconfig, api_server, context, namespaces, labels, namespace_labels, endpoint_pod_names, endpoints, streaming_lists)",
             format!("{:?}", old.kube) != format!("{:?}", new.kube),
         ),
         ("health_listen", old.health_listen != new.health_listen),

@@ -920,3 +920,59 @@ fn kubernetes_fallthrough_sends_missing_names_upstream() {
     assert_eq!(nodata.metadata.response_code, ResponseCode::NoError);
     assert!(nodata.metadata.authoritative);
 }
+
+/// `hosts FILE ZONES`: the entries answer only in their zones (an unlisted name
+/// there is SERVFAIL without `fallthrough`, as in CoreDNS); every other name,
+/// cluster names included, goes on as if there were no `hosts`; PTR comes from
+/// the entries in any zone.
+#[test]
+fn hosts_with_zones_answers_only_there() {
+    let up = Upstream::start();
+    up.set(
+        "www.example.",
+        Behaviour::Addresses(vec![[192, 0, 2, 80]], 60),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = dir.path().join("hosts");
+    std::fs::write(
+        &hosts,
+        "10.0.0.9 db.lan\n10.0.0.8 nginx.default.svc.cluster.local\n",
+    )
+    .unwrap();
+    let corefile = dir.path().join("Corefile");
+    std::fs::write(
+        &corefile,
+        format!(
+            ".:53 {{\n    hosts {} lan\n    kubernetes cluster.local in-addr.arpa ip6.arpa\n    forward . 10.0.0.1\n}}\n",
+            hosts.display()
+        ),
+    )
+    .unwrap();
+    let server = serve_corefile(&corefile, Some(&up));
+    for reply in [
+        server.udp("db.lan.", RecordType::A),
+        server.tcp("db.lan.", RecordType::A),
+    ] {
+        assert_eq!(rdata(&reply), vec!["10.0.0.9"]);
+    }
+    assert_eq!(
+        server
+            .udp("nope.lan.", RecordType::A)
+            .metadata
+            .response_code,
+        ResponseCode::ServFail
+    );
+    assert_eq!(
+        rdata(&server.tcp("www.example.", RecordType::A)),
+        vec!["192.0.2.80"]
+    );
+    // A cluster name listed outside the hosts zones is the cluster's.
+    assert_eq!(
+        rdata(&server.udp("nginx.default.svc.cluster.local.", RecordType::A)).len(),
+        3
+    );
+    assert_eq!(
+        rdata(&server.udp("9.0.0.10.in-addr.arpa.", RecordType::PTR)),
+        vec!["db.lan."]
+    );
+}

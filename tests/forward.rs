@@ -958,3 +958,63 @@ fn tls_upstreams_are_asked_over_tls_and_checked() {
         "{stderr}"
     );
 }
+
+/// `loadbalance` on a forwarded reply (plugin/loadbalance): the records come
+/// grouped as CoreDNS groups them (CNAME, others, A/AAAA, MX), from the
+/// upstream and from the cache alike, and the addresses turn between answers;
+/// without it the upstream's order stands.
+#[test]
+fn loadbalance_groups_forwarded_records() {
+    let up = Upstream::start();
+    let owner = Name::from_ascii("mixed.example.").unwrap();
+    let record = |rdata: RData| Record::from_rdata(owner.clone(), 300, rdata);
+    let mx = hickory_proto::rr::rdata::MX::new(10, Name::from_ascii("mail.example.").unwrap());
+    let txt = hickory_proto::rr::rdata::TXT::new(vec!["v=spf1 -all".into()]);
+    up.set(
+        "mixed.example.",
+        Behaviour::Records(
+            vec![
+                record(RData::MX(mx)),
+                record(RData::A(A::new(192, 0, 2, 1))),
+                record(RData::TXT(txt)),
+                record(RData::A(A::new(192, 0, 2, 2))),
+            ],
+            vec![],
+            vec![],
+        ),
+    );
+    let types = |reply: &hickory_proto::op::Message| -> Vec<RecordType> {
+        reply.answers.iter().map(|r| r.record_type()).collect()
+    };
+    let grouped = [
+        RecordType::TXT,
+        RecordType::A,
+        RecordType::A,
+        RecordType::MX,
+    ];
+    let server = with_upstreams(&[&up], &["--loadbalance", "true"]);
+    let mut firsts = std::collections::BTreeSet::new();
+    for round in 0..4 {
+        let reply = if round % 2 == 0 {
+            server.udp("mixed.example.", RecordType::ANY)
+        } else {
+            server.tcp("mixed.example.", RecordType::ANY)
+        };
+        assert_eq!(types(&reply), grouped, "round {round}: {reply:?}");
+        firsts.insert(rdata(&reply)[1].clone());
+    }
+    assert_eq!(up.count("mixed.example."), 1, "the rest from the cache");
+    assert_eq!(firsts.len(), 2, "the addresses turn: {firsts:?}");
+
+    let plain = with_upstreams(&[&up], &["--loadbalance", "false"]);
+    let reply = plain.udp("mixed.example.", RecordType::ANY);
+    assert_eq!(
+        types(&reply),
+        [
+            RecordType::MX,
+            RecordType::A,
+            RecordType::TXT,
+            RecordType::A
+        ]
+    );
+}

@@ -798,3 +798,73 @@ fn the_api_server_at_an_endpoint_url() {
         "{stderr}"
     );
 }
+
+/// CoreDNS's `namespace_labels` (from a Corefile): only namespaces whose labels
+/// match are served; a namespace relabelled into or out of the selection comes
+/// or goes while the server runs (the watch sees it enter or leave).
+#[test]
+fn namespace_labels_serve_the_selected_namespaces() {
+    let api = FakeApiServer::start();
+    let labelled = |name: &str, on: bool| {
+        let labels = if on { json!({"dns": "on"}) } else { json!({}) };
+        json!({"apiVersion": "v1", "kind": "Namespace",
+               "metadata": {"name": name, "labels": labels}})
+    };
+    api.apply(labelled("team", true));
+    api.apply(labelled("other", false));
+    for (namespace, ip) in [("team", "10.96.2.1"), ("other", "10.96.2.2")] {
+        let mut service = cluster_ip("api", ip);
+        service["metadata"]["namespace"] = json!(namespace);
+        api.apply(service);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let corefile = dir.path().join("Corefile");
+    std::fs::write(
+        &corefile,
+        format!(
+            ".:53 {{\n    kubernetes cluster.local in-addr.arpa ip6.arpa {{\n        endpoint {}\n        namespace_labels dns=on\n    }}\n    forward . 127.0.0.1:9\n}}\n",
+            api.url()
+        ),
+    )
+    .unwrap();
+    let server = Server::start(&["--corefile", corefile.to_str().unwrap()]);
+    wait_synced(&server);
+    assert_eq!(addrs(&server, "api.team.svc.cluster.local."), ["10.96.2.1"]);
+    assert_eq!(
+        rcode(&server, "api.other.svc.cluster.local."),
+        ResponseCode::NXDomain
+    );
+    let ptr = server.tcp("2.2.96.10.in-addr.arpa.", RecordType::PTR);
+    assert!(ptr.answers.is_empty(), "{ptr:?}");
+    assert_eq!(
+        server
+            .udp("other.svc.cluster.local.", RecordType::A)
+            .metadata
+            .response_code,
+        ResponseCode::NXDomain,
+        "an unselected namespace does not exist"
+    );
+
+    api.apply(labelled("other", true));
+    assert!(eventually(WAIT, || addrs(
+        &server,
+        "api.other.svc.cluster.local."
+    ) == ["10.96.2.2"]));
+    api.apply(labelled("team", false));
+    assert!(eventually(WAIT, || rcode(
+        &server,
+        "api.team.svc.cluster.local."
+    ) == ResponseCode::NXDomain));
+    assert_eq!(
+        addrs(&server, "api.other.svc.cluster.local."),
+        ["10.96.2.2"]
+    );
+    assert!(
+        api.requests()
+            .iter()
+            .any(|r| r.starts_with("GET /api/v1/namespaces?")
+                && r.contains("labelSelector=dns%3Don")),
+        "the selector is the API server's to apply: {:?}",
+        api.requests()
+    );
+}

@@ -147,6 +147,7 @@ fn fast_and_slow_agree(cache: Cache, query: &Query, pick: u8) {
         ),
         stubs: Vec::new(),
         cache: Some(cache),
+        loadbalance: false,
     })));
     let mut asked = query.clone();
     if pick & 0x40 != 0 {

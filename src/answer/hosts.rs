@@ -25,6 +25,8 @@ pub struct Hosts {
     pub ttl: u32,
     pub fallthrough: bool,
     pub reverse: bool,
+    /// The zones the entries answer in (CoreDNS's origins; empty: every name).
+    pub zones: Vec<Name>,
 }
 
 /// What the hosts table says about a question.
@@ -77,6 +79,11 @@ impl Hosts {
         hosts
     }
 
+    /// Whether `name` is in the zones the entries answer in.
+    pub fn covers(&self, name: &Name) -> bool {
+        self.zones.is_empty() || self.zones.iter().any(|zone| zone.zone_of(name))
+    }
+
     /// Every name listed.
     pub fn names(&self) -> impl Iterator<Item = &Name> {
         self.names.keys()
@@ -85,7 +92,12 @@ impl Hosts {
     /// The answer for `qname` (as asked; owners keep its case) and `qtype`.
     pub fn lookup(&self, qname: &Name, qtype: RecordType) -> Lookup {
         if qtype == RecordType::PTR {
+            // CoreDNS: PTR zones need not be among the origins.
             return self.reverse_lookup(qname);
+        }
+        if !self.covers(qname) {
+            // Outside the zones the next plugin answers, whatever `fallthrough` says.
+            return Lookup::Next;
         }
         let listed = self.names.get(&qname.to_lowercase());
         let Some(ips) = listed else {
@@ -257,5 +269,34 @@ mod tests {
             }
             Lookup::Next => panic!("listed"),
         }
+    }
+
+    /// plugin/hosts/hosts.go with origins: a name outside the zones goes on
+    /// whatever `fallthrough` says; inside them an unlisted name is SERVFAIL
+    /// without `fallthrough`; PTR needs no origin.
+    #[test]
+    fn zones_limit_what_the_entries_answer() {
+        let mut hosts = Hosts::parse(
+            &["10.0.0.9 db.lan", "10.0.0.8 other.example"],
+            60,
+            false,
+            true,
+        );
+        hosts.zones = vec![Name::from_ascii("lan.").unwrap()];
+        let ok = ResponseCode::NoError;
+        assert_eq!(
+            answer(&hosts, "DB.lan.", RecordType::A),
+            Some((ok, vec!["10.0.0.9".into()]))
+        );
+        assert_eq!(
+            answer(&hosts, "nope.lan.", RecordType::A),
+            Some((ResponseCode::ServFail, vec![]))
+        );
+        assert_eq!(answer(&hosts, "other.example.", RecordType::A), None);
+        assert_eq!(answer(&hosts, "www.example.org.", RecordType::A), None);
+        assert_eq!(
+            answer(&hosts, "8.0.0.10.in-addr.arpa.", RecordType::PTR),
+            Some((ok, vec!["other.example.".into()]))
+        );
     }
 }

@@ -240,6 +240,18 @@ impl ZoneConfig {
     }
 }
 
+/// CoreDNS `loadbalance`'s order of a section: CNAMEs, other records, A/AAAA,
+/// then MX, each group in the order given (plugin/loadbalance `roundRobin`).
+pub fn loadbalance_order(records: &mut [Record]) {
+    // A stable sort: each group keeps its order.
+    records.sort_by_key(|record| match record.record_type() {
+        RecordType::CNAME => 0,
+        RecordType::A | RecordType::AAAA => 2,
+        RecordType::MX => 3,
+        _ => 1,
+    });
+}
+
 /// A complete answer, whoever made it (our zones, `hosts`, a `template` rcode,
 /// an upstream or the cache): the header's code and flags plus the three
 /// record sections. Both transports encode this one type.
@@ -1031,16 +1043,21 @@ struct SrvTarget {
 #[cfg(test)]
 mod tests;
 
+#[cfg(test)]
+mod plugin_tests;
+
 impl ZoneConfig {
     /// Adds CoreDNS's `hosts` table, asked before the zones.
     pub fn set_hosts(&mut self, table: Option<hosts::Hosts>) {
         self.hosts_shadow_zones = table.as_ref().is_some_and(|t| {
-            !t.fallthrough
-                || t.names().any(|name| {
-                    self.zones
-                        .iter()
-                        .any(|(zone, kind)| *kind == ZoneKind::Cluster && zone.zone_of(name))
-                })
+            self.zones.iter().any(|(zone, kind)| {
+                // A cluster zone the table answers in, wholly or in part.
+                let overlaps = t.zones.is_empty()
+                    || t.zones.iter().any(|z| z.zone_of(zone) || zone.zone_of(z));
+                *kind == ZoneKind::Cluster
+                    && overlaps
+                    && (!t.fallthrough || t.names().any(|name| zone.zone_of(name)))
+            })
         });
         self.hosts = table.map(std::sync::Arc::new);
     }

@@ -67,6 +67,11 @@ pub struct Options {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long = "namespace", value_name = "NAME")]
     pub namespaces: Option<Vec<String>>,
+    /// Label selector for Namespaces: only the namespaces it picks are served
+    /// (CoreDNS `namespace_labels`; default: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "SELECTOR")]
+    pub namespace_labels: Option<String>,
     /// Label selector for Services and EndpointSlices (default: none).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "SELECTOR")]
@@ -257,6 +262,11 @@ pub struct Options {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "BOOL")]
     pub hosts_reverse: Option<bool>,
+    /// Zones the hosts entries answer in (repeatable; default: every name;
+    /// CoreDNS `hosts FILE ZONES...`). PTR questions are theirs whatever the zones.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "ZONE")]
+    pub hosts_zones: Option<Vec<String>>,
     /// Queries of a type answered with an rcode and no records, before anything
     /// else, `TYPE=RCODE` (repeatable; CoreDNS `template IN AAAA { rcode NOERROR }`,
     /// which spares IPv4-only clusters the AAAA half of every lookup).
@@ -363,6 +373,7 @@ impl Options {
             context,
             namespaces,
             labels,
+            namespace_labels,
             endpoint_pod_names,
             endpoints,
             streaming_lists,
@@ -403,6 +414,7 @@ impl Options {
             hosts_ttl,
             hosts_fallthrough,
             hosts_reverse,
+            hosts_zones,
             type_rcodes,
             templates,
             rewrites,

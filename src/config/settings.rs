@@ -120,6 +120,8 @@ pub struct HostsSettings {
     pub ttl: u32,
     pub fallthrough: bool,
     pub reverse: bool,
+    /// Zones the entries answer in (empty: every name).
+    pub zones: Vec<Name>,
 }
 
 /// Largest hosts file read (a ConfigMap holds at most 1 MiB).
@@ -146,8 +148,9 @@ impl HostsSettings {
         let text = bytes.as_deref().map(String::from_utf8_lossy);
         let mut texts: Vec<&str> = text.as_deref().into_iter().collect();
         texts.extend(self.inline.iter().map(String::as_str));
-        let table =
+        let mut table =
             crate::answer::hosts::Hosts::parse(&texts, self.ttl, self.fallthrough, self.reverse);
+        table.zones = self.zones.clone();
         (bytes, table)
     }
 }
@@ -406,6 +409,7 @@ impl Merged<'_> {
             context: o.context.clone(),
             namespaces: self.namespaces()?,
             labels: self.labels()?,
+            namespace_labels: self.namespace_labels()?,
             streaming_lists: o.streaming_lists.unwrap_or_default(),
             endpoints: crate::cluster::EndpointOptions {
                 pod_names: o.endpoint_pod_names.unwrap_or(false),
@@ -437,6 +441,17 @@ impl Merged<'_> {
         parse_api_server(text)
             .map(Some)
             .map_err(|message| self.invalid("api_server", message))
+    }
+
+    fn namespace_labels(&self) -> Result<Option<String>, ConfigError> {
+        let o = &self.options;
+        let Some(selector) = o.namespace_labels.clone() else {
+            return Ok(None);
+        };
+        if selector.trim().is_empty() {
+            return Err(self.invalid("namespace_labels", "the selector is empty".into()));
+        }
+        Ok(Some(selector))
     }
 
     fn labels(&self) -> Result<Option<String>, ConfigError> {
@@ -674,6 +689,14 @@ impl Merged<'_> {
             ttl,
             fallthrough: o.hosts_fallthrough.unwrap_or(true),
             reverse: o.hosts_reverse.unwrap_or(true),
+            zones: o
+                .hosts_zones
+                .iter()
+                .flatten()
+                .map(|zone| {
+                    parse_domain(zone).map_err(|message| self.invalid("hosts_zones", message))
+                })
+                .collect::<Result<_, _>>()?,
         })
     }
 

@@ -64,6 +64,7 @@ const EVERY_KEY: &[(&str, &str, &[&str])] = &[
         r#"["kube-system", "Apps"]"#,
         &["kube-system", "Apps"],
     ),
+    ("namespace_labels", r#""dns=on""#, &["dns=on"]),
     ("labels", r#""app=web""#, &["app=web"]),
     ("endpoint_pod_names", "true", &["true"]),
     ("endpoints", "false", &["false"]),
@@ -153,6 +154,11 @@ const EVERY_KEY: &[(&str, &str, &[&str])] = &[
     ("hosts_ttl", "60", &["60"]),
     ("hosts_fallthrough", "false", &["false"]),
     ("hosts_reverse", "false", &["false"]),
+    (
+        "hosts_zones",
+        r#"["example.org", "lan"]"#,
+        &["example.org", "lan"],
+    ),
     ("type_rcodes", r#"["AAAA=NOERROR"]"#, &["AAAA=NOERROR"]),
     (
         "templates",

@@ -491,7 +491,10 @@ fn kubernetes(d: &Directive, o: &mut Options) -> Result<(), CorefileError> {
                 "kubernetes: the root zone cannot be served".into(),
             ));
         }
-        zones.push(text);
+        // RKE2's Corefile names cluster.local twice.
+        if !zones.contains(&text) {
+            zones.push(text);
+        }
     }
     if zones.is_empty() {
         return Err(error(
@@ -501,118 +504,152 @@ fn kubernetes(d: &Directive, o: &mut Options) -> Result<(), CorefileError> {
     }
     o.zones = Some(zones);
     for line in &d.block {
-        let args = &line.args;
-        match line.name.text.as_str() {
-            "pods" => {
-                exactly_args(line, 1)?;
-                o.pods = Some(match args[0].text.as_str() {
-                    "disabled" => PodsMode::Disabled,
-                    "insecure" => PodsMode::Insecure,
-                    "verified" => PodsMode::Verified,
-                    other => {
-                        return Err(error(
-                            &args[0],
-                            format!("pods: {other:?} is not one of disabled, insecure, verified"),
-                        ));
-                    }
-                });
-            }
-            "ttl" => {
-                exactly_args(line, 1)?;
-                let ttl = args[0]
-                    .text
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|t| *t <= MAX_KUBERNETES_TTL)
-                    .ok_or_else(|| error(&args[0], format!("ttl: {:?} is not a number of seconds from 0 to {MAX_KUBERNETES_TTL}", args[0].text)))?;
-                o.ttl = Some(ttl);
-            }
-            "namespaces" => {
-                if args.is_empty() {
-                    return Err(error(
-                        &line.name,
-                        "namespaces: expected at least one namespace".into(),
-                    ));
-                }
-                o.namespaces = Some(args.iter().map(|a| a.text.clone()).collect());
-            }
-            "labels" => {
-                if args.is_empty() {
-                    return Err(error(
-                        &line.name,
-                        "labels: expected a label selector".into(),
-                    ));
-                }
-                let selector: Vec<&str> = args.iter().map(|a| a.text.as_str()).collect();
-                o.labels = Some(selector.join(" "));
-            }
-            "kubeconfig" => {
-                if args.is_empty() || args.len() > 2 {
-                    return Err(error(
-                        &line.name,
-                        "kubeconfig: expected KUBECONFIG [CONTEXT]".into(),
-                    ));
-                }
-                o.kubeconfig = Some(args[0].text.clone().into());
-                o.context = args.get(1).map(|a| a.text.clone());
-            }
-            "endpoint" => {
-                // CoreDNS takes several (deprecated) and uses the first.
-                let Some(url) = args.first() else {
-                    return Err(error(&line.name, "endpoint: expected a URL".into()));
-                };
-                if args.len() > 1 {
-                    tracing::warn!(
-                        "{}:{}: several endpoints are deprecated; only {} is used",
-                        line.name.file.display(),
-                        line.name.line,
-                        url.text
-                    );
-                }
-                crate::config::parse_api_server(&url.text)
-                    .map_err(|message| error(url, format!("endpoint: {message}")))?;
-                o.api_server = Some(url.text.clone());
-            }
-            "fallthrough" => {
-                // Reverse names no cluster object owns always fall through.
-                let mut zones = Vec::new();
-                for zone in args {
-                    crate::config::parse_domain(&zone.text)
-                        .map_err(|message| error(zone, format!("fallthrough: {message}")))?;
-                    if !is_reverse(&zone.text.trim_end_matches('.').to_ascii_lowercase()) {
-                        zones.push(zone.text.clone());
-                    }
-                }
-                if args.is_empty() {
-                    zones.push(".".into());
-                }
-                if !zones.is_empty() {
-                    o.fallthrough = Some(zones);
-                }
-            }
-            "ignore" => {
-                exactly_args(line, 1)?;
-                if args[0].text != "empty_service" {
+        kubernetes_option(d, line, o)?;
+    }
+    if o.namespaces.is_some() && o.namespace_labels.is_some() {
+        return Err(error(
+            &d.name,
+            "kubernetes: namespaces and namespace_labels cannot both be set".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// One line of a `kubernetes` block.
+fn kubernetes_option(
+    d: &Directive,
+    line: &Directive,
+    o: &mut Options,
+) -> Result<(), CorefileError> {
+    let args = &line.args;
+    match line.name.text.as_str() {
+        "pods" => {
+            exactly_args(line, 1)?;
+            o.pods = Some(match args[0].text.as_str() {
+                "disabled" => PodsMode::Disabled,
+                "insecure" => PodsMode::Insecure,
+                "verified" => PodsMode::Verified,
+                other => {
                     return Err(error(
                         &args[0],
-                        format!(
-                            "ignore: {:?} is not supported (supported: empty_service)",
-                            args[0].text
-                        ),
+                        format!("pods: {other:?} is not one of disabled, insecure, verified"),
                     ));
                 }
-                o.ignore_empty_service = Some(true);
-            }
-            "endpoint_pod_names" => {
-                exactly_args(line, 0)?;
-                o.endpoint_pod_names = Some(true);
-            }
-            "noendpoints" => {
-                exactly_args(line, 0)?;
-                o.endpoints = Some(false);
-            }
-            _ => return Err(unknown_option(d, line)),
+            });
         }
+        "ttl" => {
+            exactly_args(line, 1)?;
+            let ttl = args[0]
+                .text
+                .parse::<u32>()
+                .ok()
+                .filter(|t| *t <= MAX_KUBERNETES_TTL)
+                .ok_or_else(|| {
+                    error(
+                        &args[0],
+                        format!(
+                            "ttl: {:?} is not a number of seconds from 0 to {MAX_KUBERNETES_TTL}",
+                            args[0].text
+                        ),
+                    )
+                })?;
+            o.ttl = Some(ttl);
+        }
+        "namespaces" => {
+            if args.is_empty() {
+                return Err(error(
+                    &line.name,
+                    "namespaces: expected at least one namespace".into(),
+                ));
+            }
+            o.namespaces = Some(args.iter().map(|a| a.text.clone()).collect());
+        }
+        "namespace_labels" => {
+            if args.is_empty() {
+                return Err(error(
+                    &line.name,
+                    "namespace_labels: expected a label selector".into(),
+                ));
+            }
+            let selector: Vec<&str> = args.iter().map(|a| a.text.as_str()).collect();
+            o.namespace_labels = Some(selector.join(" "));
+        }
+        "labels" => {
+            if args.is_empty() {
+                return Err(error(
+                    &line.name,
+                    "labels: expected a label selector".into(),
+                ));
+            }
+            let selector: Vec<&str> = args.iter().map(|a| a.text.as_str()).collect();
+            o.labels = Some(selector.join(" "));
+        }
+        "kubeconfig" => {
+            if args.is_empty() || args.len() > 2 {
+                return Err(error(
+                    &line.name,
+                    "kubeconfig: expected KUBECONFIG [CONTEXT]".into(),
+                ));
+            }
+            o.kubeconfig = Some(args[0].text.clone().into());
+            o.context = args.get(1).map(|a| a.text.clone());
+        }
+        "endpoint" => {
+            // CoreDNS takes several (deprecated) and uses the first.
+            let Some(url) = args.first() else {
+                return Err(error(&line.name, "endpoint: expected a URL".into()));
+            };
+            if args.len() > 1 {
+                tracing::warn!(
+                    "{}:{}: several endpoints are deprecated; only {} is used",
+                    line.name.file.display(),
+                    line.name.line,
+                    url.text
+                );
+            }
+            crate::config::parse_api_server(&url.text)
+                .map_err(|message| error(url, format!("endpoint: {message}")))?;
+            o.api_server = Some(url.text.clone());
+        }
+        "fallthrough" => {
+            // Reverse names no cluster object owns always fall through.
+            let mut zones = Vec::new();
+            for zone in args {
+                crate::config::parse_domain(&zone.text)
+                    .map_err(|message| error(zone, format!("fallthrough: {message}")))?;
+                if !is_reverse(&zone.text.trim_end_matches('.').to_ascii_lowercase()) {
+                    zones.push(zone.text.clone());
+                }
+            }
+            if args.is_empty() {
+                zones.push(".".into());
+            }
+            if !zones.is_empty() {
+                o.fallthrough = Some(zones);
+            }
+        }
+        "ignore" => {
+            exactly_args(line, 1)?;
+            if args[0].text != "empty_service" {
+                return Err(error(
+                    &args[0],
+                    format!(
+                        "ignore: {:?} is not supported (supported: empty_service)",
+                        args[0].text
+                    ),
+                ));
+            }
+            o.ignore_empty_service = Some(true);
+        }
+        "endpoint_pod_names" => {
+            exactly_args(line, 0)?;
+            o.endpoint_pod_names = Some(true);
+        }
+        "noendpoints" => {
+            exactly_args(line, 0)?;
+            o.endpoints = Some(false);
+        }
+        _ => return Err(unknown_option(d, line)),
     }
     Ok(())
 }
@@ -620,16 +657,15 @@ fn kubernetes(d: &Directive, o: &mut Options) -> Result<(), CorefileError> {
 /// `hosts [FILE [ZONES...]] { ENTRIES...; ttl; reload; no_reverse; fallthrough }`
 fn hosts(d: &Directive, o: &mut Options) -> Result<(), CorefileError> {
     let file = d.args.first().map_or("/etc/hosts", |a| a.text.as_str());
+    let mut zones = Vec::new();
     for zone in d.args.iter().skip(1) {
-        if zone.text != "." {
-            return Err(error(
-                zone,
-                format!(
-                    "hosts zone {:?}: only the root zone is supported (the entries answer every name they list)",
-                    zone.text
-                ),
-            ));
-        }
+        crate::config::parse_domain(&zone.text)
+            .map_err(|message| error(zone, format!("hosts: {message}")))?;
+        zones.push(zone.text.clone());
+    }
+    // The root zone (or none named): every name.
+    if !zones.is_empty() && !zones.iter().any(|z| z == ".") {
+        o.hosts_zones = Some(zones);
     }
     o.hosts_file = Some(file.into());
     o.hosts_fallthrough = Some(false);
@@ -1563,6 +1599,14 @@ mod tests {
             ))
         };
         assert_eq!(k("pods verified").unwrap().pods, Some(PodsMode::Verified));
+        let rke2 = options_of(
+            ".:53 {\n kubernetes   cluster.local  cluster.local in-addr.arpa ip6.arpa\n forward . 10.0.0.1\n}",
+        );
+        assert_eq!(
+            rke2.unwrap().zones,
+            Some(vec!["cluster.local".to_string()]),
+            "RKE2's zone named twice is one zone"
+        );
         assert_eq!(k("pods disabled").unwrap().pods, Some(PodsMode::Disabled));
         assert!(k("pods invalid").is_err());
         assert_eq!(k("ttl 0").unwrap().ttl, Some(0));
@@ -1580,6 +1624,18 @@ mod tests {
                 .labels
                 .as_deref(),
             Some("environment in (production, qa),application=nginx")
+        );
+        assert_eq!(
+            k("namespace_labels istio-injection=enabled")
+                .unwrap()
+                .namespace_labels
+                .as_deref(),
+            Some("istio-injection=enabled")
+        );
+        assert!(k("namespace_labels").is_err());
+        assert!(
+            k("namespaces demo\nnamespace_labels team=a").is_err(),
+            "CoreDNS: namespaces and namespace_labels cannot both be set"
         );
         assert!(k("ignore empty_service").unwrap().ignore_empty_service == Some(true));
         assert!(k("ignore nothing").is_err());
@@ -1797,10 +1853,19 @@ mod tests {
             ])
         );
         assert_eq!(o.hosts_reverse, Some(false));
-        assert!(
-            h("hosts /etc/hosts example.org").is_err(),
-            "zones other than . are refused"
+        // setup_test.go's origins: the zones after the file.
+        assert_eq!(
+            h("hosts /etc/hosts miek.nl.").unwrap().hosts_zones,
+            Some(vec!["miek.nl.".to_string()])
         );
+        assert_eq!(
+            h("hosts /etc/hosts miek.nl. pun.gent.")
+                .unwrap()
+                .hosts_zones,
+            Some(vec!["miek.nl.".to_string(), "pun.gent.".into()])
+        );
+        assert_eq!(h("hosts /etc/hosts .").unwrap().hosts_zones, None);
+        assert!(h("hosts /etc/hosts bad..zone").is_err());
         assert!(h("hosts { ttl 0 }").is_err());
         assert!(h("hosts { ttl x }").is_err());
         assert!(h("hosts { reload }").is_err());

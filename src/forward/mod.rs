@@ -609,6 +609,9 @@ pub struct Forwarding {
     /// Stub domains: zones with upstreams of their own, longest first.
     pub stubs: Vec<(Name, Forwarder)>,
     pub cache: Option<Cache>,
+    /// CoreDNS `loadbalance`: replies are put in its order before they are
+    /// cached (the addresses then turn per answer).
+    pub loadbalance: bool,
 }
 
 impl Forwarding {
@@ -628,10 +631,19 @@ impl Forwarding {
         question: &Question,
         zones: &[Name],
     ) -> Result<(Message, bool), ForwardError> {
-        let reply = self
+        let mut reply = self
             .forwarder_for(question.query.name())
             .forward(question, zones)
             .await?;
+        if self.loadbalance && reply.metadata.response_code == ResponseCode::NoError {
+            for section in [
+                &mut reply.answers,
+                &mut reply.authorities,
+                &mut reply.additionals,
+            ] {
+                crate::answer::loadbalance_order(section);
+            }
+        }
         let inserted = self
             .cache
             .as_ref()
@@ -699,6 +711,7 @@ pub fn forwarding(
         stubs,
         cache: (settings.cache.success_ttl > 0)
             .then(|| Cache::with_options(settings.cache.clone())),
+        loadbalance: settings.loadbalance,
     })
 }
 

@@ -305,6 +305,9 @@ pub struct IndexWriter {
     pods: HashMap<Arc<str>, PodInfo>,
     explicit_namespaces: HashSet<Arc<str>>,
     namespace_refs: HashMap<Arc<str>, usize>,
+    /// CoreDNS `namespace_labels`: only the namespaces listed as objects (the
+    /// ones the selector picks) are served; what lives elsewhere is kept, hidden.
+    namespace_gate: bool,
     snapshot: Snapshot,
     dirty: bool,
     /// Kinds being listed again, with the objects seen so far (mark and sweep).
@@ -438,6 +441,18 @@ impl IndexWriter {
         self
     }
 
+    /// Serves only namespaces applied as objects (`namespace_labels`); set
+    /// before any object is applied.
+    pub fn with_namespace_gate(mut self) -> Self {
+        self.namespace_gate = true;
+        self
+    }
+
+    /// Whether what lives in `namespace` is served.
+    fn exposed(&self, namespace: &str) -> bool {
+        !self.namespace_gate || self.explicit_namespaces.contains(namespace)
+    }
+
     pub fn apply(&mut self, object: ClusterObject) {
         if !self.relists.is_empty() {
             let object_ref = object.object_ref();
@@ -520,16 +535,22 @@ impl IndexWriter {
     pub fn upsert_pod(&mut self, pod: PodInfo) {
         let pod_key = key(&pod.name, &pod.namespace);
         let namespace = pod.namespace.clone();
+        let exposed = self.exposed(&namespace);
         match self.pods.insert(pod_key, pod.clone()) {
-            Some(old) => self.unindex_pod(&old),
+            Some(old) if exposed => self.unindex_pod(&old),
+            Some(_) => {}
             None => self.add_namespace_ref(&namespace),
         }
-        self.index_pod(&pod);
+        if exposed {
+            self.index_pod(&pod);
+        }
     }
 
     pub fn remove_pod(&mut self, namespace: &str, name: &str) {
         if let Some(old) = self.pods.remove(&key(name, namespace)) {
-            self.unindex_pod(&old);
+            if self.exposed(namespace) {
+                self.unindex_pod(&old);
+            }
             self.drop_namespace_ref(&old.namespace);
         }
     }
@@ -537,12 +558,46 @@ impl IndexWriter {
     pub fn upsert_namespace(&mut self, namespace: Arc<str>) {
         if self.explicit_namespaces.insert(namespace.clone()) {
             self.sync_namespace(&namespace);
+            if self.namespace_gate {
+                self.namespace_exposure_changed(&namespace, true);
+            }
         }
     }
 
     pub fn remove_namespace(&mut self, namespace: &str) {
         if let Some(namespace) = self.explicit_namespaces.take(namespace) {
             self.sync_namespace(&namespace);
+            if self.namespace_gate {
+                self.namespace_exposure_changed(&namespace, false);
+            }
+        }
+    }
+
+    /// A namespace came into or left the selection (`namespace_labels`): its
+    /// services and pods are served or hidden. Called once the selection
+    /// (`explicit_namespaces`) says so.
+    fn namespace_exposure_changed(&mut self, namespace: &str, exposed: bool) {
+        let services: Vec<Arc<str>> = self
+            .services
+            .iter()
+            .filter(|(_, s)| &*s.namespace == namespace)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let pods: Vec<PodInfo> = self
+            .pods
+            .values()
+            .filter(|p| &*p.namespace == namespace)
+            .cloned()
+            .collect();
+        for pod in &pods {
+            if exposed {
+                self.index_pod(pod);
+            } else {
+                self.unindex_pod(pod);
+            }
+        }
+        for key in &services {
+            self.refresh_service(key);
         }
     }
 
@@ -577,20 +632,24 @@ impl IndexWriter {
 
     /// Recomputes one service's records and patches the snapshot.
     fn refresh_service(&mut self, key: &Arc<str>) {
-        let new = self.services.get(key).map(|service| {
-            let slice_keys = self.slices_by_service.get(key);
-            // Slice-name order keeps answers stable across rebuilds.
-            let slices: BTreeMap<&str, &EndpointSliceInfo> = slice_keys
-                .into_iter()
-                .flatten()
-                .filter_map(|k| self.slices.get(k).map(|s| (&*s.name, s)))
-                .collect();
-            Arc::new(ServiceRecords::build(
-                service,
-                slices.into_values(),
-                self.endpoints.pod_names,
-            ))
-        });
+        let new = self
+            .services
+            .get(key)
+            .filter(|s| self.exposed(&s.namespace))
+            .map(|service| {
+                let slice_keys = self.slices_by_service.get(key);
+                // Slice-name order keeps answers stable across rebuilds.
+                let slices: BTreeMap<&str, &EndpointSliceInfo> = slice_keys
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|k| self.slices.get(k).map(|s| (&*s.name, s)))
+                    .collect();
+                Arc::new(ServiceRecords::build(
+                    service,
+                    slices.into_values(),
+                    self.endpoints.pod_names,
+                ))
+            });
         let old = match &new {
             Some(records) => self.snapshot.services.insert(key.clone(), records.clone()),
             None => self.snapshot.services.remove(key),
@@ -695,8 +754,9 @@ impl IndexWriter {
 
     /// A namespace exists while it is declared or anything lives in it.
     fn sync_namespace(&mut self, namespace: &Arc<str>) {
+        // Behind the gate only a selected namespace exists (CoreDNS: not exposed).
         let exists = self.explicit_namespaces.contains(namespace)
-            || self.namespace_refs.contains_key(namespace);
+            || (!self.namespace_gate && self.namespace_refs.contains_key(namespace));
         let listed = self.snapshot.namespaces.contains(namespace);
         if exists && !listed {
             self.snapshot.namespaces.insert(namespace.clone());

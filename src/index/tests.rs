@@ -321,3 +321,59 @@ fn endpoints_are_found_by_hostname_or_by_canonical_dashed_address() {
     assert!(found("web-2").is_empty());
     assert!(found(&"x".repeat(70)).is_empty());
 }
+
+/// `namespace_labels`: only namespaces applied as objects (those the selector
+/// picks) are served; their services, PTRs and pods come and go with them, and
+/// nothing of the rest is lost meanwhile.
+#[test]
+fn the_namespace_gate_serves_selected_namespaces_only() {
+    let mut w = IndexWriter::new().with_namespace_gate();
+    let cluster_ip = || ServiceKind::ClusterIp(vec![ip("10.96.0.9")]);
+    w.upsert_service(service("team", "api", cluster_ip()));
+    w.upsert_slice(slice("team", "api-1", Some("api"), &[("10.244.0.9", None)]));
+    w.upsert_pod(PodInfo {
+        namespace: "team".into(),
+        name: "api-0".into(),
+        ips: vec![ip("10.244.0.9")],
+    });
+    let hidden = w.snapshot();
+    assert!(hidden.service("api.team").is_none());
+    assert!(!hidden.namespace_exists("team"), "not selected: not there");
+    assert!(hidden.ptr_targets(&ip("10.96.0.9")).is_empty());
+    assert!(!hidden.pod_exists("team", &ip("10.244.0.9")));
+
+    w.apply(ClusterObject::Namespace("team".into()));
+    let shown = w.snapshot();
+    assert_eq!(
+        &*shown.service("api.team").unwrap().addresses,
+        [ip("10.96.0.9")]
+    );
+    assert!(shown.namespace_exists("team"));
+    assert_eq!(shown.ptr_targets(&ip("10.96.0.9")).len(), 1);
+    assert!(shown.pod_exists("team", &ip("10.244.0.9")));
+    // A pod replaced while shown, then the namespace leaves the selection.
+    w.upsert_pod(PodInfo {
+        namespace: "team".into(),
+        name: "api-0".into(),
+        ips: vec![ip("10.244.0.10")],
+    });
+    w.remove_namespace("team");
+    let gone = w.snapshot();
+    assert!(gone.service("api.team").is_none());
+    assert!(!gone.namespace_exists("team"));
+    assert!(gone.ptr_targets(&ip("10.96.0.9")).is_empty());
+    assert!(!gone.pod_exists("team", &ip("10.244.0.10")));
+    assert_eq!(gone.pod_entries().count(), 0);
+    // Changes while hidden are kept for when it comes back.
+    w.remove_pod("team", "api-0");
+    w.upsert_service(service("team", "web", cluster_ip()));
+    w.apply(ClusterObject::Namespace("team".into()));
+    let back = w.snapshot();
+    assert!(back.service("web.team").is_some() && back.service("api.team").is_some());
+    assert_eq!(back.pod_entries().count(), 0);
+
+    // Without the gate a namespace exists while anything lives in it.
+    let mut open = IndexWriter::new();
+    open.upsert_service(service("team", "api", cluster_ip()));
+    assert!(open.snapshot().namespace_exists("team"));
+}

@@ -923,6 +923,7 @@ mod tests {
                 ),
                 stubs: Vec::new(),
                 cache: Some(cache),
+                loadbalance,
             })));
         handler
     }

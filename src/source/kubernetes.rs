@@ -32,6 +32,8 @@ pub struct KubeSettings {
     pub namespaces: Vec<String>,
     /// Label selector for Services and EndpointSlices.
     pub labels: Option<String>,
+    /// Label selector for Namespaces; only those it picks are served.
+    pub namespace_labels: Option<String>,
     pub streaming_lists: StreamingLists,
     /// What is served from EndpointSlices; with `disabled` they are not watched.
     pub endpoints: crate::cluster::EndpointOptions,
@@ -136,6 +138,10 @@ pub async fn spawn_watchers(
     if streaming {
         base = base.streaming_lists();
     }
+    let mut namespaces = base.clone();
+    if let Some(selector) = &settings.namespace_labels {
+        namespaces = namespaces.labels(selector);
+    }
     let mut selected = base.clone();
     if let Some(labels) = &settings.labels {
         selected = selected.labels(labels);
@@ -154,7 +160,7 @@ pub async fn spawn_watchers(
         )),
         tokio::spawn(watch(
             Api::<Namespace>::all(client.clone()),
-            base.clone(),
+            namespaces,
             feed(Kind::Namespace),
             |n| cluster::namespace_name(n).map(ClusterObject::Namespace),
         )),

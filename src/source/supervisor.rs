@@ -109,7 +109,10 @@ fn run_once(
         }
         let endpoints = kube_settings.endpoints;
         let kinds = kubernetes::required_kinds(watch_pods, !endpoints.disabled);
-        let writer = IndexWriter::awaiting(kinds).with_endpoints(endpoints);
+        let mut writer = IndexWriter::awaiting(kinds).with_endpoints(endpoints);
+        if kube_settings.namespace_labels.is_some() {
+            writer = writer.with_namespace_gate();
+        }
         let (changes, incoming) = tokio::sync::mpsc::channel(8192);
         let mut feed = tokio::spawn(feed::run(incoming, writer, shared.clone(), metrics.clone()));
         let watchers = kubernetes::spawn_watchers(client, kube_settings, watch_pods, changes).await;

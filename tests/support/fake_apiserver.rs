@@ -83,6 +83,27 @@ struct Recorded {
     resource: Resource,
     kind: &'static str,
     object: Value,
+    /// The object before a MODIFIED event: a watch with a label selector sees
+    /// an object leave (DELETED) or enter (ADDED) its selection, as the API
+    /// server's watch cache reports it.
+    previous: Option<Value>,
+}
+
+impl Recorded {
+    /// The event type a watch with this selector sees, if any.
+    fn seen_as(&self, selector: Option<&String>) -> Option<&'static str> {
+        let now = matches_selector(selector, &self.object);
+        let before = self
+            .previous
+            .as_ref()
+            .map(|p| matches_selector(selector, p));
+        match (before, now) {
+            (Some(false), true) => Some("ADDED"),
+            (Some(true), false) => Some("DELETED"),
+            (_, true) => Some(self.kind),
+            _ => None,
+        }
+    }
 }
 
 /// Control messages broadcast beside events.
@@ -354,8 +375,8 @@ impl FakeApiServer {
         } else {
             "ADDED"
         };
-        inner.objects.insert(key, object.clone());
-        self.record(&mut inner, resource, kind, object);
+        let previous = inner.objects.insert(key, object.clone());
+        self.record(&mut inner, resource, kind, object, previous);
         rv
     }
 
@@ -377,16 +398,24 @@ impl FakeApiServer {
         };
         inner.rv += 1;
         object["metadata"]["resourceVersion"] = json!(inner.rv.to_string());
-        self.record(&mut inner, resource, "DELETED", object);
+        self.record(&mut inner, resource, "DELETED", object, None);
         true
     }
 
-    fn record(&self, inner: &mut Inner, resource: Resource, kind: &'static str, object: Value) {
+    fn record(
+        &self,
+        inner: &mut Inner,
+        resource: Resource,
+        kind: &'static str,
+        object: Value,
+        previous: Option<Value>,
+    ) {
         let recorded = Arc::new(Recorded {
             rv: inner.rv,
             resource,
             kind,
             object,
+            previous,
         });
         inner.history.push_back(recorded.clone());
         while inner.history.len() > inner.history_limit {
@@ -787,8 +816,8 @@ fn watch(
                 .iter()
                 .filter(|e| e.rv > from && e.resource == resource)
             {
-                if matches_selector(selector.as_ref(), &event.object) {
-                    first.push(event_line(event.kind, &event.object));
+                if let Some(kind) = event.seen_as(selector.as_ref()) {
+                    first.push(event_line(kind, &event.object));
                 }
             }
         }
@@ -837,11 +866,10 @@ fn watch(
                         continue;
                     }
                     seen_rv = event.rv;
-                    if event.resource != resource
-                        || !matches_selector(selector.as_ref(), &event.object)
-                    {
+                    let seen = event.seen_as(selector.as_ref());
+                    let Some(kind) = seen.filter(|_| event.resource == resource) else {
                         continue;
-                    }
+                    };
                     // Swap with the next event when it is for another object of
                     // this stream: each object's own events stay in order.
                     if out.dice.roll(out.chaos.reorder_rate)
@@ -851,12 +879,13 @@ fn watch(
                             Broadcast::Event(ref other)
                                 if other.rv > seen_rv
                                     && other.resource == resource
-                                    && matches_selector(selector.as_ref(), &other.object)
+                                    && other.seen_as(selector.as_ref()).is_some()
                                     && object_key(&other.object) != object_key(&event.object) =>
                             {
                                 seen_rv = other.rv;
+                                let other_kind = other.seen_as(selector.as_ref()).unwrap_or("");
                                 if out
-                                    .line(event_line(other.kind, &other.object))
+                                    .line(event_line(other_kind, &other.object))
                                     .await
                                     .is_err()
                                 {
@@ -866,11 +895,7 @@ fn watch(
                             next => pending.push_back(next),
                         }
                     }
-                    if out
-                        .line(event_line(event.kind, &event.object))
-                        .await
-                        .is_err()
-                    {
+                    if out.line(event_line(kind, &event.object)).await.is_err() {
                         return;
                     }
                 }
