@@ -976,3 +976,39 @@ fn hosts_with_zones_answers_only_there() {
         vec!["db.lan."]
     );
 }
+
+/// `forward FROM TO`: only names under FROM go to the upstreams; any other
+/// name outside the cluster zones is SERVFAIL (CoreDNS: no plugin after
+/// `forward`), over UDP and TCP.
+#[test]
+fn forward_from_a_zone_forwards_only_that_zone() {
+    let up = Upstream::start();
+    for name in ["www.example.org.", "www.example.com."] {
+        up.set(name, Behaviour::Addresses(vec![[192, 0, 2, 44]], 60));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let corefile = dir.path().join("Corefile");
+    std::fs::write(
+        &corefile,
+        ".:53 {\n    kubernetes cluster.local in-addr.arpa ip6.arpa\n    forward example.org 10.0.0.1\n}\n",
+    )
+    .unwrap();
+    let server = serve_corefile(&corefile, Some(&up));
+    for reply in [
+        server.udp("www.example.org.", RecordType::A),
+        server.tcp("WWW.example.ORG.", RecordType::A),
+    ] {
+        assert_eq!(rdata(&reply), vec!["192.0.2.44"]);
+    }
+    for reply in [
+        server.udp("www.example.com.", RecordType::A),
+        server.tcp("www.example.com.", RecordType::A),
+    ] {
+        assert_eq!(reply.metadata.response_code, ResponseCode::ServFail);
+    }
+    assert_eq!(up.count("www.example.com."), 0);
+    assert_eq!(
+        rdata(&server.udp("nginx.default.svc.cluster.local.", RecordType::A)).len(),
+        3
+    );
+}

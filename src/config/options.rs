@@ -154,6 +154,11 @@ pub struct Options {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "BOOL")]
     pub forward_force_tcp: Option<bool>,
+    /// The zone whose names are forwarded (CoreDNS `forward FROM`; default `.`,
+    /// every name); other names outside the cluster zones get SERVFAIL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "ZONE")]
+    pub forward_from: Option<String>,
     /// A zone never forwarded: its names outside the cluster zones get SERVFAIL
     /// (repeatable; CoreDNS's `except`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -390,6 +395,7 @@ impl Options {
             forward_health_check_domain,
             forward_health_check_recursion,
             forward_force_tcp,
+            forward_from,
             forward_except,
             forward_tls_servername,
             forward_tls_ca,

@@ -742,6 +742,12 @@ impl Merged<'_> {
                 parse_domain(zone).map_err(|message| self.invalid("forward_except", message))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let from = match &o.forward_from {
+            Some(zone) => {
+                parse_domain(zone).map_err(|message| self.invalid("forward_from", message))?
+            }
+            None => defaults.from,
+        };
         let (tls_files, tls) = self.forward_tls()?;
         Ok(std::sync::Arc::new(ForwardOptions {
             policy: o.forward_policy.unwrap_or(defaults.policy),
@@ -752,6 +758,7 @@ impl Merged<'_> {
                 .forward_health_check_recursion
                 .unwrap_or(defaults.health_check_recursion),
             force_tcp: o.forward_force_tcp.unwrap_or(defaults.force_tcp),
+            from,
             except,
             tls_files,
             tls,

@@ -94,6 +94,7 @@ const EVERY_KEY: &[(&str, &str, &[&str])] = &[
     ),
     ("forward_health_check_recursion", "false", &["false"]),
     ("forward_force_tcp", "true", &["true"]),
+    ("forward_from", r#""example.org""#, &["example.org"]),
     (
         "forward_except",
         r#"["corp.example", "lan"]"#,

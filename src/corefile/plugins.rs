@@ -1036,14 +1036,10 @@ fn forward(d: &Directive, o: &mut Options) -> Result<(), CorefileError> {
     let Some(from) = d.args.first() else {
         return Err(error(&d.name, "forward: expected FROM TO...".into()));
     };
+    crate::config::parse_domain(&from.text)
+        .map_err(|message| error(from, format!("forward: {message}")))?;
     if from.text != "." {
-        return Err(error(
-            from,
-            format!(
-                "forward {:?}: only `forward .` is supported yet (stub domains come next)",
-                from.text
-            ),
-        ));
+        o.forward_from = Some(from.text.clone());
     }
     let to = &d.args[1..];
     if to.is_empty() {
@@ -1716,7 +1712,14 @@ mod tests {
             "one transport"
         );
         assert!(f("forward . /etc/resolv.conf 127.0.0.1").is_err());
-        assert!(f("forward example.org 127.0.0.1").is_err());
+        assert_eq!(
+            f("forward example.org 127.0.0.1")
+                .unwrap()
+                .forward_from
+                .as_deref(),
+            Some("example.org")
+        );
+        assert!(f("forward bad..zone 127.0.0.1").is_err());
         assert!(f("forward . not-an-ip").is_err());
         assert!(f("forward . 127.0.0.1 { next NXDOMAIN }").is_err());
 

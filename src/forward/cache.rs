@@ -254,6 +254,54 @@ fn lifetime(reply: &Message, (success_ttl, denial_ttl): (u32, u32)) -> Option<(u
     (ttl > 0).then_some((ttl, ttl_and_kind.1))
 }
 
+/// Seconds since the epoch, as RRSIG validity periods count them.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Whether every RRSIG of the reply is within its validity period at `now`
+/// (RFC 4034 section 3.1.5: inception and expiration in serial number
+/// arithmetic, as miekg/dns's `ValidityPeriod` reads them).
+fn signatures_valid_at(reply: &Message, now: i64) -> bool {
+    const YEAR68: i64 = 1 << 31;
+    // As miekg/dns computes it (Go's division truncates, as Rust's does).
+    let unfold = |field: u32| {
+        let field = i64::from(field);
+        field + (field - now) / YEAR68 * YEAR68
+    };
+    reply
+        .answers
+        .iter()
+        .chain(&reply.authorities)
+        .chain(&reply.additionals)
+        .all(|record| {
+            // Without hickory's DNSSEC feature an RRSIG is kept as raw bytes:
+            // type covered, algorithm, labels, original TTL, expiration, inception.
+            let RData::Unknown {
+                code: RecordType::RRSIG,
+                rdata,
+            } = &record.data
+            else {
+                return true;
+            };
+            let field = |at: usize| {
+                rdata
+                    .anything
+                    .get(at..at + 4)
+                    .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                    .map(u32::from_be_bytes)
+            };
+            match (field(12), field(8)) {
+                (Some(inception), Some(expiration)) => {
+                    unfold(inception) <= now && now <= unfold(expiration)
+                }
+                _ => false,
+            }
+        })
+}
+
 impl Cache {
     /// `cache TTL` with room for `max_entries`.
     pub fn new(max_ttl: u32, max_entries: usize) -> Self {
@@ -386,6 +434,11 @@ impl Cache {
 
     #[doc(hidden)]
     pub fn insert_at(&self, question: &Question, reply: &Message, now: Instant) -> bool {
+        // CoreDNS (response.Typify): for a DO query, a reply with a signature
+        // out of its validity period is an error, not an answer to keep.
+        if question.dnssec_ok == Some(true) && !signatures_valid_at(reply, unix_now()) {
+            return false;
+        }
         let caps = (self.options.success_ttl, self.options.denial_ttl);
         let Some((ttl, kind)) = lifetime(reply, caps) else {
             return false;
@@ -684,5 +737,189 @@ mod tests {
         let mut secure = plain.clone();
         secure.dnssec_ok = Some(true);
         assert!(cache.get_at(&secure, t0).is_none());
+    }
+
+    /// An RRSIG over MX records as raw bytes (how it arrives without hickory's
+    /// DNSSEC feature), valid from `inception` to `expiration` (Unix seconds).
+    fn rrsig(owner: &str, ttl: u32, expiration: u32, inception: u32) -> Record {
+        let mut bytes = vec![0, 15, 8, 2, 0, 0, 0x07, 0x08];
+        bytes.extend(expiration.to_be_bytes());
+        bytes.extend(inception.to_be_bytes());
+        bytes.extend([0x2f, 0x13]); // key tag 12051
+        bytes.extend(b"\x04miek\x02nl\x00");
+        bytes.extend([0xa5; 32]); // the signature, never checked here
+        Record::from_rdata(
+            Name::from_ascii(owner).unwrap(),
+            ttl,
+            RData::Unknown {
+                code: RecordType::RRSIG,
+                rdata: hickory_proto::rr::rdata::NULL::with(bytes),
+            },
+        )
+    }
+
+    fn mx(owner: &str, ttl: u32, preference: u16, exchange: &str) -> Record {
+        let exchange = Name::from_ascii(exchange).unwrap();
+        Record::from_rdata(
+            Name::from_ascii(owner).unwrap(),
+            ttl,
+            RData::MX(hickory_proto::rr::rdata::MX::new(preference, exchange)),
+        )
+    }
+
+    /// plugin/cache/cache_test.go TestCache (`cacheTestCases`), with the cap
+    /// `maxTTL` (3600 s): what is cached, under the question as asked (case
+    /// kept), with TTLs capped. CoreDNS caches SERVFAIL and NOTIMP for its
+    /// `servfail` duration; cluster-dns never does (README, Corefile: `cache`).
+    #[test]
+    fn coredns_cache_test_cases() {
+        let t0 = Instant::now();
+        let mx_question = |name: &str, dnssec_ok: bool| Question {
+            query: Query::query(Name::from_ascii(name).unwrap(), RecordType::MX),
+            recursion_desired: true,
+            checking_disabled: false,
+            dnssec_ok: Some(dnssec_ok),
+        };
+        let with = |rcode, answers: Vec<Record>, authority: Vec<Record>, truncated| {
+            let mut m = Message::new(1, MessageType::Response, OpCode::Query);
+            m.metadata.response_code = rcode;
+            m.metadata.recursion_available = true;
+            m.metadata.authoritative = true;
+            m.metadata.truncation = truncated;
+            m.answers = answers;
+            m.authorities = authority;
+            m
+        };
+        let two_mx = |owner: &str, ttl| {
+            vec![
+                mx(owner, ttl, 1, "aspmx.l.google.com."),
+                mx(owner, ttl, 10, "aspmx2.googlemail.com."),
+            ]
+        };
+        let soa = {
+            let name = |n: &str| Name::from_ascii(n).unwrap();
+            let soa = SOA::new(
+                name("sns.dns.icann.org."),
+                name("noc.dns.icann.org."),
+                2016082540,
+                7200,
+                3600,
+                1209600,
+                3600,
+            );
+            Record::from_rdata(name("example.org."), 3600, RData::SOA(soa))
+        };
+        let ok = ResponseCode::NoError;
+        // (question, reply, cached, TTLs of the cached answer)
+        let cases = [
+            (
+                mx_question("miek.nl.", false),
+                with(ok, two_mx("miek.nl.", 3601), vec![], false),
+                true,
+                vec![3600, 3600],
+            ),
+            (
+                mx_question("mIEK.nL.", false),
+                with(ok, two_mx("mIEK.nL.", 3601), vec![], false),
+                true,
+                vec![3600, 3600],
+            ),
+            (
+                mx_question("miek.nl.", false),
+                with(ok, two_mx("miek.nl.", 1800), vec![], true),
+                false,
+                vec![],
+            ),
+            (
+                mx_question("example.org.", false),
+                with(ResponseCode::NXDomain, vec![], vec![soa], false),
+                true,
+                vec![],
+            ),
+            (
+                mx_question("example.org.", false),
+                with(ResponseCode::ServFail, vec![], vec![], false),
+                false,
+                vec![],
+            ),
+            (
+                mx_question("example.org.", false),
+                with(ResponseCode::NotImp, vec![], vec![], false),
+                false,
+                vec![],
+            ),
+        ];
+        for (i, (question, reply, cached, ttls)) in cases.into_iter().enumerate() {
+            let cache = Cache::new(3600, 100);
+            assert_eq!(cache.insert_at(&question, &reply, t0), cached, "case {i}");
+            let hit = cache.get_at(&question, t0);
+            assert_eq!(hit.is_some(), cached, "case {i}");
+            if let Some((answer, _)) = hit {
+                assert_eq!(answer.rcode, reply.metadata.response_code, "case {i}");
+                let got: Vec<u32> = answer.answers.iter().map(|r| r.ttl).collect();
+                assert_eq!(got, ttls, "case {i}");
+                let owners = answer.answers.iter().map(|r| r.name.to_string());
+                assert!(
+                    owners
+                        .into_iter()
+                        .all(|o| o == question.query.name().to_string()),
+                    "case {i}: the owners as asked"
+                );
+            }
+        }
+
+        // The two DO cases: signatures of 2016 and 2017 read at CoreDNS's
+        // test time (Fri Apr 21 10:51:21 BST 2017): the first expired.
+        let coredns_now = 1_492_768_281;
+        let expired = with(
+            ok,
+            [
+                two_mx("miek.nl.", 3600),
+                vec![rrsig("miek.nl.", 1800, 1_463_800_381, 1_461_208_381)],
+            ]
+            .concat(),
+            vec![],
+            false,
+        );
+        let valid = with(
+            ok,
+            [
+                two_mx("example.org.", 3600),
+                vec![rrsig("example.org.", 1800, 1_495_336_381, 1_492_744_381)],
+            ]
+            .concat(),
+            vec![],
+            false,
+        );
+        assert!(!signatures_valid_at(&expired, coredns_now));
+        assert!(signatures_valid_at(&valid, coredns_now));
+        // Before its inception a signature is not valid either.
+        assert!(!signatures_valid_at(&valid, 1_492_744_380));
+
+        // And the cache applies it for DO queries, at the real clock: a
+        // signature that expired is not kept, one valid until 2100 is.
+        let cache = Cache::new(3600, 100);
+        let q = mx_question("miek.nl.", true);
+        assert!(!cache.insert_at(&q, &expired, t0));
+        let now = u32::try_from(unix_now()).unwrap();
+        let fresh = with(
+            ok,
+            [
+                two_mx("miek.nl.", 3600),
+                vec![rrsig("miek.nl.", 1800, 4_102_444_800, now - 60)],
+            ]
+            .concat(),
+            vec![],
+            false,
+        );
+        assert!(cache.insert_at(&q, &fresh, t0));
+        let (answer, _) = cache.get_at(&q, t0).unwrap();
+        assert_eq!(answer.answers.len(), 3, "the RRSIG is kept with its set");
+        // Without DO the signature's period is not looked at (as CoreDNS).
+        assert!(cache.insert_at(&mx_question("miek.nl.", false), &expired, t0));
+
+        // TestCacheZeroTTL: a reply with TTL 0 is not kept.
+        let zero = with(ok, two_mx("example.org.", 0), vec![], false);
+        assert!(!cache.insert_at(&mx_question("example.org.", false), &zero, t0));
     }
 }

@@ -49,6 +49,8 @@ pub struct ForwardOptions {
     pub health_check_recursion: bool,
     /// Always TCP to the upstreams (else UDP, and TCP when truncated).
     pub force_tcp: bool,
+    /// CoreDNS `forward FROM`: only names in this zone are forwarded.
+    pub from: Name,
     /// Zones never forwarded: their names get SERVFAIL, as from CoreDNS with no
     /// plugin after `forward`.
     pub except: Vec<Name>,
@@ -67,6 +69,7 @@ impl Default for ForwardOptions {
             health_check_name: Name::root(),
             health_check_recursion: true,
             force_tcp: false,
+            from: Name::root(),
             except: Vec::new(),
             tls_files: super::tls::TlsFiles::default(),
             tls: None,
@@ -75,9 +78,9 @@ impl Default for ForwardOptions {
 }
 
 impl ForwardOptions {
-    /// Whether `name` may be forwarded (it is in no `except` zone).
+    /// Whether `name` may be forwarded: in the `FROM` zone and in no `except` zone.
     pub fn forwards(&self, name: &Name) -> bool {
-        !self.except.iter().any(|zone| zone.zone_of(name))
+        self.from.zone_of(name) && !self.except.iter().any(|zone| zone.zone_of(name))
     }
 
     /// Whether an upstream with `fails` failures in a row is down (CoreDNS:
@@ -151,5 +154,11 @@ mod tests {
         assert!(!o.forwards(&Name::from_ascii("a.corp.example.").unwrap()));
         assert!(!o.forwards(&Name::from_ascii("corp.example.").unwrap()));
         assert!(o.forwards(&Name::from_ascii("example.").unwrap()));
+        let from = ForwardOptions {
+            from: Name::from_ascii("example.org.").unwrap(),
+            ..o
+        };
+        assert!(from.forwards(&Name::from_ascii("www.Example.ORG.").unwrap()));
+        assert!(!from.forwards(&Name::from_ascii("example.com.").unwrap()));
     }
 }
