@@ -1012,3 +1012,39 @@ fn forward_from_a_zone_forwards_only_that_zone() {
         3
     );
 }
+
+/// `cache TTL ZONES { disable denial ZONES }`: only answers for names in the
+/// cache's zones are kept, and no denial in a disabled zone; the upstream's
+/// counts show what came from the cache.
+#[test]
+fn cache_zones_and_disable_choose_what_is_kept() {
+    let up = Upstream::start();
+    for name in ["www.example.org.", "www.example.com."] {
+        up.set(name, Behaviour::Addresses(vec![[192, 0, 2, 45]], 300));
+    }
+    up.set("nope.example.org.", Behaviour::NxDomain(300, 300));
+    let dir = tempfile::tempdir().unwrap();
+    let corefile = dir.path().join("Corefile");
+    std::fs::write(
+        &corefile,
+        ".:53 {\n    kubernetes cluster.local in-addr.arpa ip6.arpa\n    \
+         cache 30 example.org {\n        disable denial example.org\n    }\n    forward . 10.0.0.1\n}\n",
+    )
+    .unwrap();
+    let server = serve_corefile(&corefile, Some(&up));
+    for _ in 0..2 {
+        assert_eq!(
+            rdata(&server.udp("www.example.org.", RecordType::A)),
+            vec!["192.0.2.45"]
+        );
+        assert_eq!(
+            rdata(&server.tcp("www.example.com.", RecordType::A)),
+            vec!["192.0.2.45"]
+        );
+        let nope = server.udp("nope.example.org.", RecordType::A);
+        assert_eq!(nope.metadata.response_code, ResponseCode::NXDomain);
+    }
+    assert_eq!(up.count("www.example.org."), 1, "cached");
+    assert_eq!(up.count("www.example.com."), 2, "outside the cache's zones");
+    assert_eq!(up.count("nope.example.org."), 2, "denials disabled there");
+}

@@ -217,6 +217,21 @@ pub struct Options {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "PERCENT")]
     pub cache_prefetch_percent: Option<u8>,
+    /// Zones whose forwarded answers are cached (repeatable; default: every
+    /// name; CoreDNS `cache TTL ZONES...`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "ZONE")]
+    pub cache_zones: Option<Vec<String>>,
+    /// Zones whose positive answers are never cached (repeatable; CoreDNS
+    /// `disable success ZONES`; default: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "ZONE")]
+    pub cache_disable_success: Option<Vec<String>>,
+    /// Zones whose denials (NXDOMAIN, NODATA) are never cached (repeatable;
+    /// CoreDNS `disable denial ZONES`; default: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "ZONE")]
+    pub cache_disable_denial: Option<Vec<String>>,
     /// Seconds to keep answering after SIGTERM while reporting not ready (default 5).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "SECONDS")]
@@ -409,6 +424,9 @@ impl Options {
             cache_prefetch,
             cache_prefetch_window,
             cache_prefetch_percent,
+            cache_zones,
+            cache_disable_success,
+            cache_disable_denial,
             lameduck,
             loadbalance,
             tcp_max_connections,

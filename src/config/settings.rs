@@ -379,10 +379,7 @@ impl Merged<'_> {
     }
 
     fn fallthrough(&self) -> Result<Vec<Name>, ConfigError> {
-        let zones = self.options.fallthrough.iter().flatten();
-        zones
-            .map(|zone| parse_domain(zone).map_err(|message| self.invalid("fallthrough", message)))
-            .collect()
+        self.zone_list("fallthrough", self.options.fallthrough.as_deref())
     }
 
     fn ignore_empty_service(&self) -> bool {
@@ -689,14 +686,7 @@ impl Merged<'_> {
             ttl,
             fallthrough: o.hosts_fallthrough.unwrap_or(true),
             reverse: o.hosts_reverse.unwrap_or(true),
-            zones: o
-                .hosts_zones
-                .iter()
-                .flatten()
-                .map(|zone| {
-                    parse_domain(zone).map_err(|message| self.invalid("hosts_zones", message))
-                })
-                .collect::<Result<_, _>>()?,
+            zones: self.zone_list("hosts_zones", o.hosts_zones.as_deref())?,
         })
     }
 
@@ -734,14 +724,7 @@ impl Merged<'_> {
                 .map_err(|message| self.invalid("forward_health_check_domain", message))?,
             None => defaults.health_check_name,
         };
-        let except = o
-            .forward_except
-            .iter()
-            .flatten()
-            .map(|zone| {
-                parse_domain(zone).map_err(|message| self.invalid("forward_except", message))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let except = self.zone_list("forward_except", o.forward_except.as_deref())?;
         let from = match &o.forward_from {
             Some(zone) => {
                 parse_domain(zone).map_err(|message| self.invalid("forward_from", message))?
@@ -851,7 +834,25 @@ impl Merged<'_> {
             prefetch: o.cache_prefetch.unwrap_or(0),
             prefetch_window: window,
             prefetch_percent: percent,
+            zones: self.zone_list("cache_zones", o.cache_zones.as_deref())?,
+            disable_success: self
+                .zone_list("cache_disable_success", o.cache_disable_success.as_deref())?,
+            disable_denial: self
+                .zone_list("cache_disable_denial", o.cache_disable_denial.as_deref())?,
         })
+    }
+
+    /// A key's zones, each a domain name (`.` for every name).
+    fn zone_list(
+        &self,
+        key: &'static str,
+        zones: Option<&[String]>,
+    ) -> Result<Vec<Name>, ConfigError> {
+        zones
+            .unwrap_or_default()
+            .iter()
+            .map(|zone| parse_domain(zone).map_err(|message| self.invalid(key, message)))
+            .collect()
     }
 
     fn cache_ttl(&self) -> Result<u32, ConfigError> {

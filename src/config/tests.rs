@@ -128,6 +128,17 @@ const EVERY_KEY: &[(&str, &str, &[&str])] = &[
     ("cache_prefetch", "10", &["10"]),
     ("cache_prefetch_window", "30", &["30"]),
     ("cache_prefetch_percent", "20", &["20"]),
+    (
+        "cache_zones",
+        r#"["example.org", "lan"]"#,
+        &["example.org", "lan"],
+    ),
+    ("cache_disable_success", r#"["lan"]"#, &["lan"]),
+    (
+        "cache_disable_denial",
+        r#"["corp.example"]"#,
+        &["corp.example"],
+    ),
     ("lameduck", "10", &["10"]),
     ("loadbalance", "false", &["false"]),
     ("tcp_max_connections", "50", &["50"]),

@@ -1237,18 +1237,16 @@ fn cache(d: &Directive, o: &mut Options) -> Result<(), CorefileError> {
         ttl = n;
         args.next();
     }
+    let mut zones = Vec::new();
     for zone in args {
-        if zone.text != "." {
-            return Err(error(
-                zone,
-                format!(
-                    "cache {:?}: only the root zone is supported (cluster-dns caches forwarded names only)",
-                    zone.text
-                ),
-            ));
-        }
+        crate::config::parse_domain(&zone.text)
+            .map_err(|message| error(zone, format!("cache: {message}")))?;
+        zones.push(zone.text.clone());
     }
-    let cluster_zones: Vec<String> = o.zones.clone().unwrap_or_default();
+    // The root zone (or none named): every name.
+    if !zones.is_empty() && !zones.iter().any(|z| z == ".") {
+        o.cache_zones = Some(zones);
+    }
     // `cache TTL` caps both kinds; without it CoreDNS caps denials at 30 minutes.
     let max_denial = if d
         .args
@@ -1264,30 +1262,29 @@ fn cache(d: &Directive, o: &mut Options) -> Result<(), CorefileError> {
     for line in &d.block {
         match line.name.text.as_str() {
             "disable" => {
-                // cluster-dns never caches its own zones: disabling the cache
-                // there is what it does anyway.
-                if line.args.len() < 2
-                    || !matches!(line.args[0].text.as_str(), "success" | "denial")
-                {
+                let kind = line.args.first().map(|a| a.text.as_str());
+                if !matches!(kind, Some("success" | "denial")) {
                     return Err(error(
                         &line.name,
-                        "disable: expected success|denial ZONES...".into(),
+                        "disable: expected success|denial [ZONES...]".into(),
                     ));
                 }
-                for zone in &line.args[1..] {
-                    let z = zone.text.trim_end_matches('.').to_ascii_lowercase();
-                    let known =
-                        cluster_zones.contains(&z) || is_reverse(&z) || cluster_zones.is_empty();
-                    if !known {
-                        return Err(error(
-                            zone,
-                            format!(
-                                "disable {}: only the cluster zones can be left out of the cache",
-                                zone.text
-                            ),
-                        ));
+                // Without zones, the block's: every name in the root block.
+                let mut zones = vec![".".to_string()];
+                if line.args.len() > 1 {
+                    zones.clear();
+                    for zone in &line.args[1..] {
+                        crate::config::parse_domain(&zone.text)
+                            .map_err(|message| error(zone, format!("disable: {message}")))?;
+                        zones.push(zone.text.clone());
                     }
                 }
+                let key = if kind == Some("success") {
+                    &mut o.cache_disable_success
+                } else {
+                    &mut o.cache_disable_denial
+                };
+                key.get_or_insert_with(Vec::new).extend(zones);
             }
             "success" | "denial" => {
                 let (capacity, kind_ttl) = cache_kind(line)?;
@@ -1726,7 +1723,12 @@ mod tests {
         let c = |line: &str| options_of(&with(line));
         assert_eq!(c("cache 10").unwrap().cache_ttl, Some(10));
         assert_eq!(c("cache 10 .").unwrap().cache_ttl, Some(10));
-        assert!(c("cache 10 example.org").is_err());
+        assert_eq!(
+            c("cache 10 example.org").unwrap().cache_zones,
+            Some(vec!["example.org".to_string()])
+        );
+        assert_eq!(c("cache 10 . example.org").unwrap().cache_zones, None);
+        assert!(c("cache 10 bad..zone").is_err());
         // One cache for both kinds: the success capacity plus CoreDNS's default
         // denial capacity (9984).
         assert_eq!(c("cache { success 2000 }").unwrap().cache_size, Some(11984));
@@ -1735,8 +1737,25 @@ mod tests {
             Some(2500)
         );
         assert!(c("cache { success 0 }").is_err());
-        assert!(c("cache 30 { disable success cluster.local }").is_ok());
-        assert!(c("cache 30 { disable success example.org }").is_err());
+        // setup_test.go's `disable` cases: a kind, then zones (the block's without).
+        let d = c("cache 30 {\n disable success cluster.local\n disable denial example.org lan\n}")
+            .unwrap();
+        assert_eq!(
+            d.cache_disable_success,
+            Some(vec!["cluster.local".to_string()])
+        );
+        assert_eq!(
+            d.cache_disable_denial,
+            Some(vec!["example.org".to_string(), "lan".into()])
+        );
+        assert_eq!(
+            c("cache 30 { disable denial }")
+                .unwrap()
+                .cache_disable_denial,
+            Some(vec![".".to_string()])
+        );
+        assert!(c("cache 30 { disable }").is_err());
+        assert!(c("cache 30 { disable failure example.org }").is_err());
 
         let h = |line: &str| options_of(&with(line));
         assert_eq!(

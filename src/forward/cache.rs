@@ -99,6 +99,11 @@ pub struct CacheOptions {
     pub prefetch: u32,
     pub prefetch_window: Duration,
     pub prefetch_percent: u8,
+    /// Only names in these zones are cached (`cache TTL ZONES`); empty: all.
+    pub zones: Vec<Name>,
+    /// `disable success|denial ZONES`: kinds of answers never cached there.
+    pub disable_success: Vec<Name>,
+    pub disable_denial: Vec<Name>,
 }
 
 impl CacheOptions {
@@ -114,6 +119,9 @@ impl CacheOptions {
             prefetch: 0,
             prefetch_window: DEFAULT_PREFETCH_WINDOW,
             prefetch_percent: DEFAULT_PREFETCH_PERCENT,
+            zones: Vec::new(),
+            disable_success: Vec::new(),
+            disable_denial: Vec::new(),
         }
     }
 }
@@ -434,6 +442,10 @@ impl Cache {
 
     #[doc(hidden)]
     pub fn insert_at(&self, question: &Question, reply: &Message, now: Instant) -> bool {
+        let zones = &self.options.zones;
+        if !zones.is_empty() && !zones.iter().any(|zone| zone.zone_of(question.query.name())) {
+            return false;
+        }
         // CoreDNS (response.Typify): for a DO query, a reply with a signature
         // out of its validity period is an error, not an answer to keep.
         if question.dnssec_ok == Some(true) && !signatures_valid_at(reply, unix_now()) {
@@ -443,6 +455,16 @@ impl Cache {
         let Some((ttl, kind)) = lifetime(reply, caps) else {
             return false;
         };
+        let disabled = match kind {
+            EntryKind::Success => &self.options.disable_success,
+            EntryKind::Denial => &self.options.disable_denial,
+        };
+        if disabled
+            .iter()
+            .any(|zone| zone.zone_of(question.query.name()))
+        {
+            return false;
+        }
         let entry = Entry {
             stored: now,
             ttl,
@@ -832,7 +854,7 @@ mod tests {
             ),
             (
                 mx_question("example.org.", false),
-                with(ResponseCode::NXDomain, vec![], vec![soa], false),
+                with(ResponseCode::NXDomain, vec![], vec![soa.clone()], false),
                 true,
                 vec![],
             ),
@@ -917,6 +939,24 @@ mod tests {
         assert_eq!(answer.answers.len(), 3, "the RRSIG is kept with its set");
         // Without DO the signature's period is not looked at (as CoreDNS).
         assert!(cache.insert_at(&mx_question("miek.nl.", false), &expired, t0));
+
+        // `cache TTL ZONES`: only names in the zones.
+        let zoned = Cache::with_options(CacheOptions {
+            zones: vec![Name::from_ascii("nl.").unwrap()],
+            ..CacheOptions::with_ttl(3600, 100)
+        });
+        assert!(zoned.insert_at(&mx_question("miek.nl.", false), &fresh, t0));
+        let org = with(ok, two_mx("example.org.", 3600), vec![], false);
+        assert!(!zoned.insert_at(&mx_question("example.org.", false), &org, t0));
+
+        // `disable success|denial ZONES`: that kind is not kept there.
+        let no_success = Cache::with_options(CacheOptions {
+            disable_success: vec![Name::from_ascii("nl.").unwrap()],
+            ..CacheOptions::with_ttl(3600, 100)
+        });
+        assert!(!no_success.insert_at(&mx_question("miek.nl.", false), &fresh, t0));
+        let denial = with(ResponseCode::NXDomain, vec![], vec![soa.clone()], false);
+        assert!(no_success.insert_at(&mx_question("nope.nl.", false), &denial, t0));
 
         // TestCacheZeroTTL: a reply with TTL 0 is not kept.
         let zero = with(ok, two_mx("example.org.", 0), vec![], false);
