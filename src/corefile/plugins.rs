@@ -220,10 +220,34 @@ fn stub_block(
 fn stub_upstreams(directive: &Directive) -> Result<String, CorefileError> {
     let mut stub = Options::default();
     forward(directive, &mut stub)?;
-    if stub.max_concurrent.is_some() {
+    // Each stub block's forwarder has CoreDNS's defaults; its own options are
+    // refused rather than dropped.
+    if let Some(option) = directive.block.first() {
+        return Err(error(
+            &option.name,
+            format!(
+                "forward in a stub domain: option {} is not supported there (a stub domain's forward takes its upstreams only)",
+                option.name.text
+            ),
+        ));
+    }
+    if stub.forward_from.is_some() {
+        return Err(error(
+            &directive.args[0],
+            "forward in a stub domain: FROM must be `.` (the block's zone)".into(),
+        ));
+    }
+    if let Some(tls) = stub
+        .upstream
+        .iter()
+        .flatten()
+        .find(|u| u.starts_with("tls://"))
+    {
         return Err(error(
             &directive.name,
-            "forward in a stub domain: options are not supported there yet".into(),
+            format!(
+                "forward in a stub domain: {tls}: DNS over TLS is supported in the root block only"
+            ),
         ));
     }
     match stub.upstream {
@@ -1843,6 +1867,13 @@ mod tests {
             refused("consul {\n forward . /etc/resolv.conf\n}\n").contains("list its upstreams")
         );
         assert!(refused("cluster.local {\n forward . 10.0.0.1\n}\n").contains("cluster zone"));
+        // A stub block's forward options are refused, never dropped.
+        assert!(
+            refused("consul {\n forward . 10.0.0.1 {\n  force_tcp\n }\n}\n")
+                .contains("option force_tcp is not supported there")
+        );
+        assert!(refused("consul {\n forward . tls://10.0.0.1\n}\n").contains("root block only"));
+        assert!(refused("consul {\n forward sub.consul 10.0.0.1\n}\n").contains("FROM must be"));
         assert!(
             refused("consul {\n forward . 10.0.0.1\n health\n}\n")
                 .contains("stub domain's server block")
