@@ -27,6 +27,8 @@ pub struct Hosts {
     pub reverse: bool,
     /// The zones the entries answer in (CoreDNS's origins; empty: every name).
     pub zones: Vec<Name>,
+    /// CoreDNS `fallthrough ZONES`: where unlisted names go on (empty: every name).
+    pub fallthrough_zones: Vec<Name>,
 }
 
 /// What the hosts table says about a question.
@@ -84,6 +86,12 @@ impl Hosts {
         self.zones.is_empty() || self.zones.iter().any(|zone| zone.zone_of(name))
     }
 
+    /// Whether every unlisted name in `zone` goes on (`fallthrough`, of that zone).
+    pub fn passes_on_all_of(&self, zone: &Name) -> bool {
+        let zones = &self.fallthrough_zones;
+        self.fallthrough && (zones.is_empty() || zones.iter().any(|z| z.zone_of(zone)))
+    }
+
     /// Every name listed.
     pub fn names(&self) -> impl Iterator<Item = &Name> {
         self.names.keys()
@@ -101,7 +109,8 @@ impl Hosts {
         }
         let listed = self.names.get(&qname.to_lowercase());
         let Some(ips) = listed else {
-            if self.fallthrough {
+            let zones = &self.fallthrough_zones;
+            if self.fallthrough && (zones.is_empty() || zones.iter().any(|z| z.zone_of(qname))) {
                 return Lookup::Next;
             }
             return Lookup::Answer(Answer::code(ResponseCode::ServFail));
@@ -297,6 +306,15 @@ mod tests {
         assert_eq!(
             answer(&hosts, "8.0.0.10.in-addr.arpa.", RecordType::PTR),
             Some((ok, vec!["other.example.".into()]))
+        );
+        // `fallthrough lan`: unlisted names there go on, others are SERVFAIL.
+        hosts.zones.clear();
+        hosts.fallthrough = true;
+        hosts.fallthrough_zones = vec![Name::from_ascii("lan.").unwrap()];
+        assert_eq!(answer(&hosts, "nope.lan.", RecordType::A), None);
+        assert_eq!(
+            answer(&hosts, "nope.example.", RecordType::A),
+            Some((ResponseCode::ServFail, vec![]))
         );
     }
 }

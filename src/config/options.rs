@@ -287,6 +287,12 @@ pub struct Options {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "ZONE")]
     pub hosts_zones: Option<Vec<String>>,
+    /// With `hosts_fallthrough`, only names in these zones go on; others not
+    /// listed are SERVFAIL (repeatable; CoreDNS `fallthrough ZONES`; default:
+    /// every name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "ZONE")]
+    pub hosts_fallthrough_zones: Option<Vec<String>>,
     /// Queries of a type answered with an rcode and no records, before anything
     /// else, `TYPE=RCODE` (repeatable; CoreDNS `template IN AAAA { rcode NOERROR }`,
     /// which spares IPv4-only clusters the AAAA half of every lookup).
@@ -439,6 +445,7 @@ impl Options {
             hosts_fallthrough,
             hosts_reverse,
             hosts_zones,
+            hosts_fallthrough_zones,
             type_rcodes,
             templates,
             rewrites,

@@ -122,6 +122,8 @@ pub struct HostsSettings {
     pub reverse: bool,
     /// Zones the entries answer in (empty: every name).
     pub zones: Vec<Name>,
+    /// Zones whose unlisted names fall through (empty: every name).
+    pub fallthrough_zones: Vec<Name>,
 }
 
 /// Largest hosts file read (a ConfigMap holds at most 1 MiB).
@@ -151,6 +153,7 @@ impl HostsSettings {
         let mut table =
             crate::answer::hosts::Hosts::parse(&texts, self.ttl, self.fallthrough, self.reverse);
         table.zones = self.zones.clone();
+        table.fallthrough_zones = self.fallthrough_zones.clone();
         (bytes, table)
     }
 }
@@ -687,6 +690,10 @@ impl Merged<'_> {
             fallthrough: o.hosts_fallthrough.unwrap_or(true),
             reverse: o.hosts_reverse.unwrap_or(true),
             zones: self.zone_list("hosts_zones", o.hosts_zones.as_deref())?,
+            fallthrough_zones: self.zone_list(
+                "hosts_fallthrough_zones",
+                o.hosts_fallthrough_zones.as_deref(),
+            )?,
         })
     }
 

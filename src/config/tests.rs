@@ -171,6 +171,7 @@ const EVERY_KEY: &[(&str, &str, &[&str])] = &[
         r#"["example.org", "lan"]"#,
         &["example.org", "lan"],
     ),
+    ("hosts_fallthrough_zones", r#"["lan"]"#, &["lan"]),
     ("type_rcodes", r#"["AAAA=NOERROR"]"#, &["AAAA=NOERROR"]),
     (
         "templates",

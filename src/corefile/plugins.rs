@@ -725,14 +725,14 @@ fn hosts(d: &Directive, o: &mut Options) -> Result<(), CorefileError> {
                 o.hosts_reverse = Some(false);
             }
             "fallthrough" => {
-                if let Some(zone) = args.iter().find(|z| z.text != ".") {
-                    return Err(error(
-                        zone,
-                        format!(
-                            "fallthrough {:?}: only fallthrough of every name is supported",
-                            zone.text
-                        ),
-                    ));
+                let mut zones = Vec::new();
+                for zone in args {
+                    crate::config::parse_domain(&zone.text)
+                        .map_err(|message| error(zone, format!("fallthrough: {message}")))?;
+                    zones.push(zone.text.clone());
+                }
+                if !zones.is_empty() && !zones.iter().any(|z| z == ".") {
+                    o.hosts_fallthrough_zones = Some(zones);
                 }
                 o.hosts_fallthrough = Some(true);
             }
@@ -1926,7 +1926,18 @@ mod tests {
             h("hosts { 10.0.0.1 }").is_err(),
             "an address without a name"
         );
-        assert!(h("hosts { fallthrough example.org }").is_err());
+        let f = h("hosts {\n fallthrough example.org\n}").unwrap();
+        assert_eq!(f.hosts_fallthrough, Some(true));
+        assert_eq!(
+            f.hosts_fallthrough_zones,
+            Some(vec!["example.org".to_string()])
+        );
+        assert_eq!(
+            h("hosts {\n fallthrough .\n}")
+                .unwrap()
+                .hosts_fallthrough_zones,
+            None
+        );
         assert!(h("hosts { bogus }").is_err());
     }
 
