@@ -1048,3 +1048,41 @@ fn cache_zones_and_disable_choose_what_is_kept() {
     assert_eq!(up.count("www.example.com."), 2, "outside the cache's zones");
     assert_eq!(up.count("nope.example.org."), 2, "denials disabled there");
 }
+
+/// A root block without `forward`: the cluster is served and nothing is
+/// forwarded; other names get SERVFAIL (CoreDNS: no plugin after
+/// `kubernetes`), or with `whoami` its answer, over UDP and TCP.
+#[test]
+fn a_root_block_without_forward_forwards_nothing() {
+    let up = Upstream::start();
+    up.set(
+        "www.example.",
+        Behaviour::Addresses(vec![[192, 0, 2, 46]], 60),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    for (extra, want) in [
+        ("", ResponseCode::ServFail),
+        ("    whoami\n", ResponseCode::NoError),
+    ] {
+        let corefile = dir.path().join("Corefile");
+        std::fs::write(
+            &corefile,
+            format!(".:53 {{\n    kubernetes cluster.local in-addr.arpa ip6.arpa\n{extra}}}\n"),
+        )
+        .unwrap();
+        let server = serve_corefile(&corefile, Some(&up));
+        for reply in [
+            server.udp("www.example.", RecordType::A),
+            server.tcp("www.example.", RecordType::A),
+        ] {
+            assert_eq!(reply.metadata.response_code, want, "{extra:?}");
+            assert!(reply.answers.is_empty());
+        }
+        assert_eq!(
+            rdata(&server.udp("nginx.default.svc.cluster.local.", RecordType::A)).len(),
+            3
+        );
+    }
+    assert_eq!(up.count("www.example."), 0, "nothing forwarded");
+    assert_eq!(up.seen().len(), 0, "not even a loop probe");
+}

@@ -74,7 +74,8 @@ fn every_record_kind() {
         (
             "_http._tcp.myweb-svc.default.svc.cluster.local.",
             RecordType::SRV,
-            &["0 100 80 myweb-svc.default.svc.cluster.local."],
+            // Dual-stack: CoreDNS splits the weight over both cluster IPs.
+            &["0 50 80 myweb-svc.default.svc.cluster.local."],
         ),
         (
             "251.19.96.10.in-addr.arpa.",

@@ -444,9 +444,13 @@ pub fn answer(config: &ZoneConfig, snapshot: &Snapshot, qname: &Name, qtype: Rec
                 let fallthrough = answer.answers.is_empty()
                     && (kind != ZoneKind::Cluster || config.falls_through(&name));
                 if !snapshot.synced {
-                    // Not every object is known yet: a denial could be cached downstream.
+                    // Not every object is known yet: a denial could be cached
+                    // downstream. SERVFAIL, with AA and the SOA as CoreDNS's
+                    // plugin.BackendError writes it.
                     return Answer {
                         fallthrough,
+                        authoritative: true,
+                        authority: vec![lookup.soa()],
                         ..Answer::code(ResponseCode::ServFail)
                     };
                 }
@@ -875,6 +879,7 @@ impl Lookup<'_> {
             {
                 Entry::Occupied(at) => {
                     let existing = &mut targets[*at.get()];
+                    existing.entries += ips.len();
                     for ip in ips {
                         if !existing.ips.contains(ip) {
                             existing.ips.push(*ip);
@@ -887,6 +892,7 @@ impl Lookup<'_> {
                         port: port.port,
                         named: port.name.is_some(),
                         ips: ips.to_vec(),
+                        entries: ips.len(),
                     });
                     slot.insert(targets.len() - 1);
                 }
@@ -927,8 +933,11 @@ impl Lookup<'_> {
         if targets.is_empty() {
             return Found::nodata();
         }
-        // CoreDNS: priority 0, weight 100 split evenly over the records.
-        let weight = u16::try_from(100 / targets.len()).unwrap_or(0);
+        // CoreDNS (backend_lookup.go SRV): priority 0, weight 100 split evenly
+        // over the (address, port) entries, counted before duplicate targets
+        // collapse: a dual-stack Service's one SRV record has weight 50.
+        let entries: usize = targets.iter().map(|t| t.entries).sum();
+        let weight = u16::try_from(100 / entries.max(1)).unwrap_or(0);
         let mut answers = Vec::with_capacity(targets.len());
         let mut additionals = Vec::new();
         let mut seen_targets: HashSet<&str> = HashSet::new();
@@ -1038,6 +1047,9 @@ struct SrvTarget {
     port: u16,
     named: bool,
     ips: Vec<IpAddr>,
+    /// The (address, port) entries merged into this target: CoreDNS splits
+    /// the weight over them before it drops duplicate targets.
+    entries: usize,
 }
 
 #[cfg(test)]
@@ -1056,7 +1068,7 @@ impl ZoneConfig {
                     || t.zones.iter().any(|z| z.zone_of(zone) || zone.zone_of(z));
                 *kind == ZoneKind::Cluster
                     && overlaps
-                    && (!t.fallthrough || t.names().any(|name| zone.zone_of(name)))
+                    && (!t.passes_on_all_of(zone) || t.names().any(|name| zone.zone_of(name)))
             })
         });
         self.hosts = table.map(std::sync::Arc::new);
@@ -1084,3 +1096,6 @@ impl ZoneConfig {
         self.hosts_shadow_zones
     }
 }
+
+#[cfg(test)]
+mod coredns_handler_tests;

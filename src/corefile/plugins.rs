@@ -151,15 +151,16 @@ fn root_block(block: &ServerBlock, port: u16) -> Result<Options, CorefileError> 
         supported(directive, SUPPORTED, &mut seen)?;
         apply(directive, port, &mut options)?;
     }
-    for required in ["kubernetes", "forward"] {
-        if !seen.contains(&required) {
-            return Err(error(
-                &block.keys[0],
-                format!(
-                    "this server block has no `{required}`: cluster-dns serves the cluster zone and forwards the rest"
-                ),
-            ));
-        }
+    if !seen.contains(&"kubernetes") {
+        return Err(error(
+            &block.keys[0],
+            "this server block has no `kubernetes`: cluster-dns serves a cluster zone (the root block needs the kubernetes plugin)".into(),
+        ));
+    }
+    if !seen.contains(&"forward") {
+        // Nothing is forwarded: other names get SERVFAIL, or `whoami`'s
+        // answer, as with no plugin after `kubernetes` in CoreDNS.
+        options.forward_except = Some(vec![".".into()]);
     }
     Ok(options)
 }
@@ -280,8 +281,8 @@ fn supported<'a>(
         };
         return Err(error(&directive.name, message));
     }
-    // Templates, rewrites and logs add up; every other plugin is once per block.
-    if seen.contains(&name) && !matches!(name, "template" | "rewrite" | "log") {
+    // Templates, rewrites, logs and binds add up; every other plugin is once per block.
+    if seen.contains(&name) && !matches!(name, "template" | "rewrite" | "log" | "bind") {
         return Err(error(
             &directive.name,
             format!("plugin {name} is given twice in this server block"),
@@ -367,7 +368,13 @@ fn apply(d: &Directive, port: u16, o: &mut Options) -> Result<(), CorefileError>
                 })?;
                 listen.push(std::net::SocketAddr::new(ip, port).to_string());
             }
-            o.listen = Some(listen);
+            // Several `bind` lines add up (CoreDNS merges them); the first
+            // replaces the block's wildcard.
+            let wildcard = format!(":{port}");
+            match &mut o.listen {
+                Some(bound) if !bound.contains(&wildcard) => bound.extend(listen),
+                other => *other = Some(listen),
+            }
             Ok(())
         }
         "health" => {
@@ -1088,6 +1095,16 @@ fn forward(d: &Directive, o: &mut Options) -> Result<(), CorefileError> {
             upstreams.push(text.to_string());
             continue;
         }
+        if let Some((scheme, _)) = text.split_once("://")
+            && scheme != "dns"
+        {
+            return Err(error(
+                target,
+                format!(
+                    "forward: {scheme}:// upstreams are not supported (IP[:PORT], dns://, tls:// or a resolv.conf path)"
+                ),
+            ));
+        }
         let text = text.strip_prefix("dns://").unwrap_or(text);
         if text.contains('/') {
             if to.len() > 1 {
@@ -1803,8 +1820,26 @@ mod tests {
             ),
             "{error}"
         );
-        let error = options_of(".:53 {\n kubernetes cluster.local\n}").unwrap_err();
-        assert!(error.message.contains("no `forward`"), "{error}");
+        // Without `forward` nothing is forwarded (CoreDNS: no next plugin).
+        let alone = options_of(".:53 {\n kubernetes cluster.local\n}").unwrap();
+        assert_eq!(alone.forward_except, Some(vec![".".to_string()]));
+        let error = options_of(".:53 {\n whoami\n}").unwrap_err();
+        assert!(error.message.contains("no `kubernetes`"), "{error}");
+        assert!(
+            options_of(".:53 {\n kubernetes cluster.local\n forward . https://9.9.9.9\n}")
+                .unwrap_err()
+                .message
+                .contains("https:// upstreams are not supported")
+        );
+        let two = options_of(
+            ".:53 {\n kubernetes cluster.local\n forward . 10.0.0.1\n bind 127.0.0.1\n bind ::1\n}",
+        )
+        .unwrap();
+        assert_eq!(
+            two.listen,
+            Some(vec!["127.0.0.1:53".to_string(), "[::1]:53".into()]),
+            "bind lines add up"
+        );
         let error =
             options_of("example.org:53 {\n kubernetes cluster.local\n forward . 1.1.1.1\n}")
                 .unwrap_err();

@@ -54,6 +54,10 @@ pub async fn find_loop(
 ) -> Option<SocketAddr> {
     let current = forwarding.load_full();
     let forwarding = current.as_ref().as_ref()?;
+    // Nothing is forwarded (a Corefile without `forward`): nothing to probe.
+    if !forwarding.forwarder.options().forwards(&probe.name) {
+        return None;
+    }
     let question = Question {
         query: Query::query(probe.name.clone(), RecordType::HINFO),
         recursion_desired: true,
