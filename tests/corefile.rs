@@ -1086,3 +1086,94 @@ fn a_root_block_without_forward_forwards_nothing() {
     assert_eq!(up.count("www.example."), 0, "nothing forwarded");
     assert_eq!(up.seen().len(), 0, "not even a loop probe");
 }
+
+/// A server block of its own (AKS's documented `.server` rewrite, with `log`,
+/// and a block with `forward` options): a name in its zone goes through its
+/// plugins alone and to its upstreams, the rewritten name too (CoreDNS picks the
+/// block first); the root block's `hosts` never sees it; over UDP and TCP.
+#[test]
+fn blocks_of_their_own_answer_their_zones() {
+    let main = Upstream::start();
+    let aks = Upstream::start();
+    aks.set(
+        "nginx.default.svc.cluster.local.",
+        Behaviour::Addresses(vec![[10, 9, 9, 9]], 60),
+    );
+    let tcp_only = Upstream::start();
+    tcp_only.set(
+        "db.corp.lan.",
+        Behaviour::Addresses(vec![[10, 8, 8, 8]], 60),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let corefile = dir.path().join("Corefile");
+    std::fs::write(
+        &corefile,
+        format!(
+            ".:53 {{\n    hosts {{\n        192.0.2.99 www.example.com\n        fallthrough\n    }}\n    \
+             kubernetes cluster.local in-addr.arpa ip6.arpa\n    forward . 10.0.0.1\n}}\n\
+             example.com:53 {{\n    log\n    errors\n    rewrite stop {{\n        \
+             name regex (.*)\\.example\\.com {{1}}.default.svc.cluster.local\n        \
+             answer name (.*)\\.default\\.svc\\.cluster\\.local {{1}}.example.com\n    }}\n    \
+             forward . {}\n}}\n\
+             corp.lan:53 {{\n    forward . {} {{\n        force_tcp\n    }}\n}}\n",
+            aks.addr, tcp_only.addr
+        ),
+    )
+    .unwrap();
+    let server = serve_corefile(&corefile, Some(&main));
+    for reply in [
+        server.udp("nginx.example.com.", RecordType::A),
+        server.tcp("NGINX.example.com.", RecordType::A),
+    ] {
+        assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(rdata(&reply), vec!["10.9.9.9"], "{reply:?}");
+        assert_eq!(
+            reply.answers[0].name.to_ascii().to_ascii_lowercase(),
+            "nginx.example.com.",
+            "the answer rewritten back"
+        );
+    }
+    assert_eq!(
+        aks.count("nginx.default.svc.cluster.local."),
+        2,
+        "asked as rewritten (no cache in this Corefile)"
+    );
+    // The root block's hosts entry is not the block's: the block's upstream answers.
+    aks.set("www.example.com.", Behaviour::NxDomain(60, 60));
+    assert_eq!(
+        server
+            .udp("www.example.com.", RecordType::A)
+            .metadata
+            .response_code,
+        ResponseCode::NXDomain
+    );
+    assert!(
+        server
+            .stdout()
+            .iter()
+            .any(|l| l.contains("\"A IN nginx.example.com. udp")),
+        "the block's log: {:?}",
+        server.stdout()
+    );
+    assert_eq!(
+        rdata(&server.udp("db.corp.lan.", RecordType::A)),
+        vec!["10.8.8.8"]
+    );
+    assert!(
+        tcp_only.seen().iter().all(|s| s.tcp) && !tcp_only.seen().is_empty(),
+        "force_tcp in its block"
+    );
+    for name in [
+        "nginx.example.com.",
+        "nginx.default.svc.cluster.local.",
+        "www.example.com.",
+        "db.corp.lan.",
+    ] {
+        assert_eq!(main.count(name), 0, "{name} reached the root's upstream");
+    }
+    // The cluster itself is untouched.
+    assert_eq!(
+        rdata(&server.udp("nginx.default.svc.cluster.local.", RecordType::A)).len(),
+        3
+    );
+}

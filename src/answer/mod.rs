@@ -119,6 +119,13 @@ pub struct ZoneConfig {
     /// answers every name it does not list): then the UDP fast path's direct
     /// writer, which knows only the index, stands aside.
     hosts_shadow_zones: bool,
+    /// Server blocks for other zones, longest zone first: a name in one is
+    /// answered by that block's configuration alone (CoreDNS picks the block
+    /// before any plugin runs).
+    pub blocks: Vec<(Name, std::sync::Arc<ZoneConfig>)>,
+    /// In a block's configuration, its zone: the name that picks its upstreams
+    /// whatever its rules made of the question.
+    pub route: Option<Name>,
 }
 
 impl ZoneConfig {
@@ -182,7 +189,40 @@ impl ZoneConfig {
             ignore_empty_service: false,
             fallthrough: Vec::new(),
             ns_ips: Vec::new(),
+            blocks: Vec::new(),
+            route: None,
         }
+    }
+
+    /// A server block's configuration for `zone`: no zone of its own to
+    /// answer from, only its plugins and its upstreams.
+    pub fn for_block(zone: Name) -> Self {
+        let mut config = ZoneConfig::new(&[], DEFAULT_BLOCK_TTL, PodsMode::Disabled);
+        config.zones.clear();
+        config.soa_names.clear();
+        config.zone_labels.clear();
+        config.route = Some(zone);
+        config
+    }
+
+    /// The configuration that answers `qname`: its block's (longest zone), else this one.
+    pub fn block_for(&self, qname: &Name) -> &ZoneConfig {
+        self.find_block(qname).map_or(self, |block| block)
+    }
+
+    /// [`Self::block_for`], shared.
+    pub fn block_of(root: &std::sync::Arc<ZoneConfig>, qname: &Name) -> std::sync::Arc<ZoneConfig> {
+        root.find_block(qname).unwrap_or(root).clone()
+    }
+
+    fn find_block(&self, qname: &Name) -> Option<&std::sync::Arc<ZoneConfig>> {
+        if self.blocks.is_empty() {
+            return None;
+        }
+        self.blocks
+            .iter()
+            .find(|(zone, _)| zone.zone_of(qname))
+            .map(|(_, block)| block)
     }
 
     /// Every served zone, cluster zones first.
@@ -251,6 +291,9 @@ pub fn loadbalance_order(records: &mut [Record]) {
         _ => 1,
     });
 }
+
+/// A block answers no zone of its own, so its TTL is never used.
+const DEFAULT_BLOCK_TTL: u32 = 5;
 
 /// A complete answer, whoever made it (our zones, `hosts`, a `template` rcode,
 /// an upstream or the cache): the header's code and flags plus the three

@@ -364,6 +364,14 @@ pub struct Options {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "FILE")]
     pub corefile: Option<PathBuf>,
+    /// Server blocks for other zones, each a table of its own (`[[blocks]]`):
+    /// `zones`, then the keys of its plugins (upstreams and `forward_*`,
+    /// `rewrites`, `templates`, `type_rcodes`, `hosts*`, `query_logs`, `any`,
+    /// `whoami`, `minimal`). A name in a block's zone (longest match) is
+    /// answered by that block alone. No flag: a list of tables has no flag form.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(skip)]
+    pub blocks: Option<Vec<Options>>,
 }
 
 impl Options {
@@ -459,6 +467,7 @@ impl Options {
             minimal,
             bufsize,
             corefile,
+            blocks,
         );
         (merged, from_flags)
     }
@@ -482,6 +491,10 @@ impl Options {
             if path.is_relative() {
                 *path = dir.join(&*path);
             }
+        }
+        if let Some(blocks) = self.blocks.take() {
+            let blocks = blocks.into_iter().map(|b| b.relative_to_file(file));
+            self.blocks = Some(blocks.collect());
         }
         self
     }

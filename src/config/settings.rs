@@ -110,7 +110,65 @@ pub struct Settings {
     pub bufsize: u16,
     /// The Corefile the keys not given otherwise come from (re-read on change).
     pub corefile: Option<PathBuf>,
+    /// Server blocks for other zones, each answering its names alone.
+    pub blocks: Vec<BlockSettings>,
 }
+
+/// A server block for zones other than the cluster's (a Corefile's
+/// `example.org:53 { ... }`): its names, longest zone first, go through its
+/// own plugins and upstreams, never the root block's.
+#[derive(Debug, Clone)]
+pub struct BlockSettings {
+    pub zones: Vec<Name>,
+    pub upstreams: Upstreams,
+    pub max_concurrent: usize,
+    pub forward: std::sync::Arc<crate::forward::ForwardOptions>,
+    pub hosts: HostsSettings,
+    pub type_rcodes: Vec<(
+        hickory_proto::rr::RecordType,
+        hickory_proto::op::ResponseCode,
+    )>,
+    pub templates: std::sync::Arc<crate::answer::template::Templates>,
+    pub rewrites: std::sync::Arc<crate::answer::rewrite::Rewrites>,
+    pub query_log: std::sync::Arc<crate::querylog::QueryLog>,
+    pub any: bool,
+    pub whoami: bool,
+    pub minimal: bool,
+}
+
+/// The keys a block may set (the plugins a block of its own can hold).
+const BLOCK_KEYS: &[&str] = &[
+    "zones",
+    "upstream",
+    "resolv_conf",
+    "max_concurrent",
+    "forward_policy",
+    "forward_max_fails",
+    "forward_health_check_ms",
+    "forward_health_check_domain",
+    "forward_health_check_recursion",
+    "forward_force_tcp",
+    "forward_from",
+    "forward_except",
+    "forward_tls_servername",
+    "forward_tls_ca",
+    "forward_tls_cert",
+    "forward_tls_key",
+    "hosts_file",
+    "hosts",
+    "hosts_ttl",
+    "hosts_fallthrough",
+    "hosts_reverse",
+    "hosts_zones",
+    "hosts_fallthrough_zones",
+    "type_rcodes",
+    "templates",
+    "rewrites",
+    "query_logs",
+    "any",
+    "whoami",
+    "minimal",
+];
 
 /// Where hosts entries come from, and how they answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,6 +274,7 @@ impl Settings {
             any: o.any.unwrap_or(false),
             whoami: o.whoami.unwrap_or(false),
             minimal: o.minimal.unwrap_or(false),
+            blocks: m.blocks()?,
             bufsize: m.bufsize()?,
             corefile: o.corefile.clone(),
         })
@@ -245,7 +304,33 @@ impl Settings {
         zone.whoami = self.whoami;
         zone.minimal = self.minimal;
         zone.bufsize = self.bufsize;
+        for block in &self.blocks {
+            for name in &block.zones {
+                let config = block.zone_config(name.clone(), self.bufsize);
+                zone.blocks
+                    .push((name.clone(), std::sync::Arc::new(config)));
+            }
+        }
+        zone.blocks
+            .sort_by_key(|(name, _)| std::cmp::Reverse(name.num_labels()));
         zone
+    }
+}
+
+impl BlockSettings {
+    /// The configuration of this block for one of its zones (reads its hosts file).
+    fn zone_config(&self, zone: Name, bufsize: u16) -> crate::answer::ZoneConfig {
+        let mut config = crate::answer::ZoneConfig::for_block(zone);
+        config.set_hosts(self.hosts.enabled().then(|| self.hosts.table().1));
+        config.type_rcodes = self.type_rcodes.clone();
+        config.rewrites = self.rewrites.clone();
+        config.templates = self.templates.clone();
+        config.query_log = self.query_log.clone();
+        config.any = self.any;
+        config.whoami = self.whoami;
+        config.minimal = self.minimal;
+        config.bufsize = bufsize;
+        config
     }
 }
 
@@ -584,6 +669,102 @@ impl Merged<'_> {
             ttl,
             headless: o.external_headless.unwrap_or(false),
         }))
+    }
+
+    /// The server blocks for other zones, each resolved as the root's keys are,
+    /// with its errors naming the block.
+    fn blocks(&self) -> Result<Vec<BlockSettings>, ConfigError> {
+        let cluster = self.zones()?;
+        let mut blocks: Vec<BlockSettings> = Vec::new();
+        for options in self.options.blocks.iter().flatten() {
+            let block = Merged {
+                options: options.clone(),
+                from_flags: Vec::new(),
+                file: self.file,
+                corefile: self.corefile.clone(),
+            };
+            let settings = block
+                .block(&cluster, &blocks)
+                .map_err(|error| match error {
+                    ConfigError::Invalid {
+                        origin,
+                        key,
+                        message,
+                    } => {
+                        let zones = options.zones.as_deref().unwrap_or_default().join(" ");
+                        let message = match key {
+                            "blocks" => format!("the block for {zones:?}: {message}"),
+                            key => format!("the block for {zones:?}: key `{key}`: {message}"),
+                        };
+                        ConfigError::Invalid {
+                            origin,
+                            key: "blocks",
+                            message,
+                        }
+                    }
+                    other => other,
+                })?;
+            blocks.push(settings);
+        }
+        Ok(blocks)
+    }
+
+    /// One block's keys (this resolver holds the block's options).
+    fn block(
+        &self,
+        cluster: &[Name],
+        earlier: &[BlockSettings],
+    ) -> Result<BlockSettings, ConfigError> {
+        let o = &self.options;
+        let given = toml::Value::try_from(o).map_err(|e| self.invalid("blocks", e.to_string()))?;
+        if let Some(key) = given
+            .as_table()
+            .into_iter()
+            .flat_map(|table| table.keys())
+            .find(|key| !BLOCK_KEYS.contains(&key.as_str()))
+        {
+            let message = format!(
+                "`{key}` cannot be set in a block (a block may set: {})",
+                BLOCK_KEYS.join(", ")
+            );
+            return Err(self.invalid("blocks", message));
+        }
+        let zones = self.zone_list("zones", o.zones.as_deref())?;
+        if zones.is_empty() {
+            return Err(self.invalid("zones", "a block needs at least one zone".into()));
+        }
+        for zone in &zones {
+            // A block over a cluster zone (or under it, or holding it) would
+            // take names the cluster answers.
+            if zone.is_root() || zone.to_ascii().ends_with(".arpa.") {
+                return Err(self.invalid(
+                    "zones",
+                    format!(
+                        "{zone}: a block is for a zone other than the root and the reverse zones"
+                    ),
+                ));
+            }
+            if cluster.iter().any(|c| c.zone_of(zone) || zone.zone_of(c)) {
+                return Err(self.invalid("zones", format!("{zone}: overlaps a cluster zone")));
+            }
+            if earlier.iter().flat_map(|b| &b.zones).any(|z| z == zone) {
+                return Err(self.invalid("zones", format!("{zone}: a second block for it")));
+            }
+        }
+        Ok(BlockSettings {
+            zones,
+            upstreams: self.upstreams()?,
+            max_concurrent: self.max_concurrent()?,
+            forward: self.forward()?,
+            hosts: self.hosts()?,
+            type_rcodes: self.type_rcodes()?,
+            templates: self.templates()?,
+            rewrites: self.rewrites()?,
+            query_log: self.query_log()?,
+            any: o.any.unwrap_or(false),
+            whoami: o.whoami.unwrap_or(false),
+            minimal: o.minimal.unwrap_or(false),
+        })
     }
 
     fn bufsize(&self) -> Result<u16, ConfigError> {

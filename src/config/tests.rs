@@ -216,6 +216,9 @@ const EVERY_KEY: &[(&str, &str, &[&str])] = &[
     ),
 ];
 
+/// Keys no flag can give: a list of tables (README: Configuration).
+const NO_FLAG: &[&str] = &["blocks"];
+
 /// The command-line arguments giving `key` its `values`.
 fn flag_args(key: &str, values: &[&'static str]) -> Vec<String> {
     let flag = flag_of(key).unwrap_or_else(|| panic!("no flag for `{key}`"));
@@ -265,7 +268,12 @@ fn every_key_has_a_flag_and_every_flag_is_a_key() {
         .get_arguments()
         .map(|arg| arg.get_id().as_str())
         .collect();
-    assert_eq!(flag_ids, serde_keys(), "the clap ids are the TOML keys");
+    // Keys without a flag, each with its reason in its doc comment and README.
+    let with_flags: Vec<&str> = serde_keys()
+        .into_iter()
+        .filter(|key| !NO_FLAG.contains(key))
+        .collect();
+    assert_eq!(flag_ids, with_flags, "the clap ids are the TOML keys");
     let sampled: Vec<&str> = EVERY_KEY.iter().map(|(key, _, _)| *key).collect();
     assert_eq!(sampled, flag_ids, "EVERY_KEY covers every key, in order");
     for arg in command.get_arguments() {
@@ -527,4 +535,62 @@ fn a_port_alone_listens_on_both_families() {
         ..Options::default()
     };
     assert_eq!(Settings::resolve(None, flags).unwrap().listen, both);
+}
+
+/// `[[blocks]]`: a server block's own keys resolve as the root's do, keys a
+/// block cannot hold and blocks over the cluster zones are refused naming the
+/// block, and the answer configuration picks a name's block by longest zone.
+#[test]
+fn blocks_resolve_into_their_own_configuration() {
+    let text = "[[blocks]]\nzones = [\"example.org\"]\nupstream = [\"127.0.0.1:5301\"]\n\
+                forward_force_tcp = true\nrewrites = [\"name suffix .example.org .svc.cluster.local\"]\nwhoami = true\n\
+                [[blocks]]\nzones = [\"deep.example.org\"]\nresolv_conf = \"r\"\n";
+    let s = from_file(text).unwrap();
+    assert_eq!(s.blocks.len(), 2);
+    assert!(s.blocks[0].forward.force_tcp);
+    assert!(s.blocks[0].whoami && !s.whoami);
+    assert_eq!(
+        s.blocks[1].upstreams,
+        Upstreams::ResolvConf("/etc/cluster-dns/r".into())
+    );
+    let zone = s.zone_config();
+    let name = |n: &str| Name::from_ascii(n).unwrap();
+    let block = zone.block_for(&name("www.example.org."));
+    assert_eq!(block.route, Some(name("example.org.")));
+    assert!(block.whoami && !block.rewrites.is_empty());
+    assert_eq!(
+        zone.block_for(&name("a.deep.example.org.")).route,
+        Some(name("deep.example.org.")),
+        "the longest zone"
+    );
+    assert_eq!(zone.block_for(&name("www.example.com.")).route, None);
+
+    for (text, wanted) in [
+        (
+            "[[blocks]]\nzones = [\"example.org\"]\nttl = 30\n",
+            "`ttl` cannot be set in a block",
+        ),
+        (
+            "[[blocks]]\nzones = [\"svc.cluster.local\"]\n",
+            "overlaps a cluster zone",
+        ),
+        (
+            "[[blocks]]\nzones = [\"local\"]\n",
+            "overlaps a cluster zone",
+        ),
+        (
+            "[[blocks]]\nupstream = [\"127.0.0.1\"]\n",
+            "at least one zone",
+        ),
+        (
+            "[[blocks]]\nzones = [\"example.org\"]\nupstream = [\"nope\"]\n",
+            "key `upstream`",
+        ),
+    ] {
+        let error = from_file(text).unwrap_err().to_string();
+        assert!(
+            error.contains("key `blocks`") && error.contains(wanted),
+            "{text}: {error}"
+        );
+    }
 }

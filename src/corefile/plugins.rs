@@ -113,17 +113,20 @@ pub fn options(file: &Path, blocks: &[ServerBlock]) -> Result<Options, CorefileE
     let mut options = root_block(block, port)?;
     let mut stub_domains = Vec::new();
     let mut stub_logs = Vec::new();
+    let mut own_blocks = Vec::new();
     for (block, addresses) in stubs {
-        stub_domains.extend(stub_block(
-            block,
-            &addresses,
-            port,
-            &options,
-            &mut stub_logs,
-        )?);
+        if is_plain_stub(block) {
+            let zones = block_zones(&addresses, port, &options)?;
+            stub_domains.extend(stub_block(block, (&zones, port), &mut stub_logs)?);
+        } else {
+            own_blocks.push(own_block(block, &addresses, port, &options)?);
+        }
     }
     if !stub_domains.is_empty() {
         options.stub_domains = Some(stub_domains);
+    }
+    if !own_blocks.is_empty() {
+        options.blocks = Some(own_blocks);
     }
     if !stub_logs.is_empty() {
         // A stub domain's names are its block's: its rules come first.
@@ -168,34 +171,35 @@ fn root_block(block: &ServerBlock, port: u16) -> Result<Options, CorefileError> 
 /// Plugins a stub domain's block may hold.
 const STUB_PLUGINS: &[&str] = &["errors", "log", "cache", "loop", "reload", "forward"];
 
-/// A stub domain's `ZONE=ADDR,...` for each of the block's zones.
-fn stub_block(
-    block: &ServerBlock,
+/// Plugins a block of its own (`blocks`) may hold.
+const BLOCK_PLUGINS: &[&str] = &[
+    "errors", "log", "cache", "loop", "reload", "any", "minimal", "whoami", "rewrite", "template",
+    "hosts", "forward",
+];
+
+/// A block that is only a stub domain: `forward . ADDR...` with no options,
+/// and nothing else that answers (`stub_domains`).
+fn is_plain_stub(block: &ServerBlock) -> bool {
+    let forwards = block.directives.iter().any(|d| d.name.text == "forward");
+    forwards
+        && block.directives.iter().all(|d| match d.name.text.as_str() {
+            "forward" => {
+                d.block.is_empty()
+                    && d.args.first().is_some_and(|from| from.text == ".")
+                    && d.args[1..].iter().all(|to| {
+                        crate::config::parse_upstream(to.text.trim_start_matches("dns://")).is_ok()
+                    })
+            }
+            name => STUB_PLUGINS.contains(&name),
+        })
+}
+
+/// A block's zones, each on the root block's port and clear of the cluster zones.
+fn block_zones(
     addresses: &[(String, u16, &Token)],
     port: u16,
     root: &Options,
-    logs: &mut Vec<crate::querylog::QueryLogSpec>,
 ) -> Result<Vec<String>, CorefileError> {
-    let mut seen = Vec::new();
-    let mut upstreams = None;
-    let zones: Vec<String> = addresses.iter().map(|(zone, ..)| zone.clone()).collect();
-    for directive in &block.directives {
-        supported(directive, STUB_PLUGINS, &mut seen)?;
-        match directive.name.text.as_str() {
-            "forward" => upstreams = Some(stub_upstreams(directive)?),
-            "log" => logs.extend(log(directive, &zones)?),
-            // One cache holds every forwarded name.
-            "cache" => cache(directive, &mut Options::default())?,
-            _ => apply(directive, port, &mut Options::default())?,
-        }
-    }
-    let Some(upstreams) = upstreams else {
-        return Err(error(
-            &block.keys[0],
-            "a server block for a zone other than `.` must `forward . ADDR...` (a stub domain)"
-                .into(),
-        ));
-    };
     let cluster = root.zones.clone().unwrap_or_default();
     addresses
         .iter()
@@ -206,58 +210,78 @@ fn stub_block(
                     format!("port {zone_port}: every server block must use the root block's port {port}"),
                 ));
             }
-            if cluster.contains(zone) {
+            let inside = |outer: &str, inner: &str| {
+                inner == outer || inner.ends_with(&format!(".{outer}"))
+            };
+            if cluster.iter().any(|c| inside(c, zone) || inside(zone, c)) {
                 return Err(error(
                     key,
                     format!("zone {zone}: a server block of its own for a cluster zone is not supported yet"),
                 ));
             }
-            Ok(format!("{zone}={upstreams}"))
+            Ok(zone.clone())
         })
         .collect()
 }
 
-/// A stub domain's `forward . ADDR...`, as `ADDR,ADDR`.
+/// A block of its own: its plugins' keys, for its zones (`blocks`).
+fn own_block(
+    block: &ServerBlock,
+    addresses: &[(String, u16, &Token)],
+    port: u16,
+    root: &Options,
+) -> Result<Options, CorefileError> {
+    let mut options = Options {
+        zones: Some(block_zones(addresses, port, root)?),
+        ..Options::default()
+    };
+    let mut seen = Vec::new();
+    for directive in &block.directives {
+        supported(directive, BLOCK_PLUGINS, &mut seen)?;
+        match directive.name.text.as_str() {
+            // One cache holds every forwarded name (checked, shared).
+            "cache" => cache(directive, &mut Options::default())?,
+            _ => apply(directive, port, &mut options)?,
+        }
+    }
+    if !seen.contains(&"forward") {
+        // Nothing after its plugins: SERVFAIL, or `whoami`'s answer.
+        options.forward_except = Some(vec![".".into()]);
+    }
+    Ok(options)
+}
+
+/// A plain stub domain's `ZONE=ADDR,...` for each of the block's zones.
+fn stub_block(
+    block: &ServerBlock,
+    (zones, port): (&[String], u16),
+    logs: &mut Vec<crate::querylog::QueryLogSpec>,
+) -> Result<Vec<String>, CorefileError> {
+    let mut seen = Vec::new();
+    let mut upstreams = None;
+    for directive in &block.directives {
+        supported(directive, STUB_PLUGINS, &mut seen)?;
+        match directive.name.text.as_str() {
+            "forward" => upstreams = Some(stub_upstreams(directive)?),
+            "log" => logs.extend(log(directive, zones)?),
+            // One cache holds every forwarded name.
+            "cache" => cache(directive, &mut Options::default())?,
+            _ => apply(directive, port, &mut Options::default())?,
+        }
+    }
+    // A plain stub always has its `forward` (see `is_plain_stub`).
+    let upstreams = upstreams.unwrap_or_default();
+    Ok(zones
+        .iter()
+        .map(|zone| format!("{zone}={upstreams}"))
+        .collect())
+}
+
+/// A plain stub domain's `forward . ADDR...` (addresses only), as `ADDR,ADDR`.
 fn stub_upstreams(directive: &Directive) -> Result<String, CorefileError> {
     let mut stub = Options::default();
     forward(directive, &mut stub)?;
-    // Each stub block's forwarder has CoreDNS's defaults; its own options are
-    // refused rather than dropped.
-    if let Some(option) = directive.block.first() {
-        return Err(error(
-            &option.name,
-            format!(
-                "forward in a stub domain: option {} is not supported there (a stub domain's forward takes its upstreams only)",
-                option.name.text
-            ),
-        ));
-    }
-    if stub.forward_from.is_some() {
-        return Err(error(
-            &directive.args[0],
-            "forward in a stub domain: FROM must be `.` (the block's zone)".into(),
-        ));
-    }
-    if let Some(tls) = stub
-        .upstream
-        .iter()
-        .flatten()
-        .find(|u| u.starts_with("tls://"))
-    {
-        return Err(error(
-            &directive.name,
-            format!(
-                "forward in a stub domain: {tls}: DNS over TLS is supported in the root block only"
-            ),
-        ));
-    }
-    match stub.upstream {
-        Some(list) => Ok(list.join(",")),
-        None => Err(error(
-            &directive.name,
-            "forward in a stub domain: list its upstreams' addresses (a resolv.conf is not supported there)".into(),
-        )),
-    }
+    Ok(stub.upstream.unwrap_or_default().join(","))
 }
 
 /// Checks that `directive` is one of `allowed` and not given twice.
@@ -270,7 +294,7 @@ fn supported<'a>(
     if !allowed.contains(&name) {
         let message = if SUPPORTED.contains(&name) {
             format!(
-                "plugin {name} is not supported in a stub domain's server block (supported there: {})",
+                "plugin {name} is not supported in a server block other than the root's (supported there: {})",
                 allowed.join(", ")
             )
         } else {
@@ -1854,7 +1878,9 @@ mod tests {
         .unwrap_err();
         assert_eq!(error.line, 7, "the plugin's line");
         assert!(
-            error.message.contains("not supported in a stub domain"),
+            error
+                .message
+                .contains("not supported in a server block other than the root's"),
             "{error}"
         );
         let error = options_of(&with("  cache\n  cache")).unwrap_err();
@@ -1894,25 +1920,44 @@ mod tests {
                 .expect_err(block)
                 .message
         };
-        assert!(refused("consul:53 {\n errors\n}\n").contains("must `forward . ADDR"));
         assert!(
             refused("consul:1053 {\n forward . 10.0.0.1\n}\n").contains("root block's port 53")
         );
-        assert!(
-            refused("consul {\n forward . /etc/resolv.conf\n}\n").contains("list its upstreams")
-        );
         assert!(refused("cluster.local {\n forward . 10.0.0.1\n}\n").contains("cluster zone"));
-        // A stub block's forward options are refused, never dropped.
-        assert!(
-            refused("consul {\n forward . 10.0.0.1 {\n  force_tcp\n }\n}\n")
-                .contains("option force_tcp is not supported there")
-        );
-        assert!(refused("consul {\n forward . tls://10.0.0.1\n}\n").contains("root block only"));
-        assert!(refused("consul {\n forward sub.consul 10.0.0.1\n}\n").contains("FROM must be"));
+        assert!(refused("svc.cluster.local {\n forward . 10.0.0.1\n}\n").contains("cluster zone"));
         assert!(
             refused("consul {\n forward . 10.0.0.1\n health\n}\n")
-                .contains("stub domain's server block")
+                .contains("not supported in a server block other than the root's")
         );
+        // Anything more than a plain stub domain is a block of its own.
+        let own = |block: &str| {
+            let o = options_of(&format!("{}{block}", with(""))).expect(block);
+            assert_eq!(o.stub_domains, None, "{block}");
+            let mut blocks = o.blocks.expect(block);
+            assert_eq!(blocks.len(), 1, "{block}");
+            blocks.remove(0)
+        };
+        let b = own("consul {\n forward . /etc/resolv.conf\n}\n");
+        assert_eq!(b.zones, Some(vec!["consul".to_string()]));
+        assert_eq!(b.resolv_conf, Some("/etc/resolv.conf".into()));
+        let b = own("consul {\n forward . 10.0.0.1 {\n  force_tcp\n  policy sequential\n }\n}\n");
+        assert_eq!(b.forward_force_tcp, Some(true));
+        assert_eq!(b.upstream, Some(vec!["10.0.0.1".to_string()]));
+        let b = own("consul {\n forward . tls://10.0.0.1 {\n  tls_servername dns.consul\n }\n}\n");
+        assert_eq!(b.forward_tls_servername.as_deref(), Some("dns.consul"));
+        let b = own("consul {\n forward sub.consul 10.0.0.1\n}\n");
+        assert_eq!(b.forward_from.as_deref(), Some("sub.consul"));
+        // AKS's documented rewrite block (a `.server` file).
+        let b = own(
+            "example.com:53 {\n log\n errors\n rewrite stop {\n  name regex (.*)\\.example\\.com {1}.default.svc.cluster.local\n  \
+             answer name (.*)\\.default\\.svc\\.cluster\\.local {1}.example.com\n }\n forward . /etc/resolv.conf\n}\n",
+        );
+        assert_eq!(b.rewrites.map(|r| r.len()), Some(1));
+        assert_eq!(b.query_logs.map(|l| l.len()), Some(1));
+        // No `forward`: nothing leaves the block.
+        let b = own("consul:53 {\n errors\n whoami\n}\n");
+        assert_eq!(b.forward_except, Some(vec![".".to_string()]));
+        assert_eq!(b.whoami, Some(true));
         assert!(
             refused(".:53 {\n forward . 10.0.0.1\n}\n")
                 .contains("second server block for the root")

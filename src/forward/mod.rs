@@ -625,14 +625,16 @@ impl Forwarding {
     }
 
     /// Asks the upstreams for `question` and caches their reply; the bool says
-    /// whether it went into the cache.
+    /// whether it went into the cache. `via`: the server block whose upstreams
+    /// are asked (else the question's name picks them).
     pub async fn fetch(
         &self,
         question: &Question,
         zones: &[Name],
+        via: Option<&Name>,
     ) -> Result<(Message, bool), ForwardError> {
         let mut reply = self
-            .forwarder_for(question.query.name())
+            .forwarder_for(via.unwrap_or(question.query.name()))
             .forward(question, zones)
             .await?;
         if self.loadbalance && reply.metadata.response_code == ResponseCode::NoError {
@@ -696,6 +698,24 @@ pub fn forwarding(
             (zone.clone(), forwarder)
         })
         .collect();
+    // Server blocks of their own: their upstreams with their `forward` options.
+    for block in &settings.blocks {
+        let addrs = match &block.upstreams {
+            Upstreams::Listed(listed) => listed.clone(),
+            // Read with the settings (at start and on reload), not watched.
+            Upstreams::ResolvConf(path) => std::fs::read(path)
+                .map(|bytes| resolv_conf::nameservers(&String::from_utf8_lossy(&bytes)))
+                .unwrap_or_else(|error| {
+                    tracing::warn!(path = %path.display(), %error, "cannot read a block's resolv.conf");
+                    Vec::new()
+                }),
+        };
+        for zone in &block.zones {
+            let limits = (settings.forward_timeout, block.max_concurrent);
+            let forwarder = Forwarder::new(&addrs, block.forward.clone(), limits, metrics.clone());
+            stubs.push((zone.clone(), forwarder));
+        }
+    }
     stubs.sort_by_key(|(zone, _)| std::cmp::Reverse(zone.num_labels()));
     for (zone, forwarder) in &stubs {
         let listed: Vec<String> = forwarder.upstreams().map(|a| a.to_string()).collect();

@@ -365,6 +365,11 @@ impl DnsHandler {
         let Ok(qname) = Name::read(&mut decoder) else {
             return Fast::Slow;
         };
+        // A server block of its own answers its names; its logged ones are the async handler's.
+        let zone = zone.block_for(&qname);
+        if !zone.query_log.is_empty() {
+            return Fast::Slow;
+        }
         // A rewritten question is the async handler's (names rewritten back).
         if !zone.rewrites.is_empty() && zone.rewrite(&qname).is_some() {
             return Fast::Slow;

@@ -156,7 +156,12 @@ impl DnsHandler {
     ) -> Decision {
         let forwarding = self.forwarding.load();
         match &**forwarding {
-            Some(f) if !f.forwarder_for(qname).options().forwards(qname) => {
+            Some(f)
+                if !f
+                    .forwarder_for(zone.route.as_ref().unwrap_or(qname))
+                    .options()
+                    .forwards(qname) =>
+            {
                 let answer = if zone.whoami {
                     Answer::whoami(qname, client, transport == Transport::Tcp)
                 } else {
@@ -258,19 +263,26 @@ impl DnsHandler {
 
     /// A forwarded question's reply: from the cache, else from the upstreams
     /// (and then cached).
-    async fn forward(&self, question: &Question) -> Result<Answer, ResponseCode> {
+    /// `via`: the server block whose upstreams are asked.
+    async fn forward(
+        &self,
+        question: &Question,
+        via: Option<&Name>,
+    ) -> Result<Answer, ResponseCode> {
         let shared = self.forwarding.load_full();
         let Some(forwarding) = shared.as_ref() else {
             return Err(ResponseCode::Refused);
         };
         // Upstreams may not speak for our zones: their records there are dropped;
-        // except for the zone of a name that fell through to them (`fallthrough`).
+        // except for the zone of a name that fell through to them (`fallthrough`),
+        // and in a block of its own, which has no cluster zone (CoreDNS passes
+        // on what its upstreams say).
         let config = self.zone.load();
         let qname = question.query.name();
         let fell_through = config.falls_through(qname);
         let zones: Vec<Name> = config
             .cluster_zones()
-            .filter(|zone| !(fell_through && zone.zone_of(qname)))
+            .filter(|zone| via.is_none() && !(fell_through && zone.zone_of(qname)))
             .cloned()
             .collect();
         let mut stale = None;
@@ -287,7 +299,8 @@ impl DnsHandler {
                     // `serve_stale` (immediate) and `prefetch`: answer now, fetch anew behind.
                     let answer = hit.answer();
                     if (hit.is_stale() || hit.prefetch_due()) && hit.claim_refresh() {
-                        refresh_later(shared.clone(), question.clone(), zones, hit);
+                        let via = via.cloned();
+                        refresh_later(shared.clone(), question.clone(), (zones, via), hit);
                     }
                     return Ok(answer);
                 }
@@ -297,7 +310,7 @@ impl DnsHandler {
                 self.cache_stats().miss(cache);
             }
         }
-        match forwarding.fetch(question, &zones).await {
+        match forwarding.fetch(question, &zones, via).await {
             Ok((reply, inserted)) => {
                 // The same TTLs as the cached copies will show.
                 let cap = forwarding.cache.as_ref().map(|cache| {
@@ -335,14 +348,14 @@ impl DnsHandler {
 fn refresh_later(
     forwarding: Arc<Option<forward::Forwarding>>,
     question: Question,
-    zones: Vec<Name>,
+    (zones, via): (Vec<Name>, Option<Name>),
     hit: forward::cache::Hit,
 ) {
     tokio::spawn(async move {
         let Some(forwarding) = forwarding.as_ref() else {
             return;
         };
-        if let Err(error) = forwarding.fetch(&question, &zones).await {
+        if let Err(error) = forwarding.fetch(&question, &zones, via.as_ref()).await {
             tracing::debug!(%error, name = %question.query.name(), "refreshing a cached answer failed");
             hit.release_refresh();
         }
@@ -412,9 +425,11 @@ impl DnsHandler {
     /// The answer to a request's one question, acting on [`Self::decide`]; also
     /// returns the zone label for the metrics.
     async fn respond(&self, request: &Request, query: &Query) -> (Answer, &'static str) {
+        // CoreDNS picks the server block by the name asked, then runs its plugins.
+        let zone = crate::answer::ZoneConfig::block_of(&self.zone.load_full(), query.name());
         // CoreDNS's `rewrite` comes before `template`, `hosts`, `kubernetes` and `forward`.
-        let Some(rewritten) = self.zone.load().rewrite(query.name()) else {
-            return self.respond_to(request, query).await;
+        let Some(rewritten) = zone.rewrite(query.name()) else {
+            return self.respond_to(request, query, &zone).await;
         };
         let Some(name) = rewritten.name.clone() else {
             tracing::debug!(name = %query.name(), "invalid name after rewrite");
@@ -422,22 +437,27 @@ impl DnsHandler {
         };
         let mut asked = query.clone();
         asked.set_name(name);
-        let (mut answer, zone_label) = self.respond_to(request, &asked).await;
+        let (mut answer, zone_label) = self.respond_to(request, &asked, &zone).await;
         rewritten.revert_answer(&mut answer);
         (answer, zone_label)
     }
 
-    /// [`Self::respond`] for the question as the rules left it.
-    async fn respond_to(&self, request: &Request, query: &Query) -> (Answer, &'static str) {
+    /// [`Self::respond`] for the question as the rules left it, in its block.
+    async fn respond_to(
+        &self,
+        request: &Request,
+        query: &Query,
+        zone: &ZoneConfig,
+    ) -> (Answer, &'static str) {
         let (qname, qtype) = (query.name(), query.query_type());
         let decision = {
-            let (zone, snapshot) = (self.zone.load(), self.snapshot.load());
+            let snapshot = self.snapshot.load();
             let question = (qname, qtype, query.query_class());
             let transport = match request.protocol() {
                 Protocol::Udp => Transport::Udp,
                 _ => Transport::Tcp,
             };
-            self.decide(&zone, &snapshot, question, (request.src(), transport))
+            self.decide(zone, &snapshot, question, (request.src(), transport))
         };
         match decision {
             Decision::Refused => {
@@ -450,7 +470,10 @@ impl DnsHandler {
             }
             Decision::Forward { zone_label } => {
                 let question = self.question(request, query.clone());
-                (self.forwarded(&question).await, zone_label)
+                (
+                    self.forwarded(&question, zone.route.as_ref()).await,
+                    zone_label,
+                )
             }
             Decision::Local {
                 mut answer,
@@ -478,8 +501,8 @@ impl DnsHandler {
     }
 
     /// A forwarded question's answer, from the cache or the upstreams.
-    async fn forwarded(&self, question: &Question) -> Answer {
-        match self.forward(question).await {
+    async fn forwarded(&self, question: &Question, via: Option<&Name>) -> Answer {
+        match self.forward(question, via).await {
             Ok(mut answer) => {
                 self.rotate(&mut answer.answers);
                 answer
@@ -496,7 +519,7 @@ impl DnsHandler {
     /// lookup leaves the CNAME alone, as CoreDNS does.
     async fn chase(&self, answer: &mut Answer, mut question: Question) {
         question.recursion_desired = true;
-        if let Ok(reply) = self.forward(&question).await
+        if let Ok(reply) = self.forward(&question, None).await
             && matches!(reply.rcode, ResponseCode::NoError | ResponseCode::NXDomain)
         {
             answer.rcode = reply.rcode;
@@ -522,7 +545,11 @@ impl RequestHandler for DnsHandler {
         let _in_flight = self.in_flight_guard();
         let (bufsize, minimal) = {
             let zone = self.zone.load();
-            (zone.bufsize, zone.minimal)
+            let block = match request.queries.queries().first() {
+                Some(query) => zone.block_for(query.name()),
+                None => &zone,
+            };
+            (zone.bufsize, block.minimal)
         };
         let edns = response_edns(request, bufsize);
         let mut builder = MessageResponseBuilder::from_message_request(request);
@@ -594,8 +621,8 @@ impl DnsHandler {
         transport: Transport,
         took: std::time::Duration,
     ) {
-        let zone = self.zone.load();
-        if zone.query_log.is_empty() {
+        let root = self.zone.load();
+        if root.query_log.is_empty() && root.blocks.is_empty() {
             return;
         }
         let (Ok(asked), Ok(answered)) = (
@@ -604,6 +631,14 @@ impl DnsHandler {
         ) else {
             return;
         };
+        // A block's names are logged by its own rules.
+        let zone = match asked.queries.first() {
+            Some(query) => root.block_for(query.name()),
+            None => &root,
+        };
+        if zone.query_log.is_empty() {
+            return;
+        }
         let exchange = crate::querylog::Exchange {
             request: &asked,
             request_len: raw.len(),
