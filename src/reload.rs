@@ -168,7 +168,10 @@ fn apply(state: &Reloadable, new: &Settings, upstreams: &[SocketAddr], config_ch
         || old.max_concurrent != new.max_concurrent
         || old.forward != new.forward
         || old.cache != new.cache
-        || old.stub_domains != new.stub_domains;
+        || old.stub_domains != new.stub_domains
+        // A block's forwarding (its resolv.conf is read again on every change).
+        || !new.blocks.is_empty() && config_changed
+        || format!("{:?}", old.blocks) != format!("{:?}", new.blocks);
     if forwarding_changed {
         state.forwarding.store(Arc::new(crate::forward::forwarding(
             new,

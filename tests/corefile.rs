@@ -1087,17 +1087,26 @@ fn a_root_block_without_forward_forwards_nothing() {
     assert_eq!(up.seen().len(), 0, "not even a loop probe");
 }
 
-/// A server block of its own (AKS's documented `.server` rewrite, with `log`,
-/// and a block with `forward` options): a name in its zone goes through its
-/// plugins alone and to its upstreams, the rewritten name too (CoreDNS picks the
-/// block first); the root block's `hosts` never sees it; over UDP and TCP.
+/// Server blocks of their own (AKS's documented `.server` rewrite with `log`; a
+/// block with `forward` options; a `template` CNAME into the cluster; `whoami`
+/// with no `forward`): a name in a block's zone goes through its plugins alone
+/// and to its upstreams, the rewritten name too (CoreDNS picks the block
+/// first); the root block's `hosts` and cache never see it; over UDP and TCP.
 #[test]
 fn blocks_of_their_own_answer_their_zones() {
     let main = Upstream::start();
+    main.set(
+        "www.example.",
+        Behaviour::Addresses(vec![[192, 0, 2, 7]], 300),
+    );
     let aks = Upstream::start();
     aks.set(
         "nginx.default.svc.cluster.local.",
-        Behaviour::Addresses(vec![[10, 9, 9, 9]], 60),
+        Behaviour::Addresses(vec![[10, 9, 9, 9]], 300),
+    );
+    aks.set(
+        "www.default.svc.cluster.local.",
+        Behaviour::Addresses(vec![[10, 7, 7, 7]], 300),
     );
     let tcp_only = Upstream::start();
     tcp_only.set(
@@ -1110,12 +1119,14 @@ fn blocks_of_their_own_answer_their_zones() {
         &corefile,
         format!(
             ".:53 {{\n    hosts {{\n        192.0.2.99 www.example.com\n        fallthrough\n    }}\n    \
-             kubernetes cluster.local in-addr.arpa ip6.arpa\n    forward . 10.0.0.1\n}}\n\
+             kubernetes cluster.local in-addr.arpa ip6.arpa\n    forward . 10.0.0.1\n    cache 300\n}}\n\
              example.com:53 {{\n    log\n    errors\n    rewrite stop {{\n        \
              name regex (.*)\\.example\\.com {{1}}.default.svc.cluster.local\n        \
              answer name (.*)\\.default\\.svc\\.cluster\\.local {{1}}.example.com\n    }}\n    \
              forward . {}\n}}\n\
-             corp.lan:53 {{\n    forward . {} {{\n        force_tcp\n    }}\n}}\n",
+             corp.lan:53 {{\n    forward . {} {{\n        force_tcp\n    }}\n}}\n\
+             tpl.test:53 {{\n    template IN A {{\n        answer \"{{{{ .Name }}}} 60 IN CNAME nginx.default.svc.cluster.local.\"\n    }}\n}}\n\
+             who.test:53 {{\n    whoami\n}}\n",
             aks.addr, tcp_only.addr
         ),
     )
@@ -1136,16 +1147,12 @@ fn blocks_of_their_own_answer_their_zones() {
     assert_eq!(
         aks.count("nginx.default.svc.cluster.local."),
         2,
-        "asked as rewritten (no cache in this Corefile)"
+        "a block's answers stay out of the shared cache"
     );
-    // The root block's hosts entry is not the block's: the block's upstream answers.
-    aks.set("www.example.com.", Behaviour::NxDomain(60, 60));
+    // The root block's hosts entry is not the block's.
     assert_eq!(
-        server
-            .udp("www.example.com.", RecordType::A)
-            .metadata
-            .response_code,
-        ResponseCode::NXDomain
+        rdata(&server.udp("www.example.com.", RecordType::A)),
+        vec!["10.7.7.7"]
     );
     assert!(
         server
@@ -1163,17 +1170,31 @@ fn blocks_of_their_own_answer_their_zones() {
         tcp_only.seen().iter().all(|s| s.tcp) && !tcp_only.seen().is_empty(),
         "force_tcp in its block"
     );
+    // A block's template CNAME into the cluster is followed from the index.
+    let tpl = server.tcp("a.tpl.test.", RecordType::A);
+    assert_eq!(tpl.answers.len(), 4, "{tpl:?}");
+    assert_eq!(tpl.answers[0].record_type(), RecordType::CNAME);
+    // A block without forward: whoami answers.
+    let who = server.udp("x.who.test.", RecordType::A);
+    assert_eq!(who.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(rdata(&who), Vec::<String>::new());
+    assert_eq!(who.additionals.len(), 2, "{who:?}");
+    // The root's own forwarded names are cached as before.
+    for _ in 0..2 {
+        assert_eq!(
+            rdata(&server.udp("www.example.", RecordType::A)),
+            vec!["192.0.2.7"]
+        );
+    }
+    assert_eq!(main.count("www.example."), 1);
     for name in [
         "nginx.example.com.",
         "nginx.default.svc.cluster.local.",
-        "www.example.com.",
+        "www.default.svc.cluster.local.",
         "db.corp.lan.",
+        "a.tpl.test.",
+        "x.who.test.",
     ] {
         assert_eq!(main.count(name), 0, "{name} reached the root's upstream");
     }
-    // The cluster itself is untouched.
-    assert_eq!(
-        rdata(&server.udp("nginx.default.svc.cluster.local.", RecordType::A)).len(),
-        3
-    );
 }

@@ -1018,3 +1018,64 @@ fn loadbalance_groups_forwarded_records() {
         ]
     );
 }
+
+/// plugin/forward/health_test.go, against the real binary: once a query to an
+/// upstream fails, it is checked with `. IN NS`, recursion desired
+/// (TestHealth), without it under `no_rec` (TestHealthNoRecursion), for the
+/// `domain` given (TestHealthDomain), until it answers (TestHealthTimeout);
+/// with `max_fails 0` it is never checked (TestHealthNoMaxFails).
+#[test]
+fn coredns_health_test_cases() {
+    let cases: [(&[&str], &str, bool); 3] = [
+        (&[], ".", true),
+        (&["--forward-health-check-recursion", "false"], ".", false),
+        (
+            &["--forward-health-check-domain", "example.org"],
+            "example.org.",
+            true,
+        ),
+    ];
+    let timing = [
+        "--forward-timeout-ms",
+        "200",
+        "--forward-health-check-ms",
+        "50",
+        "--cache-ttl",
+        "0",
+    ];
+    for (flags, checked, recursion) in cases {
+        let up = Upstream::start();
+        up.set_silent(true);
+        let mut args = timing.to_vec();
+        args.extend_from_slice(flags);
+        let server = with_upstreams(&[&up], &args);
+        let reply = server.udp("www.example.", RecordType::A);
+        assert_eq!(reply.metadata.response_code, ResponseCode::ServFail);
+        assert!(
+            eventually(Duration::from_secs(5), || up.count(checked) >= 1),
+            "{flags:?}: {:?}",
+            up.seen()
+        );
+        let check = up.seen().into_iter().find(|s| s.name == checked).unwrap();
+        assert_eq!(check.recursion_desired, recursion, "{flags:?}");
+        up.set_silent(false);
+        // The next check is answered; then no more are sent.
+        std::thread::sleep(Duration::from_millis(300));
+        let checks = up.count(checked);
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(
+            up.count(checked),
+            checks,
+            "{flags:?}: checks stop once it answers"
+        );
+    }
+    let up = Upstream::start();
+    up.set_silent(true);
+    let mut args = timing.to_vec();
+    args.extend(["--forward-max-fails", "0"]);
+    let server = with_upstreams(&[&up], &args);
+    let reply = server.udp("www.example.", RecordType::A);
+    assert_eq!(reply.metadata.response_code, ResponseCode::ServFail);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(up.count("."), 0, "max_fails 0: never checked");
+}

@@ -326,8 +326,9 @@ fn lists_of_5000_services_in_yaml_and_json_are_served_whole() {
         "the last of {count} Services answers; log:\n{}",
         server.log()
     );
+    // Read from the server's stderr by another thread: it may trail the answer.
     assert!(
-        server.log().contains(&format!("objects={}", count + 2)),
+        server.wait_for_log(&format!("objects={}", count + 2), BIG_WAIT),
         "every object loaded:\n{}",
         server.log()
     );
@@ -352,7 +353,9 @@ fn lists_of_5000_services_in_yaml_and_json_are_served_whole() {
         "the last JSON Service answers; log:\n{}",
         server.log()
     );
-    assert!(server.log().contains(&format!("objects={}", 2 * count + 2)));
+    // Read from the server's stderr by another thread: it may trail the answer.
+    let objects = format!("objects={}", 2 * count + 2);
+    assert!(server.wait_for_log(&objects, BIG_WAIT), "{}", server.log());
     assert_eq!(
         addresses(&server, "svc-0.ns-0.svc.cluster.local."),
         ["10.96.0.1"]

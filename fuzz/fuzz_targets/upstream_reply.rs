@@ -146,6 +146,7 @@ fn fast_and_slow_agree(cache: Cache, query: &Query, pick: u8) {
             metrics,
         ),
         stubs: Vec::new(),
+        blocks: Vec::new(),
         cache: Some(cache),
         loadbalance: false,
     })));

@@ -675,6 +675,7 @@ impl Merged<'_> {
     /// with its errors naming the block.
     fn blocks(&self) -> Result<Vec<BlockSettings>, ConfigError> {
         let cluster = self.zones()?;
+        let stubs = self.stub_domains()?;
         let mut blocks: Vec<BlockSettings> = Vec::new();
         for options in self.options.blocks.iter().flatten() {
             let block = Merged {
@@ -683,27 +684,28 @@ impl Merged<'_> {
                 file: self.file,
                 corefile: self.corefile.clone(),
             };
-            let settings = block
-                .block(&cluster, &blocks)
-                .map_err(|error| match error {
-                    ConfigError::Invalid {
-                        origin,
-                        key,
-                        message,
-                    } => {
-                        let zones = options.zones.as_deref().unwrap_or_default().join(" ");
-                        let message = match key {
-                            "blocks" => format!("the block for {zones:?}: {message}"),
-                            key => format!("the block for {zones:?}: key `{key}`: {message}"),
-                        };
+            let settings =
+                block
+                    .block((&cluster, &stubs), &blocks)
+                    .map_err(|error| match error {
                         ConfigError::Invalid {
                             origin,
-                            key: "blocks",
+                            key,
                             message,
+                        } => {
+                            let zones = options.zones.as_deref().unwrap_or_default().join(" ");
+                            let message = match key {
+                                "blocks" => format!("the block for {zones:?}: {message}"),
+                                key => format!("the block for {zones:?}: key `{key}`: {message}"),
+                            };
+                            ConfigError::Invalid {
+                                origin,
+                                key: "blocks",
+                                message,
+                            }
                         }
-                    }
-                    other => other,
-                })?;
+                        other => other,
+                    })?;
             blocks.push(settings);
         }
         Ok(blocks)
@@ -712,7 +714,7 @@ impl Merged<'_> {
     /// One block's keys (this resolver holds the block's options).
     fn block(
         &self,
-        cluster: &[Name],
+        (cluster, stubs): (&[Name], &[(Name, Vec<SocketAddr>)]),
         earlier: &[BlockSettings],
     ) -> Result<BlockSettings, ConfigError> {
         let o = &self.options;
@@ -736,7 +738,18 @@ impl Merged<'_> {
         for zone in &zones {
             // A block over a cluster zone (or under it, or holding it) would
             // take names the cluster answers.
-            if zone.is_root() || zone.to_ascii().ends_with(".arpa.") {
+            let reverse = ["in-addr.arpa.", "ip6.arpa."]
+                .iter()
+                .filter_map(|r| Name::from_ascii(r).ok())
+                .any(|r| r.zone_of(zone) || zone.zone_of(&r));
+            // A stub domain at or under a block's zone would lose its names to it.
+            if stubs.iter().any(|(stub, _)| zone.zone_of(stub)) {
+                return Err(self.invalid(
+                    "zones",
+                    format!("{zone}: a stub domain (`stub_domains`) is at or under it"),
+                ));
+            }
+            if zone.is_root() || reverse {
                 return Err(self.invalid(
                     "zones",
                     format!(

@@ -582,6 +582,19 @@ fn blocks_resolve_into_their_own_configuration() {
             "[[blocks]]\nupstream = [\"127.0.0.1\"]\n",
             "at least one zone",
         ),
+        ("[[blocks]]\nzones = [\"arpa\"]\n", "reverse zones"),
+        (
+            "[[blocks]]\nzones = [\"10.in-addr.arpa\"]\n",
+            "reverse zones",
+        ),
+        (
+            "stub_domains = [\"a.example.org=10.0.0.1\"]\n[[blocks]]\nzones = [\"example.org\"]\n",
+            "a stub domain",
+        ),
+        (
+            "[[blocks]]\nzones = [\"example.org\"]\n[[blocks]]\nzones = [\"Example.ORG\"]\n",
+            "a second block",
+        ),
         (
             "[[blocks]]\nzones = [\"example.org\"]\nupstream = [\"nope\"]\n",
             "key `upstream`",

@@ -68,19 +68,31 @@ pub fn describe(path: &Path) -> Result<String, CorefileError> {
         "cluster zones: {} (and in-addr.arpa, ip6.arpa)",
         zones.join(", ")
     );
-    let upstreams = match (&options.upstream, &options.resolv_conf) {
-        (Some(list), _) => list.join(", "),
-        (None, Some(path)) => format!("the nameservers of {}", path.display()),
-        (None, None) => "none".into(),
-    };
-    let _ = writeln!(out, "upstreams: {upstreams}");
+    let _ = writeln!(out, "upstreams: {}", upstreams_of(&options));
     for stub in options.stub_domains.iter().flatten() {
         if let Some((zone, addrs)) = stub.split_once('=') {
             let _ = writeln!(out, "stub domain {zone}: {}", addrs.replace(',', ", "));
         }
     }
+    for block in options.blocks.iter().flatten() {
+        let zones = block.zones.clone().unwrap_or_default().join(", ");
+        let upstreams = match &block.forward_except {
+            Some(except) if except.iter().any(|z| z == ".") => "none".to_string(),
+            _ => upstreams_of(block),
+        };
+        let _ = writeln!(out, "block {zones}: upstreams {upstreams}");
+    }
     let _ = writeln!(out, "as cluster-dns.toml:\n{}", translate(&options));
     Ok(out)
+}
+
+/// Where a block's names are forwarded, as `corefile check` says it.
+fn upstreams_of(options: &Options) -> String {
+    match (&options.upstream, &options.resolv_conf) {
+        (Some(list), _) => list.join(", "),
+        (None, Some(path)) => format!("the nameservers of {}", path.display()),
+        (None, None) => "none".into(),
+    }
 }
 
 /// The keys as a `cluster-dns.toml` (`cluster-dns corefile translate`).

@@ -608,6 +608,8 @@ pub struct Forwarding {
     pub forwarder: Forwarder,
     /// Stub domains: zones with upstreams of their own, longest first.
     pub stubs: Vec<(Name, Forwarder)>,
+    /// Server blocks of their own, by zone: asked only for their block's questions.
+    pub blocks: Vec<(Name, Forwarder)>,
     pub cache: Option<Cache>,
     /// CoreDNS `loadbalance`: replies are put in its order before they are
     /// cached (the addresses then turn per answer).
@@ -624,6 +626,14 @@ impl Forwarding {
             .map_or(&self.forwarder, |(_, forwarder)| forwarder)
     }
 
+    /// The forwarder a question uses: its block's (`via`, a block's zone), else
+    /// [`Self::forwarder_for`] its name (a name the root block rewrote into a
+    /// block's zone stays with the root's upstreams, as in CoreDNS).
+    pub fn route(&self, via: Option<&Name>, name: &Name) -> &Forwarder {
+        via.and_then(|zone| self.blocks.iter().find(|(z, _)| z == zone))
+            .map_or_else(|| self.forwarder_for(name), |(_, forwarder)| forwarder)
+    }
+
     /// Asks the upstreams for `question` and caches their reply; the bool says
     /// whether it went into the cache. `via`: the server block whose upstreams
     /// are asked (else the question's name picks them).
@@ -634,7 +644,7 @@ impl Forwarding {
         via: Option<&Name>,
     ) -> Result<(Message, bool), ForwardError> {
         let mut reply = self
-            .forwarder_for(via.unwrap_or(question.query.name()))
+            .route(via, question.query.name())
             .forward(question, zones)
             .await?;
         if self.loadbalance && reply.metadata.response_code == ResponseCode::NoError {
@@ -646,10 +656,13 @@ impl Forwarding {
                 crate::answer::loadbalance_order(section);
             }
         }
-        let inserted = self
-            .cache
-            .as_ref()
-            .is_some_and(|cache| cache.insert(question, &reply));
+        // The cache is keyed by the question alone: a block of its own's answers
+        // (its upstreams, no bailiwick guard) stay out of it.
+        let inserted = via.is_none()
+            && self
+                .cache
+                .as_ref()
+                .is_some_and(|cache| cache.insert(question, &reply));
         Ok((reply, inserted))
     }
 }
@@ -678,7 +691,7 @@ pub fn forwarding(
     upstreams: &[SocketAddr],
     metrics: &Arc<Metrics>,
 ) -> Option<Forwarding> {
-    if upstreams.is_empty() {
+    if upstreams.is_empty() && settings.blocks.is_empty() {
         tracing::warn!("no upstream resolvers: names outside the cluster zones get REFUSED");
         return None;
     }
@@ -699,6 +712,7 @@ pub fn forwarding(
         })
         .collect();
     // Server blocks of their own: their upstreams with their `forward` options.
+    let mut blocks = Vec::new();
     for block in &settings.blocks {
         let addrs = match &block.upstreams {
             Upstreams::Listed(listed) => listed.clone(),
@@ -713,7 +727,7 @@ pub fn forwarding(
         for zone in &block.zones {
             let limits = (settings.forward_timeout, block.max_concurrent);
             let forwarder = Forwarder::new(&addrs, block.forward.clone(), limits, metrics.clone());
-            stubs.push((zone.clone(), forwarder));
+            blocks.push((zone.clone(), forwarder));
         }
     }
     stubs.sort_by_key(|(zone, _)| std::cmp::Reverse(zone.num_labels()));
@@ -729,6 +743,7 @@ pub fn forwarding(
             metrics.clone(),
         ),
         stubs,
+        blocks,
         cache: (settings.cache.success_ttl > 0)
             .then(|| Cache::with_options(settings.cache.clone())),
         loadbalance: settings.loadbalance,

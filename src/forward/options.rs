@@ -96,7 +96,13 @@ pub fn order(policy: Policy, count: usize, turn: usize, random: u64) -> Vec<usiz
     let mut order: Vec<usize> = (0..count).collect();
     match policy {
         Policy::Sequential => {}
-        Policy::RoundRobin if count > 0 => order.rotate_left(turn % count),
+        Policy::RoundRobin if count > 0 => {
+            // CoreDNS's roundRobin.List: the counter moves first, then that
+            // upstream leads and the others keep their order behind it.
+            let lead = (turn + 1) % count;
+            order.remove(lead);
+            order.insert(0, lead);
+        }
         Policy::RoundRobin => {}
         Policy::Random => {
             // Fisher-Yates, driven by 64 bits (plenty for a handful of upstreams).
@@ -115,12 +121,15 @@ pub fn order(policy: Policy, count: usize, turn: usize, random: u64) -> Vec<usiz
 mod tests {
     use super::*;
 
+    /// plugin/forward/forward_test.go TestList: the first round-robin list of
+    /// 1.1.1.1, 2.2.2.2, 3.3.3.3 is 2.2.2.2, 1.1.1.1, 3.3.3.3.
     #[test]
     fn sequential_keeps_the_list_and_round_robin_turns_it() {
         assert_eq!(order(Policy::Sequential, 3, 7, 99), [0, 1, 2]);
-        assert_eq!(order(Policy::RoundRobin, 3, 0, 99), [0, 1, 2]);
-        assert_eq!(order(Policy::RoundRobin, 3, 1, 99), [1, 2, 0]);
-        assert_eq!(order(Policy::RoundRobin, 3, 5, 99), [2, 0, 1]);
+        assert_eq!(order(Policy::RoundRobin, 3, 0, 99), [1, 0, 2], "TestList");
+        assert_eq!(order(Policy::RoundRobin, 3, 1, 99), [2, 0, 1]);
+        assert_eq!(order(Policy::RoundRobin, 3, 2, 99), [0, 1, 2]);
+        assert_eq!(order(Policy::RoundRobin, 1, 0, 99), [0]);
         assert!(order(Policy::RoundRobin, 0, 5, 99).is_empty());
     }
 

@@ -447,6 +447,10 @@ impl DnsHandler {
         let Some(cache) = forwarding.as_ref().as_ref().and_then(|f| f.cache.as_ref()) else {
             return Fast::Slow;
         };
+        // A block of its own's answers are never cached (see `Forwarding::fetch`).
+        if zone.route.is_some() {
+            return Fast::Slow;
+        }
         let dnssec_ok = parsed.edns.map(|(_, dnssec_ok)| dnssec_ok);
         let Some(hit) = cache.lookup(
             qname,
@@ -927,6 +931,7 @@ mod tests {
                     metrics,
                 ),
                 stubs: Vec::new(),
+                blocks: Vec::new(),
                 cache: Some(cache),
                 loadbalance,
             })));

@@ -112,7 +112,7 @@ impl DnsHandler {
             return local(answer, None, ".");
         }
         if !transfer && let Some(answer) = zone.templates.answer(qname, qtype, qclass, remote) {
-            return self.templated(zone, snapshot, answer, qtype);
+            return self.templated(snapshot, answer, qtype);
         }
         if qclass != DNSClass::IN || transfer {
             return Decision::Refused;
@@ -140,7 +140,7 @@ impl DnsHandler {
         if answer.fallthrough && self.forwarding.load().is_some() {
             return self.forward_unless_excepted(zone, qname, client, zone_label);
         }
-        let chase = self.external_target(zone, &answer, qtype);
+        let chase = self.external_target(&answer, qtype);
         local(answer, chase, zone_label)
     }
 
@@ -158,7 +158,7 @@ impl DnsHandler {
         match &**forwarding {
             Some(f)
                 if !f
-                    .forwarder_for(zone.route.as_ref().unwrap_or(qname))
+                    .route(zone.route.as_ref(), qname)
                     .options()
                     .forwards(qname) =>
             {
@@ -176,13 +176,7 @@ impl DnsHandler {
     /// A template's answer: a CNAME it ends with is followed for A and AAAA, as
     /// CoreDNS follows it through its own plugins: inside our zones from the
     /// index, outside through the upstreams.
-    fn templated(
-        &self,
-        zone: &ZoneConfig,
-        snapshot: &Snapshot,
-        mut answer: Answer,
-        qtype: RecordType,
-    ) -> Decision {
+    fn templated(&self, snapshot: &Snapshot, mut answer: Answer, qtype: RecordType) -> Decision {
         if !matches!(qtype, RecordType::A | RecordType::AAAA) {
             return local(answer, None, ".");
         }
@@ -190,25 +184,23 @@ impl DnsHandler {
             Some(RData::CNAME(cname)) => cname.0.clone(),
             _ => return local(answer, None, "."),
         };
-        if zone.zone_of(&target).is_some() {
-            let found = answer::answer(zone, snapshot, &target, qtype);
+        // CoreDNS looks the target up through the whole server, whichever block
+        // asked: the cluster zones answer it wherever the template is.
+        let root = self.zone.load();
+        if root.zone_of(&target).is_some() {
+            let found = answer::answer(&root, snapshot, &target, qtype);
             if found.rcode == ResponseCode::NoError {
                 answer.answers.extend(found.answers);
             }
             return local(answer, None, ".");
         }
-        let chase = self.external_target(zone, &answer, qtype);
+        let chase = self.external_target(&answer, qtype);
         local(answer, chase, ".")
     }
 
     /// The name an answer's CNAME chain ends at, when it leaves our zones and the
     /// question wants more than the CNAME.
-    fn external_target(
-        &self,
-        zone: &ZoneConfig,
-        answer: &Answer,
-        qtype: RecordType,
-    ) -> Option<Name> {
+    fn external_target(&self, answer: &Answer, qtype: RecordType) -> Option<Name> {
         if qtype == RecordType::CNAME || answer.rcode != ResponseCode::NoError {
             return None;
         }
@@ -217,7 +209,8 @@ impl DnsHandler {
             return None;
         };
         let forwarding = self.forwarding.load();
-        (forwarding.is_some() && !zone.is_authoritative_for(&cname.0)).then(|| cname.0.clone())
+        let ours = self.zone.load().is_authoritative_for(&cname.0);
+        (forwarding.is_some() && !ours).then(|| cname.0.clone())
     }
 
     /// Marks a query in flight until the guard is dropped (graceful shutdown waits for it).
@@ -286,7 +279,8 @@ impl DnsHandler {
             .cloned()
             .collect();
         let mut stale = None;
-        if let Some(cache) = &forwarding.cache {
+        // A block of its own's answers are never cached (see `Forwarding::fetch`).
+        if let Some(cache) = forwarding.cache.as_ref().filter(|_| via.is_none()) {
             if let Some(hit) = cache.get(question) {
                 let stats = self.cache_stats();
                 if !hit.is_stale() || !cache.options().verify_stale {
@@ -313,12 +307,16 @@ impl DnsHandler {
         match forwarding.fetch(question, &zones, via).await {
             Ok((reply, inserted)) => {
                 // The same TTLs as the cached copies will show.
-                let cap = forwarding.cache.as_ref().map(|cache| {
-                    if inserted {
-                        self.cache_stats().entries(cache);
-                    }
-                    cache.cap_of(&reply)
-                });
+                let cap = forwarding
+                    .cache
+                    .as_ref()
+                    .filter(|_| via.is_none())
+                    .map(|cache| {
+                        if inserted {
+                            self.cache_stats().entries(cache);
+                        }
+                        cache.cap_of(&reply)
+                    });
                 let mut answer = Answer::from_upstream(reply);
                 if let Some(cap) = cap {
                     for record in answer.records_mut() {
@@ -519,7 +517,10 @@ impl DnsHandler {
     /// lookup leaves the CNAME alone, as CoreDNS does.
     async fn chase(&self, answer: &mut Answer, mut question: Question) {
         question.recursion_desired = true;
-        if let Ok(reply) = self.forward(&question, None).await
+        // The target is looked up as a question of its own: a block's name by its block.
+        let root = self.zone.load_full();
+        let via = root.block_for(question.query.name()).route.clone();
+        if let Ok(reply) = self.forward(&question, via.as_ref()).await
             && matches!(reply.rcode, ResponseCode::NoError | ResponseCode::NXDomain)
         {
             answer.rcode = reply.rcode;
