@@ -1187,6 +1187,14 @@ fn blocks_of_their_own_answer_their_zones() {
         );
     }
     assert_eq!(main.count("www.example."), 1);
+    // Metrics count a block's names under its zone, as CoreDNS's server block.
+    let (_, metrics) = server.http_get("metrics", "/metrics");
+    for zone in ["example.com.", "corp.lan.", "tpl.test.", "who.test."] {
+        assert!(
+            metrics.contains(&format!("zone=\"{zone}\"")),
+            "{zone}: {metrics}"
+        );
+    }
     for name in [
         "nginx.example.com.",
         "nginx.default.svc.cluster.local.",

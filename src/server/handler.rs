@@ -77,8 +77,23 @@ impl DnsHandler {
 
     /// The answering policy for one question, decided once and before any I/O;
     /// both transports act on it (the UDP fast path writes what it can, the async
-    /// handler the rest).
+    /// handler the rest). A block of its own's names count under its zone.
     pub(crate) fn decide(
+        &self,
+        zone: &ZoneConfig,
+        snapshot: &Snapshot,
+        question: (&Name, RecordType, DNSClass),
+        client: (SocketAddr, Transport),
+    ) -> Decision {
+        let decision = self.decide_in(zone, snapshot, question, client);
+        match &zone.route {
+            Some(block) => decision.counted_under(self.zone_label(block)),
+            None => decision,
+        }
+    }
+
+    /// [`Self::decide`] within one block's configuration.
+    fn decide_in(
         &self,
         zone: &ZoneConfig,
         snapshot: &Snapshot,
@@ -384,6 +399,21 @@ pub(crate) enum Decision {
         chase: Option<Name>,
         zone_label: &'static str,
     },
+}
+
+impl Decision {
+    /// The same decision, counted under another zone label.
+    fn counted_under(self, label: &'static str) -> Decision {
+        match self {
+            Decision::Forward { .. } => Decision::Forward { zone_label: label },
+            Decision::Local { answer, chase, .. } => Decision::Local {
+                answer,
+                chase,
+                zone_label: label,
+            },
+            other => other,
+        }
+    }
 }
 
 /// The rcode for a request that cannot be asked at all: BADVERS for EDNS above

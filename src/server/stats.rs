@@ -159,7 +159,9 @@ impl DnsHandler {
 }
 
 fn zone_labels(zone: &ZoneConfig) -> Vec<(Name, &'static str)> {
+    let blocks = zone.blocks.iter().map(|(z, _)| z);
     zone.zone_names()
+        .chain(blocks)
         .map(|z| (z.clone(), leak(z.to_string())))
         .collect()
 }
