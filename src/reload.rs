@@ -120,7 +120,7 @@ fn check(state: &mut Reloadable) {
 
 /// The hosts file's bytes, if the settings name one.
 pub fn hosts_file_bytes(settings: &Settings) -> Option<Vec<u8>> {
-    let path = settings.hosts.file.as_ref()?;
+    let path = settings.plugins.hosts.file.as_ref()?;
     std::fs::read(path).ok()
 }
 

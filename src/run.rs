@@ -115,7 +115,8 @@ pub async fn serve(args: &CommonArgs) -> Result<(), RunError> {
     let mut tasks = source.tasks;
     // Reload watches the config file and the resolv.conf the upstreams come from;
     // either may change without the other.
-    let files = args.config.is_some() || settings.corefile.is_some() || settings.hosts.enabled();
+    let files =
+        args.config.is_some() || settings.corefile.is_some() || settings.plugins.hosts.enabled();
     if files || matches!(settings.upstreams, Upstreams::ResolvConf(_)) {
         let reloadable = Reloadable {
             path: args.config.clone(),

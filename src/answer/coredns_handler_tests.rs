@@ -18,17 +18,14 @@
 //! Rows cluster-dns answers otherwise on purpose assert its documented answer,
 //! citing the document.
 
+use super::tests::{ip, service, slice};
 use super::*;
-use crate::cluster::{EndpointInfo, EndpointSliceInfo, Kind, PodInfo, PortInfo, ServiceInfo};
+use crate::cluster::{EndpointSliceInfo, Kind, PodInfo, PortInfo, ServiceInfo};
 use crate::index::IndexWriter;
 
 /// What the Go tables put in the authority section of every negative answer
 /// (`test.Section` compares a SOA's owner, TTL and MNAME only).
 const SOA: &str = "cluster.local. 5 IN SOA ns.dns.cluster.local.";
-
-fn ip(text: &str) -> IpAddr {
-    text.parse().unwrap()
-}
 
 /// `dns.Fqdn`: the Go tables ask some names without the final dot.
 fn fqdn(text: &str) -> Name {
@@ -56,42 +53,8 @@ fn udp(name: &str, number: u16) -> PortInfo {
     }
 }
 
-fn service(ns: &str, name: &str, kind: ServiceKind, ports: Vec<PortInfo>) -> ServiceInfo {
-    ServiceInfo {
-        namespace: ns.into(),
-        name: name.into(),
-        kind,
-        ports,
-        external: Vec::new(),
-    }
-}
-
 fn cluster_ip(ips: &[&str]) -> ServiceKind {
     ServiceKind::ClusterIp(ips.iter().map(|text| ip(text)).collect())
-}
-
-/// One slice per `epsIndex` entry: its addresses (with hostnames) and ports.
-fn slice(
-    ns: &str,
-    name: &str,
-    svc: &str,
-    eps: &[(&str, Option<&str>)],
-    ports: Vec<PortInfo>,
-) -> EndpointSliceInfo {
-    EndpointSliceInfo {
-        namespace: ns.into(),
-        name: name.into(),
-        service: Some(svc.into()),
-        endpoints: eps
-            .iter()
-            .map(|(addr, host)| EndpointInfo {
-                hostname: host.map(Into::into),
-                ip: ip(addr),
-                pod: None,
-            })
-            .collect(),
-        ports: ports.into(),
-    }
 }
 
 /// handler_test.go `svcIndex`.

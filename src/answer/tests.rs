@@ -4,7 +4,7 @@ use super::*;
 use crate::cluster::{EndpointInfo, EndpointSliceInfo, PodInfo, PortInfo, ServiceInfo};
 use crate::index::IndexWriter;
 
-fn ip(s: &str) -> IpAddr {
+pub(super) fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
@@ -16,7 +16,12 @@ fn port(name: Option<&str>, proto: &str, number: u16) -> PortInfo {
     }
 }
 
-fn service(ns: &str, name: &str, kind: ServiceKind, ports: Vec<PortInfo>) -> ServiceInfo {
+pub(super) fn service(
+    ns: &str,
+    name: &str,
+    kind: ServiceKind,
+    ports: Vec<PortInfo>,
+) -> ServiceInfo {
     ServiceInfo {
         namespace: ns.into(),
         name: name.into(),
@@ -26,7 +31,7 @@ fn service(ns: &str, name: &str, kind: ServiceKind, ports: Vec<PortInfo>) -> Ser
     }
 }
 
-fn slice(
+pub(super) fn slice(
     ns: &str,
     name: &str,
     svc: &str,

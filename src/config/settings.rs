@@ -86,26 +86,10 @@ pub struct Settings {
     pub handover: Option<PathBuf>,
     /// Zones forwarded to upstreams of their own (longest match first).
     pub stub_domains: Vec<(Name, Vec<SocketAddr>)>,
-    /// CoreDNS `hosts`: entries answered before the cluster zones (when a file
-    /// or an entry is given).
-    pub hosts: HostsSettings,
-    /// Query types answered with an rcode and no records.
-    pub type_rcodes: Vec<(
-        hickory_proto::rr::RecordType,
-        hickory_proto::op::ResponseCode,
-    )>,
-    /// CoreDNS `template`s beyond the rcode-only ones, in order.
-    pub templates: std::sync::Arc<crate::answer::template::Templates>,
-    /// CoreDNS `rewrite name` rules, in order.
-    pub rewrites: std::sync::Arc<crate::answer::rewrite::Rewrites>,
-    /// CoreDNS `log` rules, in order.
-    pub query_log: std::sync::Arc<crate::querylog::QueryLog>,
+    /// The root block's plugins that a block of its own may hold too.
+    pub plugins: Plugins,
     /// CoreDNS `k8s_external`.
     pub external: std::sync::Arc<crate::answer::external::ExternalZones>,
-    /// CoreDNS `any`, `whoami` and `minimal`.
-    pub any: bool,
-    pub whoami: bool,
-    pub minimal: bool,
     /// CoreDNS `bufsize`: the largest UDP reply.
     pub bufsize: u16,
     /// The Corefile the keys not given otherwise come from (re-read on change).
@@ -123,17 +107,46 @@ pub struct BlockSettings {
     pub upstreams: Upstreams,
     pub max_concurrent: usize,
     pub forward: std::sync::Arc<crate::forward::ForwardOptions>,
+    pub plugins: Plugins,
+}
+
+/// The plugins that answer before the zones and the upstreams, in the root
+/// block and in a block of its own alike.
+#[derive(Debug, Clone)]
+pub struct Plugins {
+    /// CoreDNS `hosts`: entries answered before the cluster zones (when a file
+    /// or an entry is given).
     pub hosts: HostsSettings,
+    /// Query types answered with an rcode and no records.
     pub type_rcodes: Vec<(
         hickory_proto::rr::RecordType,
         hickory_proto::op::ResponseCode,
     )>,
+    /// CoreDNS `template`s beyond the rcode-only ones, in order.
     pub templates: std::sync::Arc<crate::answer::template::Templates>,
+    /// CoreDNS `rewrite name` rules, in order.
     pub rewrites: std::sync::Arc<crate::answer::rewrite::Rewrites>,
+    /// CoreDNS `log` rules, in order.
     pub query_log: std::sync::Arc<crate::querylog::QueryLog>,
+    /// CoreDNS `any`, `whoami` and `minimal`.
     pub any: bool,
     pub whoami: bool,
     pub minimal: bool,
+}
+
+impl Plugins {
+    /// Puts them into an answer configuration (reads the hosts file: called at
+    /// start and on each reload).
+    fn apply_to(&self, zone: &mut crate::answer::ZoneConfig) {
+        zone.set_hosts(self.hosts.enabled().then(|| self.hosts.table().1));
+        zone.type_rcodes = self.type_rcodes.clone();
+        zone.rewrites = self.rewrites.clone();
+        zone.templates = self.templates.clone();
+        zone.query_log = self.query_log.clone();
+        zone.any = self.any;
+        zone.whoami = self.whoami;
+        zone.minimal = self.minimal;
+    }
 }
 
 /// The keys a block may set (the plugins a block of its own can hold).
@@ -265,15 +278,8 @@ impl Settings {
             tcp_max_queries: o.tcp_max_queries.unwrap_or(DEFAULT_MAX_QUERIES),
             handover: o.handover.clone(),
             stub_domains: m.stub_domains()?,
-            hosts: m.hosts()?,
-            type_rcodes: m.type_rcodes()?,
-            templates: m.templates()?,
-            rewrites: m.rewrites()?,
-            query_log: m.query_log()?,
+            plugins: m.plugins()?,
             external: m.external()?,
-            any: o.any.unwrap_or(false),
-            whoami: o.whoami.unwrap_or(false),
-            minimal: o.minimal.unwrap_or(false),
             blocks: m.blocks()?,
             bufsize: m.bufsize()?,
             corefile: o.corefile.clone(),
@@ -293,16 +299,8 @@ impl Settings {
             .filter(|ip| !ip.is_unspecified() && !ip.is_loopback())
             .collect();
         zone.ns_ips.dedup();
-        // Reads the hosts file: called at start and on each reload.
-        zone.set_hosts(self.hosts.enabled().then(|| self.hosts.table().1));
-        zone.type_rcodes = self.type_rcodes.clone();
-        zone.rewrites = self.rewrites.clone();
-        zone.templates = self.templates.clone();
-        zone.query_log = self.query_log.clone();
+        self.plugins.apply_to(&mut zone);
         zone.external = self.external.clone();
-        zone.any = self.any;
-        zone.whoami = self.whoami;
-        zone.minimal = self.minimal;
         zone.bufsize = self.bufsize;
         for block in &self.blocks {
             for name in &block.zones {
@@ -321,14 +319,7 @@ impl BlockSettings {
     /// The configuration of this block for one of its zones (reads its hosts file).
     fn zone_config(&self, zone: Name, bufsize: u16) -> crate::answer::ZoneConfig {
         let mut config = crate::answer::ZoneConfig::for_block(zone);
-        config.set_hosts(self.hosts.enabled().then(|| self.hosts.table().1));
-        config.type_rcodes = self.type_rcodes.clone();
-        config.rewrites = self.rewrites.clone();
-        config.templates = self.templates.clone();
-        config.query_log = self.query_log.clone();
-        config.any = self.any;
-        config.whoami = self.whoami;
-        config.minimal = self.minimal;
+        self.plugins.apply_to(&mut config);
         config.bufsize = bufsize;
         config
     }
@@ -769,6 +760,14 @@ impl Merged<'_> {
             upstreams: self.upstreams()?,
             max_concurrent: self.max_concurrent()?,
             forward: self.forward()?,
+            plugins: self.plugins()?,
+        })
+    }
+
+    /// The plugins that answer before the zones and the upstreams.
+    fn plugins(&self) -> Result<Plugins, ConfigError> {
+        let o = &self.options;
+        Ok(Plugins {
             hosts: self.hosts()?,
             type_rcodes: self.type_rcodes()?,
             templates: self.templates()?,

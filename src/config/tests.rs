@@ -548,7 +548,7 @@ fn blocks_resolve_into_their_own_configuration() {
     let s = from_file(text).unwrap();
     assert_eq!(s.blocks.len(), 2);
     assert!(s.blocks[0].forward.force_tcp);
-    assert!(s.blocks[0].whoami && !s.whoami);
+    assert!(s.blocks[0].plugins.whoami && !s.plugins.whoami);
     assert_eq!(
         s.blocks[1].upstreams,
         Upstreams::ResolvConf("/etc/cluster-dns/r".into())

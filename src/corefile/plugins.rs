@@ -570,6 +570,16 @@ fn kubernetes(d: &Directive, o: &mut Options) -> Result<(), CorefileError> {
     Ok(())
 }
 
+/// A `labels`/`namespace_labels` line's selector: its words, as CoreDNS joins them.
+fn label_selector(line: &Directive) -> Result<String, CorefileError> {
+    if line.args.is_empty() {
+        let message = format!("{}: expected a label selector", line.name.text);
+        return Err(error(&line.name, message));
+    }
+    let words: Vec<&str> = line.args.iter().map(|a| a.text.as_str()).collect();
+    Ok(words.join(" "))
+}
+
 /// One line of a `kubernetes` block.
 fn kubernetes_option(
     d: &Directive,
@@ -619,26 +629,8 @@ fn kubernetes_option(
             }
             o.namespaces = Some(args.iter().map(|a| a.text.clone()).collect());
         }
-        "namespace_labels" => {
-            if args.is_empty() {
-                return Err(error(
-                    &line.name,
-                    "namespace_labels: expected a label selector".into(),
-                ));
-            }
-            let selector: Vec<&str> = args.iter().map(|a| a.text.as_str()).collect();
-            o.namespace_labels = Some(selector.join(" "));
-        }
-        "labels" => {
-            if args.is_empty() {
-                return Err(error(
-                    &line.name,
-                    "labels: expected a label selector".into(),
-                ));
-            }
-            let selector: Vec<&str> = args.iter().map(|a| a.text.as_str()).collect();
-            o.labels = Some(selector.join(" "));
-        }
+        "namespace_labels" => o.namespace_labels = Some(label_selector(line)?),
+        "labels" => o.labels = Some(label_selector(line)?),
         "kubeconfig" => {
             if args.is_empty() || args.len() > 2 {
                 return Err(error(
